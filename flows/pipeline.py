@@ -1,0 +1,16 @@
+"""The pipeline flow: prepare -> pretrain -> surrogate -> search -> select, one sub-flow each."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.stages import STAGE_FLOWS
+from nas.config import Config
+
+
+@flow(name="evonas-pipeline", log_prints=False)
+def pipeline_flow(cfg: Config) -> dict:
+    out = {}
+    for name, stage in STAGE_FLOWS.items():
+        out[name] = stage(cfg)
+    return out["select"]

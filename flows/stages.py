@@ -1,0 +1,82 @@
+"""One Prefect flow per pipeline stage, each composed of thin tasks from ``tasks``."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from nas.config import Config
+from tasks import stages as t
+
+
+@flow(name="prepare", log_prints=False)
+def prepare_flow(cfg: Config) -> dict:
+    t0 = time.perf_counter()
+    data = t.prepare_data(cfg)
+    return t.write_prepared(cfg, data, time.perf_counter() - t0)
+
+
+@flow(name="pretrain", log_prints=False)
+def pretrain_flow(cfg: Config) -> dict:
+    return t.pretrain_supernet(cfg)
+
+
+@flow(name="surrogate", log_prints=False)
+def surrogate_flow(cfg: Config) -> dict:
+    t0 = time.perf_counter()
+    samples = t.sample_subnets(cfg)
+    return t.fit_surrogate(cfg, samples, time.perf_counter() - t0)
+
+
+@flow(name="search", log_prints=False)
+def search_flow(cfg: Config) -> dict:
+    summary = t.run_search(cfg)
+    create_table_artifact(key="hypervolume-per-generation", table=[
+        {"generation": g["generation"], "evaluated": g["evaluated"], "failed": g["failed"],
+         "hypervolume": g["hypervolume"]} for g in summary["generations"]],
+        description="Hypervolume of the evaluated set after each generation")
+    return summary
+
+
+@flow(name="select", log_prints=False)
+def select_flow(cfg: Config) -> dict:
+    t0 = time.perf_counter()
+    all_df, front = t.pareto_front(cfg)
+    picks = t.choose(cfg, front)
+    rows = {r["candidate_id"]: r for r in front.to_dict("records")}
+    cards = [t.finetune_and_export(cfg, rows[cid], rules) for cid, rules in picks.items()]
+    metrics = t.write_selection(cfg, all_df, front, picks, cards, time.perf_counter() - t0)
+    table = [{k: c[k] for k in ("candidate_id", "architecture", "params", "flops", "latency_ms",
+                                "inherited_val_accuracy", "val_accuracy", "test_accuracy")}
+             | {"selected_by": ", ".join(c["selected_by"])} for c in cards]
+    create_table_artifact(key="pareto-front", table=[
+        {k: (None if v != v else v) for k, v in r.items()}
+        for r in front[["candidate_id", "val_accuracy", "params", "flops", "latency_ms"]].to_dict("records")],
+        description=f"Non-dominated candidates ({len(front)}) over {metrics['n_evaluated']} evaluated")
+    create_table_artifact(key="selected-models", table=table, description="Selected, fine-tuned and exported models")
+    create_markdown_artifact(key="run-summary", markdown=_summary_markdown(cfg, metrics, cards))
+    return metrics
+
+
+def _summary_markdown(cfg: Config, metrics: dict, cards: list[dict]) -> str:
+    lines = [f"# evonas run (seed {cfg.seed}, strategy {cfg.search.strategy})", "",
+             f"- evaluated: {metrics['n_evaluated']}, non-dominated: {metrics['n_pareto']}",
+             f"- hypervolume: {metrics['hypervolume']:.4f}",
+             f"- best test accuracy: {metrics['best_test_accuracy']}",
+             f"- models in `{cfg.selection.out_dir}/models/`", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in metrics["stage_seconds"].items() if v is not None]
+    lines += ["", "| model | selected by | params | test acc |", "|---|---|---|---|"]
+    lines += [f"| {c['candidate_id']} | {', '.join(c['selected_by'])} | {c['params']} | {c['test_accuracy']:.4f} |"
+              for c in cards]
+    return "\n".join(lines)
+
+
+STAGE_FLOWS = {
+    "prepare": prepare_flow,
+    "pretrain": pretrain_flow,
+    "surrogate": surrogate_flow,
+    "search": search_flow,
+    "select": select_flow,
+}

@@ -1,0 +1,237 @@
+"""The one typed configuration of a run, loaded once from ``params.yaml``.
+
+Each pipeline stage owns one section (``data``, ``space``, ``supernet``, ...). Unknown
+keys and wrong types are rejected with a message that names the dotted key and the bad
+value; ``--set a.b=value`` overrides are parsed as YAML and applied before validation.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+OBJECTIVES = ("val_accuracy", "params", "flops", "latency_ms")
+"""Objectives a search can optimise. ``val_accuracy`` is maximised, the others minimised."""
+
+CONSTRAINT_OBJECTIVE = {
+    "max_params": "params",
+    "max_flops": "flops",
+    "max_latency_ms": "latency_ms",
+    "min_val_accuracy": "val_accuracy",
+}
+
+
+class ConfigError(ValueError):
+    """A params file or override that cannot be used; the message says what and where."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    kind: Literal["digits", "npz", "folder"] = "digits"
+    path: str | None = Field(None, description="local .npz (x, y) or folder <class>/<image>; unused for digits")
+    image_size: int = Field(16, gt=0, description="side length images from a folder are resized to")
+    grayscale: bool = Field(True, description="convert folder images to one channel")
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    out_dir: str = "data/prepared"
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        if self.kind != "digits" and not self.path:
+            raise ValueError(f"data.path is required when data.kind is '{self.kind}'")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("data.val_fraction + data.test_fraction must leave at least 10% for training")
+        return self
+
+
+class SpaceConfig(_Section):
+    kind: Literal["elastic_cnn"] = "elastic_cnn"
+    stem_channels: int = Field(16, gt=0)
+    stage_channels: list[int] = Field(default_factory=lambda: [16, 24, 32], min_length=1)
+    stage_strides: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1)
+    depths: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1, description="elastic depth choices per stage")
+    kernel_sizes: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1)
+    expand_ratios: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "SpaceConfig":
+        if len(self.stage_channels) != len(self.stage_strides):
+            raise ValueError("space.stage_channels and space.stage_strides must have the same length")
+        for name in ("depths", "kernel_sizes", "expand_ratios", "stage_channels", "stage_strides"):
+            vals = getattr(self, name)
+            if any(v <= 0 for v in vals):
+                raise ValueError(f"space.{name} must be positive integers, got {vals}")
+        if any(k % 2 == 0 for k in self.kernel_sizes):
+            raise ValueError(f"space.kernel_sizes must be odd, got {self.kernel_sizes}")
+        if sorted(set(self.depths)) != self.depths or sorted(set(self.kernel_sizes)) != self.kernel_sizes \
+                or sorted(set(self.expand_ratios)) != self.expand_ratios:
+            raise ValueError("space.depths, space.kernel_sizes and space.expand_ratios must be strictly increasing")
+        return self
+
+
+class SupernetConfig(_Section):
+    epochs: int = Field(40, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(0.05, gt=0)
+    weight_decay: float = Field(3e-5, ge=0)
+    random_subnets: int = Field(2, ge=0, description="random subnets per step besides largest and smallest (sandwich rule)")
+    out_dir: str = "artifacts/supernet"
+
+
+class SurrogateConfig(_Section):
+    n_samples: int = Field(120, ge=8, description="subnets sampled and scored with inherited weights")
+    holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    models: list[Literal["random_forest", "extra_trees", "gradient_boosting", "knn", "ridge", "mlp"]] = Field(
+        default_factory=lambda: ["random_forest", "extra_trees", "gradient_boosting", "ridge"], min_length=1)
+    ensemble_size: int = Field(2, gt=0, description="best models (by CV rank correlation) averaged")
+    cv_folds: int = Field(4, ge=2)
+    out_dir: str = "artifacts/surrogate"
+
+
+class SearchConfig(_Section):
+    strategy: Literal["msunas", "nsga2", "random"] = "msunas"
+    population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
+    generations: int = Field(6, gt=0, description="generations after the initial population")
+    objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1)
+    constraints: dict[str, float] = Field(default_factory=dict)
+    surrogate_generations: int = Field(30, gt=0, description="MSuNAS: inner NSGA-II generations on the surrogate")
+    surrogate_population: int = Field(60, gt=1, description="MSuNAS: inner NSGA-II population")
+    out_dir: str = "artifacts/search"
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str]) -> list[str]:
+        bad = [o for o in v if o not in OBJECTIVES]
+        if bad:
+            raise ValueError(f"unknown objective(s) {bad}; choose from {list(OBJECTIVES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"objectives repeated: {v}")
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k in v if k not in CONSTRAINT_OBJECTIVE]
+        if bad:
+            raise ValueError(f"unknown constraint(s) {bad}; choose from {list(CONSTRAINT_OBJECTIVE)}")
+        return v
+
+
+class SelectionConfig(_Section):
+    rules: list[Literal["knee", "best_accuracy", "best_under_constraints", "spread"]] = Field(
+        default_factory=lambda: ["knee", "best_accuracy", "spread"], min_length=1)
+    constraints: list[dict[str, float]] = Field(
+        default_factory=list, description="for best_under_constraints: each entry picks the most accurate model meeting it")
+    n_spread: int = Field(3, ge=0, description="models picked evenly along the front by the spread rule")
+    finetune_epochs: int = Field(15, ge=0)
+    finetune_lr: float = Field(0.01, gt=0)
+    batch_size: int = Field(64, gt=0)
+    out_dir: str = "artifacts/select"
+    reports_dir: str = "reports"
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, v: list[dict[str, float]]) -> list[dict[str, float]]:
+        for entry in v:
+            bad = [k for k in entry if k not in CONSTRAINT_OBJECTIVE]
+            if bad:
+                raise ValueError(f"unknown constraint(s) {bad}; choose from {list(CONSTRAINT_OBJECTIVE)}")
+        return v
+
+
+class EvaluationConfig(_Section):
+    workers: int = Field(2, gt=0, description="Dask LocalCluster worker processes")
+    threads_per_worker: int = Field(1, gt=0)
+    scheduler_address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bn_batches: int = Field(4, gt=0, description="training batches used to recalibrate BatchNorm of a subnet")
+    batch_size: int = Field(128, gt=0)
+    latency_repeats: int = Field(30, gt=0)
+    latency_warmup: int = Field(5, ge=0)
+
+
+class Config(_Section):
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    space: SpaceConfig = Field(default_factory=SpaceConfig)
+    supernet: SupernetConfig = Field(default_factory=SupernetConfig)
+    surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Config":
+        if "val_accuracy" not in self.search.objectives:
+            raise ValueError("search.objectives must include val_accuracy")
+        return self
+
+
+def _format_error(err: ValidationError, raw: dict[str, Any]) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        value = e.get("input")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{loc}' (value {value!r}); check the spelling against the params reference in README.md")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"bad value for '{loc}'{shown}: {msg}")
+    return "invalid params:\n  " + "\n  ".join(lines)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a nested dict copy."""
+    out = copy.deepcopy(raw)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE (for example search.generations=3)")
+        key, _, text = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {key}: value {text!r} is not valid YAML ({exc})") from None
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p, {}), dict):
+                raise ConfigError(f"override {key}: '{p}' is not a section")
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_raw(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params file {str(path)!r} must hold a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, raw)) from None
+
+
+def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Config:
+    """Load, override and validate. Raises :class:`ConfigError` with a readable message."""
+    return from_dict(apply_overrides(load_raw(path), overrides))

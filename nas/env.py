@@ -1,0 +1,24 @@
+"""Offline-safe defaults for Prefect, Dask and DVC, applied before they are imported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_LOGGING_LOG_PRINTS": "false",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+def configure_environment(project_dir: str | Path | None = None) -> None:
+    """Keep Prefect's state inside the project (``.prefect/``) and turn telemetry off,
+    unless the user already set these variables."""
+    for k, v in DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    root = Path(project_dir) if project_dir else Path.cwd()
+    os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))

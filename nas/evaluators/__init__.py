@@ -1,0 +1,3 @@
+from nas.evaluators.base import Evaluator, evaluate
+
+__all__ = ["Evaluator", "evaluate"]

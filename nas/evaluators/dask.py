@@ -1,0 +1,81 @@
+"""Run any evaluator on Dask: a LocalCluster of worker processes, or an existing scheduler.
+
+Candidates are submitted as Dask futures and collected with ``as_completed``: results come
+back in completion order, each recording the worker that produced it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Callable, Iterator
+
+from nas.evaluators.base import Evaluator, evaluate
+from nas.genome import EvaluationResult, Genome
+
+
+class ClusterError(RuntimeError):
+    """The Dask scheduler could not be reached or started."""
+
+
+class DaskPool:
+    """A Dask client for the lifetime of a ``with`` block.
+
+    With ``scheduler_address`` set it connects to that scheduler (the workers there need
+    only the installed ``evonas`` package); otherwise it starts a LocalCluster of
+    ``workers`` processes bound to 127.0.0.1.
+    """
+
+    def __init__(self, workers: int = 2, threads_per_worker: int = 1, scheduler_address: str | None = None,
+                 connect_timeout: float = 10.0):
+        self.workers, self.threads_per_worker = workers, threads_per_worker
+        self.scheduler_address, self.connect_timeout = scheduler_address, connect_timeout
+        self.client = None
+        self._cluster = None
+
+    def __enter__(self) -> "DaskPool":
+        from distributed import Client, LocalCluster
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        if self.scheduler_address:
+            try:
+                self.client = Client(self.scheduler_address, timeout=self.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError(f"evaluation.scheduler_address {self.scheduler_address!r}: "
+                                   f"no Dask scheduler answered within {self.connect_timeout:.0f}s ({exc})") from None
+        else:
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=self.threads_per_worker,
+                                         processes=True, host="127.0.0.1", dashboard_address=None,
+                                         silence_logs=logging.WARNING)
+            self.client = Client(self._cluster)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close()
+
+    @property
+    def n_workers(self) -> int:
+        return len(self.client.scheduler_info().get("workers", {}))
+
+    def evaluate(self, evaluator: Evaluator, genomes: list[Genome],
+                 on_result: Callable[[EvaluationResult], None] | None = None) -> list[EvaluationResult]:
+        """Evaluate all ``genomes``; returns results in completion order."""
+        return list(self.iter_evaluate(evaluator, genomes, on_result))
+
+    def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome],
+                      on_result: Callable[[EvaluationResult], None] | None = None) -> Iterator[EvaluationResult]:
+        from distributed import as_completed
+
+        if not genomes:
+            return
+        futures = [self.client.submit(evaluate, evaluator, g, pure=False, key=f"evaluate-{g.key()}-{i}")
+                   for i, g in enumerate(genomes)]
+        for fut in as_completed(futures):
+            res = fut.result()
+            if on_result:
+                on_result(res)
+            yield res

@@ -1,0 +1,59 @@
+"""Supernet-inherited evaluation: extract the subnet, recalibrate BatchNorm, score on validation.
+
+Also measures the subnet's parameter count, FLOPs and batch-1 CPU latency. The supernet and
+the prepared data are loaded once per process (each Dask worker keeps its own copy).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas.data import Prepared, load_prepared
+from nas.genome import Genome
+from nas.objectives import count_flops, count_params, measure_latency_ms
+from nas.spaces.elastic_build import extract_subnet
+from nas.supernet import SupernetBundle, load_supernet
+from nas.training import accuracy, recalibrate_bn, resolve_device
+
+
+@functools.lru_cache(maxsize=4)
+def _load(supernet_dir: str, data_dir: str, stamp: float) -> tuple[SupernetBundle, Prepared]:
+    return load_supernet(supernet_dir), load_prepared(data_dir)
+
+
+def cached_resources(supernet_dir: str, data_dir: str) -> tuple[SupernetBundle, Prepared]:
+    stamp = (Path(supernet_dir) / "supernet.pt").stat().st_mtime
+    return _load(str(supernet_dir), str(data_dir), stamp)
+
+
+@dataclass(frozen=True)
+class InheritedEvaluator:
+    supernet_dir: str
+    data_dir: str
+    base_seed: int = 0
+    bn_batches: int = 4
+    batch_size: int = 128
+    latency_repeats: int = 30
+    latency_warmup: int = 5
+    device: str = "auto"
+    threads: int = 1
+
+    def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
+        torch.set_num_threads(self.threads)
+        bundle, data = cached_resources(self.supernet_dir, self.data_dir)
+        device = resolve_device(self.device)
+        net = extract_subnet(bundle.net, genome).to(device)
+        recalibrate_bn(net, data.x_train, self.bn_batches, self.batch_size, np.random.default_rng(seed), device)
+        val = accuracy(net, data.x_val, data.y_val, device=device)
+        net = net.cpu()
+        return {
+            "val_accuracy": float(val),
+            "params": float(count_params(net)),
+            "flops": float(count_flops(net, data.input_shape)),
+            "latency_ms": measure_latency_ms(net, data.input_shape, self.latency_repeats, self.latency_warmup),
+        }

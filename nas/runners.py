@@ -1,0 +1,108 @@
+"""The search loop: ask a generation, evaluate it on Dask, tell, snapshot. Knows no search space.
+
+Each generation's evaluated candidates are written to ``populations/gen_NNN.parquet`` (one
+row per candidate: genome, every metric, status, error, seed, evaluation seconds, worker,
+generation), so selection, plots and later analysis read one layout.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from nas.genome import EvaluationResult, Genome
+from nas.io import atomic_write_with
+from nas.objectives import feasible, to_minimise
+from nas.pareto import hypervolume
+
+METRIC_COLUMNS = ["val_accuracy", "params", "flops", "latency_ms"]
+
+
+def results_frame(results: list[EvaluationResult], generation: int | None = None) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        row = {"candidate_id": r.candidate_id, "genome": r.genome.to_json(), "space": r.genome.space}
+        for m in METRIC_COLUMNS:
+            row[m] = float(r.metrics.get(m, np.nan))
+        row.update(status=r.status, error=r.error or "", seed=r.seed, eval_seconds=r.eval_seconds,
+                   worker=r.worker, started_at=r.started_at, finished_at=r.finished_at)
+        if generation is not None:
+            row["generation"] = generation
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=None if rows else ["candidate_id", "genome", "space", *METRIC_COLUMNS, "status"])
+    return df
+
+
+def read_populations(pop_dir: str | Path) -> pd.DataFrame:
+    files = sorted(Path(pop_dir).glob("gen_*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{pop_dir}: no gen_*.parquet population files (run `evonas stage search` first)")
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+@dataclass
+class HypervolumeTracker:
+    """Hypervolume of the feasible evaluated set after every result, in fixed normalised bounds."""
+
+    objectives: list[str]
+    constraints: dict[str, float]
+    ideal: np.ndarray
+    nadir: np.ndarray
+    points: list[np.ndarray] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+
+    def add(self, r: EvaluationResult) -> float:
+        if r.ok and feasible(r.metrics, self.constraints):
+            self.points.append(to_minimise(r.metrics, self.objectives))
+        hv = hypervolume(np.array(self.points), self.ideal, self.nadir) if self.points else 0.0
+        self.history.append({"evaluations": len(self.history) + 1, "hypervolume": hv})
+        return hv
+
+
+class GenerationalRunner:
+    def __init__(self, strategy, pool, evaluator, population: int, generations: int, out_dir: str | Path,
+                 tracker: HypervolumeTracker | None = None,
+                 on_result: Callable[[EvaluationResult], None] | None = None,
+                 on_generation: Callable[[int, list[EvaluationResult]], None] | None = None):
+        self.strategy, self.pool, self.evaluator = strategy, pool, evaluator
+        self.population, self.generations = population, generations
+        self.pop_dir = Path(out_dir) / "populations"
+        self.tracker = tracker
+        self.on_result, self.on_generation = on_result, on_generation
+        self.results: list[EvaluationResult] = []
+        self.generation_log: list[dict] = []
+
+    def run(self) -> list[EvaluationResult]:
+        self.pop_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.pop_dir.glob("gen_*.parquet"):
+            old.unlink()  # a fresh run never mixes with an earlier run's snapshots
+        for gen in range(self.generations + 1):
+            t_ask = time.perf_counter()
+            genomes: list[Genome] = self.strategy.ask(self.population)
+            ask_s = time.perf_counter() - t_ask
+            t0 = time.perf_counter()
+            batch = []
+            for r in self.pool.iter_evaluate(self.evaluator, genomes):
+                batch.append(r)
+                if self.tracker:
+                    self.tracker.add(r)
+                if self.on_result:
+                    self.on_result(r)
+            wall = time.perf_counter() - t0
+            self.strategy.tell(batch)
+            self.results.extend(batch)
+            df = results_frame(batch, gen)
+            atomic_write_with(self.pop_dir / f"gen_{gen:03d}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+            self.generation_log.append({
+                "generation": gen, "evaluated": len(batch), "failed": sum(not r.ok for r in batch),
+                "ask_seconds": ask_s, "evaluate_wall_seconds": wall,
+                "evaluate_busy_seconds": sum(r.eval_seconds for r in batch),
+                "hypervolume": self.tracker.history[-1]["hypervolume"] if self.tracker and self.tracker.history else None})
+            if self.on_generation:
+                self.on_generation(gen, batch)
+        return self.results

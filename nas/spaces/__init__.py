@@ -1,0 +1,3 @@
+from nas.spaces.elastic import ElasticSpace
+
+__all__ = ["ElasticSpace"]

@@ -1,0 +1,138 @@
+"""Elastic CNN search space in the Once-for-All / MSuNAS style, scaled to small images.
+
+A network is a stem, ``S`` stages of inverted-residual (MBConv) blocks and a classifier.
+Each stage has an elastic depth; each block an elastic kernel size and expand ratio.
+The genome is a fixed-length integer vector of choice indices::
+
+    [depth_0 .. depth_{S-1}, k_{0,0}, e_{0,0}, k_{0,1}, e_{0,1}, ..., k_{S-1,D-1}, e_{S-1,D-1}]
+
+where ``D`` is the largest depth. Genes of blocks beyond a stage's depth are inactive; the
+canonical form sets them to 0 so that one architecture has exactly one genome.
+This module never builds torch modules (see ``nas.spaces.elastic_build``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.config import SpaceConfig
+from nas.genome import Genome
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    stage: int
+    index: int
+    in_channels: int
+    out_channels: int
+    stride: int
+    kernel_size: int
+    expand_ratio: int
+
+
+class ElasticSpace:
+    name = "elastic_cnn"
+
+    def __init__(self, cfg: SpaceConfig):
+        self.cfg = cfg
+        self.n_stages = len(cfg.stage_channels)
+        self.max_depth = max(cfg.depths)
+
+    # --- encoding -----------------------------------------------------------------
+    @property
+    def n_var(self) -> int:
+        return self.n_stages + 2 * self.n_stages * self.max_depth
+
+    @property
+    def upper_bounds(self) -> np.ndarray:
+        """Inclusive upper bound of every gene (lower bounds are all 0)."""
+        ub = [len(self.cfg.depths) - 1] * self.n_stages
+        ub += [len(self.cfg.kernel_sizes) - 1, len(self.cfg.expand_ratios) - 1] * (self.n_stages * self.max_depth)
+        return np.array(ub, dtype=np.int64)
+
+    def _block_gene(self, stage: int, block: int) -> int:
+        return self.n_stages + 2 * (stage * self.max_depth + block)
+
+    def validate(self, genome: Genome) -> None:
+        v = np.asarray(genome.values)
+        if genome.space != self.name:
+            raise ValueError(f"genome of space {genome.space!r} given to space {self.name!r}")
+        if v.shape != (self.n_var,):
+            raise ValueError(f"genome must have {self.n_var} genes, got {len(v)}")
+        if (v < 0).any() or (v > self.upper_bounds).any():
+            raise ValueError(f"genome {list(v)} out of bounds 0..{list(self.upper_bounds)}")
+
+    def canonical(self, values) -> Genome:
+        v = np.clip(np.rint(np.asarray(values, dtype=float)), 0, self.upper_bounds).astype(np.int64)
+        for s in range(self.n_stages):
+            depth = self.cfg.depths[v[s]]
+            for b in range(depth, self.max_depth):
+                g = self._block_gene(s, b)
+                v[g] = v[g + 1] = 0
+        return Genome(tuple(int(x) for x in v), self.name)
+
+    def encode(self, genome: Genome) -> np.ndarray:
+        """Numeric features for surrogates: the choice values themselves, 0 for inactive blocks."""
+        arch = self.decode(genome)
+        feats = [float(self.cfg.depths[genome.values[s]]) for s in range(self.n_stages)]
+        by_pos = {(b.stage, b.index): b for b in arch}
+        for s in range(self.n_stages):
+            for b in range(self.max_depth):
+                blk = by_pos.get((s, b))
+                feats += [float(blk.kernel_size), float(blk.expand_ratio)] if blk else [0.0, 0.0]
+        return np.array(feats)
+
+    # --- decoding to a pure description ------------------------------------------
+    def decode(self, genome: Genome) -> list[BlockSpec]:
+        self.validate(genome)
+        v = genome.values
+        blocks = []
+        cin = self.cfg.stem_channels
+        for s, (cout, stride) in enumerate(zip(self.cfg.stage_channels, self.cfg.stage_strides)):
+            for b in range(self.cfg.depths[v[s]]):
+                g = self._block_gene(s, b)
+                blocks.append(BlockSpec(s, b, cin, cout, stride if b == 0 else 1,
+                                        self.cfg.kernel_sizes[v[g]], self.cfg.expand_ratios[v[g + 1]]))
+                cin = cout
+        return blocks
+
+    def describe(self, genome: Genome) -> str:
+        stages = []
+        for s in range(self.n_stages):
+            blks = [f"k{b.kernel_size}e{b.expand_ratio}" for b in self.decode(genome) if b.stage == s]
+            stages.append("-".join(blks))
+        return " | ".join(stages)
+
+    # --- special members ------------------------------------------------------------
+    def largest(self) -> Genome:
+        return self.canonical(self.upper_bounds)
+
+    def smallest(self) -> Genome:
+        return self.canonical(np.zeros(self.n_var))
+
+    # --- variation (all randomness from the caller's generator) -------------------
+    def sample(self, rng: np.random.Generator) -> Genome:
+        return self.canonical(rng.integers(0, self.upper_bounds + 1))
+
+    def mutate(self, genome: Genome, rng: np.random.Generator, rate: float | None = None) -> Genome:
+        rate = rate if rate is not None else 1.0 / self.n_var
+        v = np.array(genome.values)
+        for _ in range(100):
+            mask = rng.random(self.n_var) < rate
+            if not mask.any():
+                mask[rng.integers(self.n_var)] = True
+            child = v.copy()
+            child[mask] = rng.integers(0, self.upper_bounds[mask] + 1)
+            g = self.canonical(child)
+            if g != genome:
+                return g
+        return self.sample(rng)
+
+    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
+        mask = rng.random(self.n_var) < 0.5
+        return self.canonical(np.where(mask, np.array(a.values), np.array(b.values)))
+
+    def distance(self, a: Genome, b: Genome) -> float:
+        return float(np.abs(self.encode(a) - self.encode(b)).sum())

@@ -1,0 +1,147 @@
+"""Torch builders for the elastic CNN space: the weight-sharing supernet and stand-alone subnets.
+
+The supernet holds the largest of everything: for each stage ``max(depths)`` MBConv blocks
+with the largest expand ratio and kernel size. A subnet uses the first ``depth`` blocks of
+a stage, the first ``expand * C`` hidden channels, and the centre ``k x k`` crop of each
+depthwise kernel. ``extract_subnet`` copies those slices into a plain static network that
+can be fine-tuned, measured and exported on its own.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.genome import Genome
+from nas.spaces.elastic import BlockSpec, ElasticSpace
+
+
+def _crop(weight: torch.Tensor, k: int) -> torch.Tensor:
+    kmax = weight.shape[-1]
+    if k == kmax:
+        return weight
+    s = (kmax - k) // 2
+    return weight[..., s:s + k, s:s + k]
+
+
+def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
+    """BatchNorm over the first ``c`` channels of ``bn``; uses batch statistics in training."""
+    rm = bn.running_mean[:c] if bn.running_mean is not None else None
+    rv = bn.running_var[:c] if bn.running_var is not None else None
+    return F.batch_norm(x, rm, rv, bn.weight[:c], bn.bias[:c], bn.training, bn.momentum or 0.1, bn.eps)
+
+
+class DynamicMBConv(nn.Module):
+    """Inverted residual block whose hidden width and depthwise kernel are chosen per call."""
+
+    def __init__(self, cin: int, cout: int, stride: int, kmax: int, emax: int):
+        super().__init__()
+        hidden = cin * emax
+        self.cin, self.cout, self.stride, self.kmax = cin, cout, stride, kmax
+        self.expand = nn.Conv2d(cin, hidden, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(hidden)
+        self.depthwise = nn.Conv2d(hidden, hidden, kmax, stride, kmax // 2, groups=hidden, bias=False)
+        self.bn2 = nn.BatchNorm2d(hidden)
+        self.project = nn.Conv2d(hidden, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor, k: int, e: int) -> torch.Tensor:
+        h = self.cin * e
+        y = F.conv2d(x, self.expand.weight[:h])
+        y = F.relu6(_bn(y, self.bn1, h))
+        y = F.conv2d(y, _crop(self.depthwise.weight[:h], k), stride=self.stride, padding=k // 2, groups=h)
+        y = F.relu6(_bn(y, self.bn2, h))
+        y = F.conv2d(y, self.project.weight[:, :h])
+        y = _bn(y, self.bn3, self.cout)
+        return x + y if (self.stride == 1 and self.cin == self.cout) else y
+
+
+class Supernet(nn.Module):
+    def __init__(self, space: ElasticSpace, in_channels: int, num_classes: int):
+        super().__init__()
+        cfg = space.cfg
+        self.space = space
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, cfg.stem_channels, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cfg.stem_channels), nn.ReLU6())
+        self.stages = nn.ModuleList()
+        cin = cfg.stem_channels
+        for cout, stride in zip(cfg.stage_channels, cfg.stage_strides):
+            blocks = nn.ModuleList()
+            for b in range(space.max_depth):
+                blocks.append(DynamicMBConv(cin, cout, stride if b == 0 else 1, max(cfg.kernel_sizes),
+                                            max(cfg.expand_ratios)))
+                cin = cout
+            self.stages.append(blocks)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor, genome: Genome) -> torch.Tensor:
+        y = self.stem(x)
+        for spec in self.space.decode(genome):
+            y = self.stages[spec.stage][spec.index](y, spec.kernel_size, spec.expand_ratio)
+        return self.classifier(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+class MBConv(nn.Module):
+    """Static inverted residual block of a stand-alone subnet."""
+
+    def __init__(self, spec: BlockSpec):
+        super().__init__()
+        h = spec.in_channels * spec.expand_ratio
+        k = spec.kernel_size
+        self.residual = spec.stride == 1 and spec.in_channels == spec.out_channels
+        self.body = nn.Sequential(
+            nn.Conv2d(spec.in_channels, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6(),
+            nn.Conv2d(h, h, k, spec.stride, k // 2, groups=h, bias=False), nn.BatchNorm2d(h), nn.ReLU6(),
+            nn.Conv2d(h, spec.out_channels, 1, bias=False), nn.BatchNorm2d(spec.out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class SubNet(nn.Module):
+    def __init__(self, space: ElasticSpace, genome: Genome, in_channels: int, num_classes: int):
+        super().__init__()
+        cfg = space.cfg
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, cfg.stem_channels, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cfg.stem_channels), nn.ReLU6())
+        self.specs = space.decode(genome)
+        self.blocks = nn.Sequential(*[MBConv(s) for s in self.specs])
+        self.classifier = nn.Linear(cfg.stage_channels[-1] if self.specs else cfg.stem_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.blocks(self.stem(x))
+        return self.classifier(y.mean(dim=(2, 3)))
+
+
+def build_subnet(space: ElasticSpace, genome: Genome, in_channels: int, num_classes: int) -> SubNet:
+    """A freshly initialised stand-alone network for ``genome``."""
+    return SubNet(space, genome, in_channels, num_classes)
+
+
+def _copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, c: int) -> None:
+    dst.weight.copy_(src.weight[:c])
+    dst.bias.copy_(src.bias[:c])
+    dst.running_mean.copy_(src.running_mean[:c])
+    dst.running_var.copy_(src.running_var[:c])
+
+
+@torch.no_grad()
+def extract_subnet(supernet: Supernet, genome: Genome) -> SubNet:
+    """A stand-alone network for ``genome`` carrying the supernet's shared weights."""
+    in_ch = supernet.stem[0].in_channels
+    net = SubNet(supernet.space, genome, in_ch, supernet.classifier.out_features)
+    net.stem.load_state_dict(supernet.stem.state_dict())
+    for spec, blk in zip(net.specs, net.blocks):
+        src: DynamicMBConv = supernet.stages[spec.stage][spec.index]
+        h = spec.in_channels * spec.expand_ratio
+        conv1, bn1, _, dw, bn2, _, conv3, bn3 = blk.body
+        conv1.weight.copy_(src.expand.weight[:h])
+        _copy_bn(bn1, src.bn1, h)
+        dw.weight.copy_(_crop(src.depthwise.weight[:h], spec.kernel_size))
+        _copy_bn(bn2, src.bn2, h)
+        conv3.weight.copy_(src.project.weight[:, :h])
+        _copy_bn(bn3, src.bn3, spec.out_channels)
+    net.classifier.load_state_dict(supernet.classifier.state_dict())
+    return net

@@ -1,0 +1,384 @@
+"""What each pipeline stage does, in files: read the previous stages' outputs, write its own.
+
+These functions hold no orchestration: Prefect tasks in ``tasks/`` call them one by one and
+the flows in ``flows/`` compose them. Each stage reads only files earlier stages wrote, so
+DVC can rerun any one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nas.config import CONSTRAINT_OBJECTIVE, Config, ConfigError
+from nas.data import Prepared, load_prepared, prepare, save_prepared
+from nas.genome import EvaluationResult, Genome, candidate_seed
+from nas.io import atomic_write_json, atomic_write_text
+from nas.objectives import MAXIMISE, count_flops, count_params, feasible, measure_latency_ms, to_minimise
+from nas.pareto import hypervolume, knee_point, non_dominated, spread_points
+from nas.progress import bar
+from nas.runners import METRIC_COLUMNS, GenerationalRunner, HypervolumeTracker, read_populations
+from nas.strategies.base import fresh_samples
+from nas.surrogates import MultiObjectiveSurrogate, rank_metrics
+
+# ---------------------------------------------------------------------------- prepare
+
+
+def prepare_data(cfg: Config) -> Prepared:
+    return prepare(cfg.data, cfg.seed)
+
+
+def write_prepared(cfg: Config, data: Prepared, seconds: float) -> dict:
+    save_prepared(data, cfg.data.out_dir)
+    meta_path = Path(cfg.data.out_dir) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta.update(kind=cfg.data.kind, seconds=seconds)
+    atomic_write_json(meta_path, meta)
+    return meta
+
+
+# ---------------------------------------------------------------------------- pretrain
+
+
+def pretrain_supernet(cfg: Config) -> dict:
+    from nas.supernet import save_supernet, train_supernet
+
+    t0 = time.perf_counter()
+    data = load_prepared(cfg.data.out_dir)
+    with bar("pretrain supernet (epochs)", cfg.supernet.epochs) as b:
+        def on_epoch(ep: int, entry: dict) -> None:
+            acc = f" val largest {entry['val_acc_largest']:.3f} smallest {entry['val_acc_smallest']:.3f}" \
+                if "val_acc_largest" in entry else ""
+            b.advance(info=f"loss {entry['loss']:.3f}{acc}")
+
+        net, log = train_supernet(cfg, data, on_epoch)
+    save_supernet(net, cfg, data, log, cfg.supernet.out_dir)
+    meta_path = Path(cfg.supernet.out_dir) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["seconds"] = time.perf_counter() - t0
+    meta["final"] = log[-1]
+    atomic_write_json(meta_path, meta)
+    return meta
+
+
+def _check_space(cfg: Config, bundle) -> None:
+    if bundle.meta["space"] != cfg.space.model_dump():
+        raise ConfigError("params 'space' differs from the space the supernet was trained on; "
+                          "rerun `evonas stage pretrain` (or `dvc repro`)")
+
+
+# ---------------------------------------------------------------------------- surrogate
+
+
+def _evaluate_with_bar(pool, evaluator, genomes: list[Genome], label: str) -> list[EvaluationResult]:
+    out = []
+    with bar(label, len(genomes)) as b:
+        for r in pool.iter_evaluate(evaluator, genomes):
+            out.append(r)
+            b.advance(info=f"acc {r.metrics.get('val_accuracy', float('nan')):.3f}" if r.ok else "failed")
+    return out
+
+
+def sample_subnets(cfg: Config) -> list[EvaluationResult]:
+    """Score ``surrogate.n_samples`` subnets (largest, smallest, random) with inherited weights on Dask."""
+    from nas.factory import build_evaluator, build_pool
+    from nas.supernet import load_supernet
+
+    bundle = load_supernet(cfg.supernet.out_dir)
+    _check_space(cfg, bundle)
+    space = bundle.space
+    rng = np.random.default_rng([cfg.seed, 1])
+    extremes = [space.largest(), space.smallest()]
+    genomes = extremes + fresh_samples(space, rng, cfg.surrogate.n_samples - 2, extremes)
+    with build_pool(cfg) as pool:
+        results = _evaluate_with_bar(pool, build_evaluator(cfg), genomes, "surrogate samples")
+    order = {g: i for i, g in enumerate(genomes)}
+    return sorted(results, key=lambda r: order[r.genome])  # completion order never leaks into outputs
+
+
+def fit_surrogate(cfg: Config, samples: list[EvaluationResult], seconds_so_far: float) -> dict:
+    from nas.supernet import load_supernet
+
+    space = load_supernet(cfg.supernet.out_dir).space
+    ok = [r for r in samples if r.ok]
+    if len(ok) < 8:
+        raise RuntimeError(f"only {len(ok)} of {len(samples)} surrogate samples evaluated successfully; "
+                           "see the errors in artifacts/surrogate/samples.json")
+    x = np.array([space.encode(r.genome) for r in ok])
+    ys = {m: np.array([r.metrics[m] for r in ok]) for m in METRIC_COLUMNS}
+    rng = np.random.default_rng([cfg.seed, 2])
+    perm = rng.permutation(len(ok))
+    n_hold = max(3, int(round(cfg.surrogate.holdout_fraction * len(ok))))
+    hold, train = perm[:n_hold], perm[n_hold:]
+    s = cfg.surrogate
+    model = MultiObjectiveSurrogate(METRIC_COLUMNS, s.models, s.ensemble_size, s.cv_folds, cfg.seed)
+    model.fit(x[train], {m: v[train] for m, v in ys.items()})
+    pred = model.predict(x[hold])
+    heldout = {m: rank_metrics(ys[m][hold], pred[m]) for m in METRIC_COLUMNS}
+    report = {
+        "n_samples": len(samples), "n_ok": len(ok), "n_train": len(train), "n_holdout": len(hold),
+        "heldout": heldout,
+        "kendall_tau": heldout["val_accuracy"]["kendall_tau"], "spearman": heldout["val_accuracy"]["spearman"],
+        "models": model.summary(),
+        "seconds": seconds_so_far,
+    }
+    out = Path(s.out_dir)
+    atomic_write_text(out / "samples.json", json.dumps([
+        {"candidate_id": r.candidate_id, "genome": list(r.genome.values), "status": r.status, "error": r.error,
+         "metrics": r.metrics, "eval_seconds": r.eval_seconds, "worker": r.worker} for r in samples], indent=1))
+    atomic_write_json(out / "surrogate.json", report)
+    atomic_write_json(Path(cfg.selection.reports_dir) / "surrogate.json", {
+        "kendall_tau": report["kendall_tau"], "spearman": report["spearman"], "heldout": heldout,
+        "n_train": len(train), "n_holdout": len(hold)})
+    return report
+
+
+def load_prior(cfg: Config) -> list[tuple[Genome, dict[str, float]]]:
+    path = Path(cfg.surrogate.out_dir) / "samples.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no surrogate samples (run `evonas stage surrogate` first)")
+    rows = json.loads(path.read_text())
+    return [(Genome(tuple(r["genome"])), r["metrics"]) for r in rows if r["status"] == "ok"]
+
+
+# ---------------------------------------------------------------------------- search
+
+
+def objective_bounds(objectives: list[str], prior: list[tuple[Genome, dict[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed normalisation box for hypervolume: ideal 0 (accuracy 1), nadir = the worst value
+    seen among the surrogate stage's samples (accuracy: the lowest sampled accuracy)."""
+    ideal, nadir = [], []
+    for o in objectives:
+        vals = np.array([m[o] for _, m in prior]) if prior else np.array([0.0, 1.0])
+        if o in MAXIMISE:
+            ideal.append(-1.0)
+            nadir.append(-float(vals.min()))
+        else:
+            ideal.append(0.0)
+            nadir.append(float(vals.max()))
+    return np.array(ideal), np.array(nadir)
+
+
+def run_search(cfg: Config) -> dict:
+    from nas.factory import build_evaluator, build_pool, build_strategy
+    from nas.supernet import load_supernet
+
+    t0 = time.perf_counter()
+    s = cfg.search
+    bundle = load_supernet(cfg.supernet.out_dir)
+    _check_space(cfg, bundle)
+    prior = load_prior(cfg)
+    strategy = build_strategy(cfg, bundle.space, prior)
+    ideal, nadir = objective_bounds(s.objectives, prior)
+    tracker = HypervolumeTracker(s.objectives, s.constraints, ideal, nadir)
+    total = s.population * (s.generations + 1)
+    with build_pool(cfg) as pool, bar(f"search ({s.strategy}, {s.generations + 1} generations)", total) as b:
+        n_workers = pool.n_workers
+        runner = GenerationalRunner(
+            strategy, pool, build_evaluator(cfg), s.population, s.generations, s.out_dir, tracker,
+            on_result=lambda r: b.advance(info=f"hv {tracker.history[-1]['hypervolume']:.4f}"))
+        results = runner.run()
+    wall = time.perf_counter() - t0
+    busy = sum(r.eval_seconds for r in results)
+    eval_wall = sum(g["evaluate_wall_seconds"] for g in runner.generation_log)
+    summary = {
+        "strategy": s.strategy, "objectives": s.objectives, "constraints": s.constraints,
+        "n_evaluated": len(results), "n_failed": sum(not r.ok for r in results), "workers": n_workers,
+        "ideal": ideal.tolist(), "nadir": nadir.tolist(),
+        "final_hypervolume": tracker.history[-1]["hypervolume"] if tracker.history else 0.0,
+        "generations": runner.generation_log,
+        "evaluation_busy_seconds": busy, "evaluation_wall_seconds": eval_wall,
+        "strategy_seconds": sum(g["ask_seconds"] for g in runner.generation_log),
+        "seconds": wall,
+    }
+    atomic_write_json(Path(s.out_dir) / "summary.json", summary)
+    hv = pd.DataFrame(tracker.history)
+    atomic_write_text(Path(cfg.selection.reports_dir) / "hypervolume.csv", hv.to_csv(index=False))
+    return summary
+
+
+# ---------------------------------------------------------------------------- select
+
+
+def pareto_front(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All evaluated candidates (deduplicated) and the non-dominated feasible ones among them."""
+    df = read_populations(Path(cfg.search.out_dir) / "populations")
+    df = df.drop_duplicates("candidate_id").reset_index(drop=True)
+    objectives, constraints = cfg.search.objectives, cfg.search.constraints
+    ok = df[(df.status == "ok")].copy()
+    ok = ok[[feasible(row, constraints) for row in ok[METRIC_COLUMNS].to_dict("records")]]
+    if ok.empty:
+        raise RuntimeError("no feasible successfully evaluated candidate: relax search.constraints or "
+                           "check the errors in artifacts/search/populations/")
+    F = np.array([to_minimise(row, objectives) for row in ok[METRIC_COLUMNS].to_dict("records")])
+    front = ok.iloc[non_dominated(F)].copy()
+    front = front.sort_values(["val_accuracy", "params"], ascending=[False, True]).reset_index(drop=True)
+    return df, front
+
+
+def choose(cfg: Config, front: pd.DataFrame) -> dict[str, list[str]]:
+    """candidate_id -> the selection rules that picked it."""
+    objectives = cfg.search.objectives
+    F = np.array([to_minimise(row, objectives) for row in front[METRIC_COLUMNS].to_dict("records")])
+    picks: dict[str, list[str]] = {}
+
+    def add(i: int, rule: str) -> None:
+        picks.setdefault(front.candidate_id.iloc[i], []).append(rule)
+
+    for rule in cfg.selection.rules:
+        if rule == "knee":
+            add(knee_point(F), "knee")
+        elif rule == "best_accuracy":
+            add(int(np.argmax(front.val_accuracy.to_numpy())), "best_accuracy")
+        elif rule == "best_under_constraints":
+            for c in cfg.selection.constraints:
+                mask = [feasible(r, c) for r in front[METRIC_COLUMNS].to_dict("records")]
+                if any(mask):
+                    idx = np.flatnonzero(mask)
+                    add(int(idx[np.argmax(front.val_accuracy.to_numpy()[idx])]),
+                        "best_under:" + ",".join(f"{k}={v:g}" for k, v in c.items()))
+        elif rule == "spread":
+            for i in spread_points(F, cfg.selection.n_spread):
+                add(i, "spread")
+    return picks
+
+
+def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
+    """Extract the subnet, fine-tune it stand-alone, score it on test, export ONNX/pt2/card."""
+    import torch
+
+    from nas.export import export_onnx, export_program, onnx_max_abs_diff, write_model_card
+    from nas.spaces.elastic_build import extract_subnet
+    from nas.supernet import load_supernet
+    from nas.training import accuracy, recalibrate_bn, resolve_device, train
+
+    t0 = time.perf_counter()
+    bundle = load_supernet(cfg.supernet.out_dir)
+    data = load_prepared(cfg.data.out_dir)
+    genome = Genome.from_json(row["genome"])
+    seed = candidate_seed(cfg.seed, genome)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    device = resolve_device(cfg.evaluation.device)
+    net = extract_subnet(bundle.net, genome).to(device)
+    sel = cfg.selection
+    if sel.finetune_epochs > 0:
+        train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device)
+    else:
+        recalibrate_bn(net, data.x_train, cfg.evaluation.bn_batches, cfg.evaluation.batch_size, rng, device)
+    val = accuracy(net, data.x_val, data.y_val, device=device)
+    test = accuracy(net, data.x_test, data.y_test, device=device)
+    net = net.cpu().eval()
+    out = Path(sel.out_dir) / "models"
+    cid = row["candidate_id"]
+    shape = data.input_shape
+    export_onnx(net, shape, out / f"{cid}.onnx")
+    export_program(net, shape, out / f"{cid}.pt2")
+    onnx_diff = onnx_max_abs_diff(net, out / f"{cid}.onnx", data.x_test[:16])
+    card = {
+        "candidate_id": cid, "genome": list(genome.values), "space": genome.space,
+        "architecture": bundle.space.describe(genome), "selected_by": rules,
+        "params": count_params(net), "flops": count_flops(net, shape),
+        "latency_ms": measure_latency_ms(net, shape, cfg.evaluation.latency_repeats, cfg.evaluation.latency_warmup),
+        "inherited_val_accuracy": float(row["val_accuracy"]),
+        "val_accuracy": val, "test_accuracy": test, "finetune_epochs": sel.finetune_epochs,
+        "dataset_hash": data.dataset_hash, "seed": seed, "base_seed": cfg.seed,
+        "input_shape": [1, *shape], "input_normalised": True, "class_names": data.class_names,
+        "onnx_max_abs_diff": onnx_diff,
+        "files": {"onnx": f"{cid}.onnx", "torch_export": f"{cid}.pt2"},
+    }
+    write_model_card(out / f"{cid}.json", card)
+    card["seconds"] = time.perf_counter() - t0
+    return card
+
+
+def plot_front(path: Path, all_df: pd.DataFrame, front: pd.DataFrame, objectives: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    costs = [o for o in objectives if o != "val_accuracy"] or ["params"]
+    fig, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 4), squeeze=False)
+    ok = all_df[all_df.status == "ok"]
+    for ax, c in zip(axes[0], costs):
+        ax.scatter(ok[c], ok.val_accuracy, s=10, c="lightgray", label="evaluated")
+        f = front.sort_values(c)
+        ax.plot(f[c], f.val_accuracy, "o-", ms=4, c="tab:blue", label="non-dominated")
+        s = front[front.selected]
+        ax.scatter(s[c], s.val_accuracy, s=90, facecolors="none", edgecolors="tab:red", linewidths=2,
+                   label="selected")
+        ax.set_xlabel(c)
+        ax.set_ylabel("val_accuracy (inherited weights)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(loc="lower right")
+    fig.suptitle(f"Pareto front over {len(ok)} evaluated subnets")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, picks: dict[str, list[str]],
+                    cards: list[dict], select_seconds: float) -> dict:
+    sel = cfg.selection
+    by_id = {c["candidate_id"]: c for c in cards}
+    front = front.copy()
+    front["selected"] = front.candidate_id.isin(picks)
+    front["selected_by"] = [";".join(picks.get(c, [])) for c in front.candidate_id]
+    front["test_accuracy"] = [by_id[c]["test_accuracy"] if c in by_id else np.nan for c in front.candidate_id]
+    front["finetuned_val_accuracy"] = [by_id[c]["val_accuracy"] if c in by_id else np.nan for c in front.candidate_id]
+    cols = ["candidate_id", "genome", "val_accuracy", "params", "flops", "latency_ms", "selected", "test_accuracy",
+            "finetuned_val_accuracy", "selected_by", "generation", "worker", "eval_seconds"]
+    front = front[[c for c in cols if c in front.columns]]
+    atomic_write_text(Path(sel.out_dir) / "pareto.csv", front.to_csv(index=False))
+    reports = Path(sel.reports_dir)
+    plot_front(reports / "pareto.png", all_df, front, cfg.search.objectives)
+
+    summary = json.loads((Path(cfg.search.out_dir) / "summary.json").read_text())
+    ok = all_df[all_df.status == "ok"]
+    F = np.array([to_minimise(r, cfg.search.objectives) for r in front[METRIC_COLUMNS].to_dict("records")])
+    hv = hypervolume(F, np.array(summary["ideal"]), np.array(summary["nadir"]))
+    stage_seconds = {
+        "prepare": _seconds(Path(cfg.data.out_dir) / "meta.json"),
+        "pretrain": _seconds(Path(cfg.supernet.out_dir) / "meta.json"),
+        "surrogate": _seconds(Path(cfg.surrogate.out_dir) / "surrogate.json"),
+        "search": summary["seconds"],
+        "select": select_seconds,
+    }
+    metrics = {
+        "n_evaluated": int(len(all_df)), "n_failed": int((all_df.status != "ok").sum()),
+        "n_pareto": int(len(front)), "n_selected": int(front.selected.sum()),
+        "hypervolume": hv,
+        "best_val_accuracy": float(ok.val_accuracy.max()),
+        "best_test_accuracy": float(np.nanmax(front.test_accuracy)) if front.selected.any() else None,
+        "wall_seconds": float(sum(v for v in stage_seconds.values() if v is not None)),
+        "stage_seconds": stage_seconds,
+        "search_evaluation_busy_seconds": summary["evaluation_busy_seconds"],
+        "search_evaluation_wall_seconds": summary["evaluation_wall_seconds"],
+        "objectives": cfg.search.objectives, "strategy": cfg.search.strategy, "seed": cfg.seed,
+    }
+    atomic_write_json(reports / "metrics.json", metrics)
+    return metrics
+
+
+def _seconds(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text()).get("seconds"))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def pareto_table(cfg: Config) -> pd.DataFrame:
+    path = Path(cfg.selection.out_dir) / "pareto.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no Pareto table yet (run `evonas run` or `evonas stage select`)")
+    return pd.read_csv(path)
+
+

@@ -1,0 +1,78 @@
+"""The Strategy contract and the archive every strategy keeps.
+
+A strategy proposes (``ask``) and learns (``tell``); it never evaluates, sleeps, or
+touches Dask or Prefect. Every random choice comes from its own seeded generator.
+``ask`` never returns a genome it has already been told about, so the budget counts
+distinct evaluations.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from nas.genome import EvaluationResult, Genome
+from nas.objectives import constraint_violations, to_minimise
+
+PENALTY = 1e12
+"""Objective and constraint value given to failed candidates (worse than any real one)."""
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    name: str
+
+    def ask(self, n: int) -> list[Genome]: ...
+
+    def tell(self, results: list[EvaluationResult]) -> None: ...
+
+
+class Archive:
+    """Every result told so far, by genome, in the order they arrived."""
+
+    def __init__(self, objectives: list[str], constraints: dict[str, float]):
+        self.objectives = list(objectives)
+        self.constraints = dict(constraints)
+        self.results: dict[Genome, EvaluationResult] = {}
+
+    def __contains__(self, g: Genome) -> bool:
+        return g in self.results
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def add(self, results: list[EvaluationResult]) -> None:
+        for r in results:
+            self.results.setdefault(r.genome, r)
+
+    def ok(self) -> list[EvaluationResult]:
+        return [r for r in self.results.values() if r.ok]
+
+    def F(self, g: Genome) -> np.ndarray:
+        r = self.results[g]
+        if not r.ok:
+            return np.full(len(self.objectives), PENALTY)
+        return to_minimise(r.metrics, self.objectives)
+
+    def G(self, g: Genome) -> np.ndarray:
+        r = self.results[g]
+        if not self.constraints:
+            return np.zeros(0)
+        if not r.ok:
+            return np.full(len(self.constraints), PENALTY)
+        return constraint_violations(r.metrics, self.constraints)
+
+
+def fresh_samples(space, rng: np.random.Generator, n: int, exclude, tries: int = 50) -> list[Genome]:
+    """Up to ``n`` distinct random genomes not in ``exclude``."""
+    out: list[Genome] = []
+    seen = set(exclude)
+    for _ in range(n * tries):
+        if len(out) == n:
+            break
+        g = space.sample(rng)
+        if g not in seen:
+            seen.add(g)
+            out.append(g)
+    return out

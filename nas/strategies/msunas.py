@@ -1,0 +1,125 @@
+"""Surrogate-assisted NSGA-II: the MSuNAS loop (Lu et al., 2020).
+
+Each generation: refit one surrogate per objective on every true evaluation so far (plus
+the samples the surrogate stage scored); run NSGA-II for many inner generations on the
+surrogate's predictions, starting from the current front; propose the ``n`` most
+promising unseen candidates (by predicted non-domination rank, then crowding) for true
+evaluation. The first generation is a seeded random sample plus the largest and smallest
+networks, so the front spans the whole space from the start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pymoo.core.problem import Problem
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pymoo.optimize import minimize
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from nas.config import CONSTRAINT_OBJECTIVE
+from nas.genome import EvaluationResult, Genome
+from nas.objectives import MAXIMISE, constraint_violations
+from nas.strategies.base import Archive, fresh_samples
+from nas.strategies.nsga2 import integer_nsga2
+from nas.surrogates import MultiObjectiveSurrogate
+
+
+class _SurrogateProblem(Problem):
+    def __init__(self, space, surrogate: MultiObjectiveSurrogate, objectives, constraints):
+        super().__init__(n_var=space.n_var, n_obj=len(objectives), n_ieq_constr=len(constraints),
+                         xl=np.zeros(space.n_var), xu=space.upper_bounds.astype(float), vtype=int)
+        self.space, self.surrogate, self.objectives, self.constraints = space, surrogate, objectives, constraints
+
+    def predict(self, genomes: list[Genome]) -> dict[str, np.ndarray]:
+        return self.surrogate.predict(np.array([self.space.encode(g) for g in genomes]))
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        pred = self.predict([self.space.canonical(x) for x in X])
+        out["F"] = np.column_stack([-pred[o] if o in MAXIMISE else pred[o] for o in self.objectives])
+        if self.constraints:
+            out["G"] = np.array([constraint_violations({k: v[i] for k, v in pred.items()}, self.constraints)
+                                 for i in range(len(X))])
+
+
+class MSuNASStrategy:
+    name = "msunas"
+
+    def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
+                 surrogate_models: list[str], ensemble_size: int = 2, cv_folds: int = 4,
+                 inner_generations: int = 30, inner_population: int = 60,
+                 prior: list[tuple[Genome, dict[str, float]]] | None = None):
+        self.space = space
+        self.archive = Archive(objectives, constraints)
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.metrics = list(objectives) + [CONSTRAINT_OBJECTIVE[c] for c in constraints
+                                           if CONSTRAINT_OBJECTIVE[c] not in objectives]
+        self.surrogate_args = dict(models=surrogate_models, ensemble_size=ensemble_size, cv_folds=cv_folds)
+        self.inner_generations, self.inner_population = inner_generations, inner_population
+        self.prior = list(prior or [])
+        self.last_fit: dict | None = None
+
+    # -- helpers -------------------------------------------------------------------
+    def _training_set(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        rows = {g: m for g, m in self.prior}
+        rows.update({r.genome: r.metrics for r in self.archive.ok()})
+        genomes = list(rows)
+        x = np.array([self.space.encode(g) for g in genomes])
+        return x, {m: np.array([rows[g][m] for g in genomes]) for m in self.metrics}
+
+    def _front(self) -> list[Genome]:
+        ok = [r.genome for r in self.archive.ok()]
+        if not ok:
+            return []
+        F = np.array([self.archive.F(g) for g in ok])
+        return [ok[i] for i in NonDominatedSorting().do(F, only_non_dominated_front=True)]
+
+    # -- contract --------------------------------------------------------------------
+    def ask(self, n: int) -> list[Genome]:
+        if len(self.archive) == 0:
+            first = [g for g in (self.space.largest(), self.space.smallest())][: max(n, 0)]
+            return first + fresh_samples(self.space, self.rng, n - len(first), first)
+        x, ys = self._training_set()
+        surrogate = MultiObjectiveSurrogate(self.metrics, seed=int(self.rng.integers(2**31)),
+                                            **self.surrogate_args).fit(x, ys)
+        self.last_fit = surrogate.summary()
+        problem = _SurrogateProblem(self.space, surrogate, self.archive.objectives, self.archive.constraints)
+        start = self._front()
+        start += fresh_samples(self.space, self.rng, max(0, self.inner_population - len(start)), start)
+        init = np.array([g.values for g in start[: self.inner_population]], dtype=float)
+        res = minimize(problem, integer_nsga2(self.inner_population, sampling=init),
+                       ("n_gen", self.inner_generations), seed=int(self.rng.integers(2**31)), verbose=False)
+        cands: list[Genome] = []
+        for xrow in res.pop.get("X"):
+            g = self.space.canonical(xrow)
+            if g not in self.archive and g not in cands:
+                cands.append(g)
+        chosen = self._rank(problem, cands)[:n]
+        # Too few new candidates on the inner front: mutate the true front, then sample.
+        front = self._front() or [self.space.sample(self.rng)]
+        for _ in range(20 * n):
+            if len(chosen) >= n:
+                break
+            g = self.space.mutate(front[int(self.rng.integers(len(front)))], self.rng)
+            if g not in self.archive and g not in chosen:
+                chosen.append(g)
+        chosen += fresh_samples(self.space, self.rng, n - len(chosen), set(self.archive.results) | set(chosen))
+        return chosen
+
+    def _rank(self, problem: _SurrogateProblem, cands: list[Genome]) -> list[Genome]:
+        if not cands:
+            return []
+        out: dict = {}
+        problem._evaluate(np.array([g.values for g in cands], dtype=float), out)
+        F = out["F"]
+        if "G" in out:  # infeasible (predicted) candidates go last
+            F = F + (np.maximum(out["G"], 0).sum(axis=1, keepdims=True) > 0) * 1e9
+        fronts = NonDominatedSorting().do(F)
+        order: list[int] = []
+        for front in fronts:
+            cd = calc_crowding_distance(F[front]) if len(front) > 2 else np.full(len(front), np.inf)
+            order += [front[i] for i in np.argsort(-cd, kind="stable")]
+        return [cands[i] for i in order]
+
+    def tell(self, results: list[EvaluationResult]) -> None:
+        self.archive.add(results)

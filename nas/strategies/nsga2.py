@@ -1,0 +1,75 @@
+"""NSGA-II through pymoo's ask/tell interface, over the integer genome.
+
+pymoo proposes, we evaluate elsewhere, pymoo learns: the algorithm object never sees an
+evaluator. Offspring that decode to an architecture already evaluated are answered from
+the archive instead of being evaluated again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.problem import Problem
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+from nas.genome import EvaluationResult, Genome
+from nas.strategies.base import Archive
+
+
+def integer_nsga2(pop_size: int, sampling=None) -> NSGA2:
+    return NSGA2(
+        pop_size=pop_size,
+        sampling=sampling if sampling is not None else IntegerRandomSampling(),
+        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+        eliminate_duplicates=True,
+    )
+
+
+def space_problem(space, n_obj: int, n_constr: int) -> Problem:
+    return Problem(n_var=space.n_var, n_obj=n_obj, n_ieq_constr=n_constr, xl=np.zeros(space.n_var),
+                   xu=space.upper_bounds.astype(float), vtype=int)
+
+
+class NSGA2Strategy:
+    name = "nsga2"
+
+    def __init__(self, space, objectives: list[str], constraints: dict[str, float], pop_size: int, seed: int):
+        self.space = space
+        self.archive = Archive(objectives, constraints)
+        self.pop_size = pop_size
+        self.algorithm = integer_nsga2(pop_size)
+        self.algorithm.setup(space_problem(space, len(objectives), len(constraints)),
+                             termination=("n_gen", 10**9), seed=seed, verbose=False)
+        self._pending = None
+        self._pending_genomes: list[Genome] = []
+
+    def ask(self, n: int) -> list[Genome]:
+        if self._pending is not None:
+            raise RuntimeError("ask() called twice without tell()")
+        pop = self.algorithm.ask()
+        genomes = [self.space.canonical(x) for x in pop.get("X")]
+        pop.set("X", np.array([g.values for g in genomes], dtype=float))
+        self._pending, self._pending_genomes = pop, genomes
+        new: list[Genome] = []
+        for g in genomes:
+            if g not in self.archive and g not in new:
+                new.append(g)
+        return new
+
+    def tell(self, results: list[EvaluationResult]) -> None:
+        self.archive.add(results)
+        if self._pending is None:
+            return
+        missing = [g for g in self._pending_genomes if g not in self.archive]
+        if missing:
+            raise RuntimeError(f"tell() is missing results for {len(missing)} asked genome(s)")
+        pop = self._pending
+        pop.set("F", np.array([self.archive.F(g) for g in self._pending_genomes]))
+        if self.archive.constraints:
+            pop.set("G", np.array([self.archive.G(g) for g in self._pending_genomes]))
+        self.algorithm.tell(infills=pop)
+        self._pending, self._pending_genomes = None, []

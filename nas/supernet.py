@@ -1,0 +1,98 @@
+"""Weight-sharing supernet: sandwich-rule training, saving and loading.
+
+Every step trains the largest subnet, the smallest and ``random_subnets`` random ones on
+the same batch, accumulating their gradients (the sandwich rule of BigNAS / OFA), so one
+set of weights ranks every subnet of the space. Trained once, then reused by the
+surrogate, search and selection stages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nas.config import Config, SpaceConfig
+from nas.data import Prepared
+from nas.io import atomic_write_json, atomic_write_with
+from nas.spaces.elastic import ElasticSpace
+from nas.spaces.elastic_build import Supernet, extract_subnet
+from nas.training import accuracy, batches, recalibrate_bn, resolve_device
+
+
+@dataclass
+class SupernetBundle:
+    net: Supernet
+    space: ElasticSpace
+    meta: dict
+
+
+def train_supernet(cfg: Config, data: Prepared,
+                   on_epoch: Callable[[int, dict], None] | None = None) -> tuple[Supernet, list[dict]]:
+    torch.manual_seed(cfg.seed)  # torch's init draws from its generator; seed it for repeatability
+    rng = np.random.default_rng(cfg.seed)
+    device = resolve_device(cfg.evaluation.device)
+    space = ElasticSpace(cfg.space)
+    net = Supernet(space, data.input_shape[0], data.num_classes).to(device)
+    sc = cfg.supernet
+    opt = torch.optim.SGD(net.parameters(), lr=sc.lr, momentum=0.9, nesterov=True, weight_decay=sc.weight_decay)
+    steps = sc.epochs * math.ceil(len(data.y_train) / sc.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    largest, smallest = space.largest(), space.smallest()
+    log: list[dict] = []
+    for ep in range(sc.epochs):
+        t0 = time.perf_counter()
+        net.train()
+        total, n = 0.0, 0
+        for xb, yb in batches(data.x_train, data.y_train, sc.batch_size, rng, device):
+            opt.zero_grad(set_to_none=True)
+            genomes = [largest, smallest] + [space.sample(rng) for _ in range(sc.random_subnets)]
+            for g in genomes:
+                loss = F.cross_entropy(net(xb, g), yb)
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"supernet training diverged in epoch {ep} (loss {loss.item()}); "
+                                       "lower supernet.lr")
+                loss.backward()
+                total += float(loss.detach()) * len(yb) / len(genomes)
+            opt.step()
+            sched.step()
+            n += len(yb)
+        entry = {"epoch": ep, "loss": total / n, "seconds": time.perf_counter() - t0}
+        if ep == sc.epochs - 1 or (ep + 1) % max(1, sc.epochs // 4) == 0:
+            for tag, g in (("largest", largest), ("smallest", smallest)):
+                sub = extract_subnet(net, g).to(device)
+                recalibrate_bn(sub, data.x_train, cfg.evaluation.bn_batches, cfg.evaluation.batch_size,
+                               np.random.default_rng(cfg.seed), device)
+                entry[f"val_acc_{tag}"] = accuracy(sub, data.x_val, data.y_val, device=device)
+        log.append(entry)
+        if on_epoch:
+            on_epoch(ep, entry)
+    return net.cpu(), log
+
+
+def save_supernet(net: Supernet, cfg: Config, data: Prepared, log: list[dict], out_dir: str | Path) -> None:
+    out = Path(out_dir)
+    atomic_write_with(out / "supernet.pt", lambda tmp: torch.save(net.state_dict(), tmp))
+    atomic_write_json(out / "meta.json", {
+        "space": cfg.space.model_dump(), "in_channels": data.input_shape[0], "num_classes": data.num_classes,
+        "input_shape": list(data.input_shape), "dataset_hash": data.dataset_hash, "seed": cfg.seed})
+    atomic_write_json(out / "train_log.json", log)
+
+
+def load_supernet(out_dir: str | Path) -> SupernetBundle:
+    out = Path(out_dir)
+    if not (out / "supernet.pt").is_file() or not (out / "meta.json").is_file():
+        raise FileNotFoundError(f"{out}: no trained supernet (run `evonas stage pretrain` first)")
+    meta = json.loads((out / "meta.json").read_text())
+    space = ElasticSpace(SpaceConfig.model_validate(meta["space"]))
+    net = Supernet(space, meta["in_channels"], meta["num_classes"])
+    net.load_state_dict(torch.load(out / "supernet.pt", map_location="cpu", weights_only=True))
+    net.eval()
+    return SupernetBundle(net, space, meta)

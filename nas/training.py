@@ -1,0 +1,92 @@
+"""Small, seeded torch training utilities shared by the supernet, evaluators and selection."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("evaluation.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
+            device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches, shuffled with ``rng`` when given (and in order otherwise)."""
+    idx = rng.permutation(len(x)) if rng is not None else np.arange(len(x))
+    for i in range(0, len(idx), batch_size):
+        j = idx[i:i + batch_size]
+        yield torch.from_numpy(x[j]).to(device), torch.from_numpy(y[j]).to(device)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
+             device: torch.device | str = "cpu", forward: Callable | None = None) -> float:
+    model.eval()
+    fwd = forward or model
+    correct = 0
+    for xb, yb in batches(x, y, batch_size, device=device):
+        correct += int((fwd(xb).argmax(1) == yb).sum())
+    return correct / max(len(y), 1)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: np.ndarray, n_batches: int, batch_size: int,
+                   rng: np.random.Generator, device: torch.device | str = "cpu") -> None:
+    """Recompute BatchNorm running statistics of an extracted subnet on a few training batches
+    (cumulative average), as Once-for-All and MSuNAS do before scoring inherited weights."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    idx = rng.permutation(len(x))
+    for i in range(n_batches):
+        j = idx[(i * batch_size) % len(x):][:batch_size]
+        if len(j) < 2:
+            break
+        model(torch.from_numpy(x[j]).to(device))
+    for bn in bns:
+        bn.momentum = 0.1
+    model.eval()
+
+
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch_size: int,
+          rng: np.random.Generator, device: torch.device | str = "cpu", weight_decay: float = 3e-5,
+          on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
+    """SGD with Nesterov momentum and cosine schedule; returns the mean loss per epoch."""
+    model.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    steps = max(1, epochs * math.ceil(len(x) / batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    losses = []
+    for ep in range(epochs):
+        model.train()
+        total, n = 0.0, 0
+        for xb, yb in batches(x, y, batch_size, rng, device):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), yb)
+            if not torch.isfinite(loss):
+                raise DivergedError(f"loss became {loss.item()} in epoch {ep}")
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(yb)
+            n += len(yb)
+        losses.append(total / max(n, 1))
+        if on_epoch:
+            on_epoch(ep, losses[-1])
+    return losses

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks: each one call into ``nas`` (no algorithm logic here)."""

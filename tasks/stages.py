@@ -1,0 +1,26 @@
+"""Prefect tasks wrapping ``nas.stages``: one call each, with retries where failure can be transient.
+
+Caching is off: each stage's inputs are files and DVC decides what to rerun.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from nas import stages
+
+_opts = dict(cache_policy=NO_CACHE, persist_result=False)
+
+prepare_data = task(name="load-and-split", **_opts)(stages.prepare_data)
+write_prepared = task(name="write-prepared", retries=2, retry_delay_seconds=1, **_opts)(stages.write_prepared)
+pretrain_supernet = task(name="train-supernet", **_opts)(stages.pretrain_supernet)
+sample_subnets = task(name="score-sampled-subnets", retries=1, retry_delay_seconds=2, **_opts)(stages.sample_subnets)
+fit_surrogate = task(name="fit-surrogate", **_opts)(stages.fit_surrogate)
+run_search = task(name="run-search", **_opts)(stages.run_search)
+pareto_front = task(name="pareto-front", **_opts)(stages.pareto_front)
+choose = task(name="apply-selection-rules", **_opts)(stages.choose)
+finetune_and_export = task(name="finetune-and-export", task_run_name="finetune-{row[candidate_id]}", retries=1,
+                           **_opts)(stages.finetune_and_export)
+write_selection = task(name="write-front-and-reports", retries=2, retry_delay_seconds=1,
+                       **_opts)(stages.write_selection)
