@@ -45,6 +45,7 @@ def select_flow(cfg: Config) -> dict:
     t0 = time.perf_counter()
     all_df, front = t.pareto_front(cfg)
     picks = t.choose(cfg, front)
+    t.clear_models(cfg)
     rows = {r["candidate_id"]: r for r in front.to_dict("records")}
     cards = [t.finetune_and_export(cfg, rows[cid], rules) for cid, rules in picks.items()]
     metrics = t.write_selection(cfg, all_df, front, picks, cards, time.perf_counter() - t0)

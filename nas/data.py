@@ -34,6 +34,8 @@ class Prepared:
     y_test: np.ndarray
     class_names: list[str]
     dataset_hash: str
+    mean: float = 0.0
+    std: float = 1.0
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -141,7 +143,8 @@ def split_and_normalise(x: np.ndarray, y: np.ndarray, class_names: list[str], cf
     for arr in (norm[train], y[train], norm[val], y[val], norm[test], y[test]):
         h.update(np.ascontiguousarray(arr).tobytes())
     h.update(json.dumps(class_names).encode())
-    return Prepared(norm[train], y[train], norm[val], y[val], norm[test], y[test], class_names, h.hexdigest()[:16])
+    return Prepared(norm[train], y[train], norm[val], y[val], norm[test], y[test], class_names, h.hexdigest()[:16],
+                    mean, std)
 
 
 def prepare(cfg: DataConfig, seed: int) -> Prepared:
@@ -159,7 +162,9 @@ def save_prepared(p: Prepared, out_dir: str | Path) -> None:
     atomic_write_bytes(out / "data.npz", buf.getvalue())
     atomic_write_json(out / "meta.json", {
         "dataset_hash": p.dataset_hash, "class_names": p.class_names, "input_shape": list(p.input_shape),
-        "n_train": len(p.y_train), "n_val": len(p.y_val), "n_test": len(p.y_test)})
+        "n_train": len(p.y_train), "n_val": len(p.y_val), "n_test": len(p.y_test),
+        "normalisation": {"mean": p.mean, "std": p.std,
+                          "note": "inputs are (pixel / pixel_max - mean) / std, pixels scaled to [0, 1] first"}})
 
 
 def load_prepared(out_dir: str | Path) -> Prepared:
@@ -170,4 +175,5 @@ def load_prepared(out_dir: str | Path) -> Prepared:
     with np.load(out / "data.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     return Prepared(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"], arrays["x_test"],
-                    arrays["y_test"], list(meta["class_names"]), meta["dataset_hash"])
+                    arrays["y_test"], list(meta["class_names"]), meta["dataset_hash"],
+                    meta.get("normalisation", {}).get("mean", 0.0), meta.get("normalisation", {}).get("std", 1.0))

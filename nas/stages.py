@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nas.config import CONSTRAINT_OBJECTIVE, Config, ConfigError
+from nas.config import Config, ConfigError
 from nas.data import Prepared, load_prepared, prepare, save_prepared
 from nas.genome import EvaluationResult, Genome, candidate_seed
 from nas.io import atomic_write_json, atomic_write_text
@@ -220,6 +220,15 @@ def pareto_front(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df, front
 
 
+def clear_models(cfg: Config) -> None:
+    """Remove the previous run's exported models so the folder holds exactly this selection."""
+    models = Path(cfg.selection.out_dir) / "models"
+    if models.is_dir():
+        for f in models.iterdir():
+            if f.suffix in (".onnx", ".pt2", ".json") or f.name.startswith("."):
+                f.unlink()
+
+
 def choose(cfg: Config, front: pd.DataFrame) -> dict[str, list[str]]:
     """candidate_id -> the selection rules that picked it."""
     objectives = cfg.search.objectives
@@ -287,7 +296,9 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
         "inherited_val_accuracy": float(row["val_accuracy"]),
         "val_accuracy": val, "test_accuracy": test, "finetune_epochs": sel.finetune_epochs,
         "dataset_hash": data.dataset_hash, "seed": seed, "base_seed": cfg.seed,
-        "input_shape": [1, *shape], "input_normalised": True, "class_names": data.class_names,
+        "input_shape": [1, *shape], "class_names": data.class_names,
+        "input_normalisation": {"mean": data.mean, "std": data.std,
+                                "formula": "x = (pixels scaled to [0, 1] - mean) / std"},
         "onnx_max_abs_diff": onnx_diff,
         "files": {"onnx": f"{cid}.onnx", "torch_export": f"{cid}.pt2"},
     }

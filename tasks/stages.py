@@ -19,6 +19,7 @@ sample_subnets = task(name="score-sampled-subnets", retries=1, retry_delay_secon
 fit_surrogate = task(name="fit-surrogate", **_opts)(stages.fit_surrogate)
 run_search = task(name="run-search", **_opts)(stages.run_search)
 pareto_front = task(name="pareto-front", **_opts)(stages.pareto_front)
+clear_models = task(name="clear-previous-models", **_opts)(stages.clear_models)
 choose = task(name="apply-selection-rules", **_opts)(stages.choose)
 finetune_and_export = task(name="finetune-and-export", task_run_name="finetune-{row[candidate_id]}", retries=1,
                            **_opts)(stages.finetune_and_export)

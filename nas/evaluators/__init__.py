@@ -1,3 +1,3 @@
-from nas.evaluators.base import Evaluator, evaluate
+from nas.evaluators.base import Evaluator, LocalPool, evaluate
 
-__all__ = ["Evaluator", "evaluate"]
+__all__ = ["Evaluator", "LocalPool", "evaluate"]

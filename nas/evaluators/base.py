@@ -49,3 +49,26 @@ def evaluate(evaluator: Evaluator, genome: Genome) -> EvaluationResult:
     return EvaluationResult(genome=genome, metrics=metrics, status=status, error=error, seed=seed,
                             worker=worker_name(), eval_seconds=time.perf_counter() - t0,
                             started_at=start, finished_at=time.time())
+
+
+class LocalPool:
+    """Evaluate in this process, one candidate after another (same interface as ``DaskPool``).
+    For debugging and unit tests; pipeline stages always evaluate on Dask."""
+
+    n_workers = 1
+
+    def __enter__(self) -> "LocalPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None):
+        for g in genomes:
+            r = evaluate(evaluator, g)
+            if on_result:
+                on_result(r)
+            yield r
+
+    def evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None) -> list[EvaluationResult]:
+        return list(self.iter_evaluate(evaluator, genomes, on_result))

@@ -1,0 +1,88 @@
+import subprocess
+
+import pytest
+
+from nas.config import Config, ConfigError, apply_overrides, from_dict, load_config
+from tests.conftest import ROOT
+
+
+def test_project_params_load_with_every_section():
+    cfg = load_config(ROOT / "params.yaml")
+    assert isinstance(cfg, Config)
+    for section in ("seed", "data", "space", "supernet", "surrogate", "search", "selection", "evaluation"):
+        assert hasattr(cfg, section)
+    assert "val_accuracy" in cfg.search.objectives
+
+
+def test_override_parses_yaml_values():
+    cfg = load_config(ROOT / "params.yaml", ["search.generations=3", "search.objectives=[val_accuracy, flops]",
+                                             "search.constraints={max_params: 5000}", "evaluation.scheduler_address=null"])
+    assert cfg.search.generations == 3
+    assert cfg.search.objectives == ["val_accuracy", "flops"]
+    assert cfg.search.constraints == {"max_params": 5000}
+    assert cfg.evaluation.scheduler_address is None
+
+
+def test_overrides_do_not_mutate_input():
+    raw = {"search": {"population": 4}}
+    out = apply_overrides(raw, ["search.population=8"])
+    assert raw["search"]["population"] == 4 and out["search"]["population"] == 8
+
+
+@pytest.mark.parametrize("raw, needle", [
+    ({"search": {"populaton": 3}}, "search.populaton"),
+    ({"bogus": 1}, "bogus"),
+    ({"search": {"population": "many"}}, "search.population"),
+    ({"search": {"population": 0}}, "search.population"),
+    ({"search": {"generations": -1}}, "search.generations"),
+    ({"search": {"objectives": []}}, "search.objectives"),
+    ({"search": {"objectives": ["val_accuracy", "speed"]}}, "speed"),
+    ({"search": {"constraints": {"max_speed": 3}}}, "max_speed"),
+    ({"search": {"strategy": "hill_climb"}}, "search.strategy"),
+    ({"evaluation": {"workers": 0}}, "evaluation.workers"),
+    ({"data": {"kind": "npz"}}, "data.path"),
+    ({"space": {"kernel_sizes": [3, 4]}}, "kernel_sizes"),
+    ({"selection": {"rules": ["coin_flip"]}}, "selection.rules"),
+    ({"seed": "abc"}, "seed"),
+])
+def test_bad_params_are_rejected_naming_the_key(raw, needle):
+    with pytest.raises(ConfigError) as exc:
+        from_dict(raw)
+    assert needle in str(exc.value)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(ROOT / "params.yaml", ["search.generations"])
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_rejects_bad_params_with_exit_2_before_work(tmp_path, evonas_bin):
+    proc = subprocess.run([evonas_bin, "run", "--params", str(ROOT / "params.yaml"), "--set", "search.populaton=3"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "search.populaton" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "artifacts").exists()
+
+
+def test_cli_rejects_wrong_type_with_exit_2(tmp_path, evonas_bin):
+    proc = subprocess.run([evonas_bin, "stage", "search", "--params", str(ROOT / "params.yaml"),
+                           "--set", "evaluation.workers=two"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "evaluation.workers" in proc.stderr and "'two'" in proc.stderr
+
+
+def test_cli_missing_dataset_is_a_clear_error_and_writes_nothing(tmp_path, evonas_bin):
+    proc = subprocess.run([evonas_bin, "stage", "prepare", "--params", str(ROOT / "params.yaml"),
+                           "--set", "data.kind=npz", "--set", f"data.path={tmp_path / 'missing.npz'}",
+                           "--set", f"data.out_dir={tmp_path / 'prepared'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                          env={**__import__("os").environ, "PREFECT_HOME": str(tmp_path / ".prefect")})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "missing.npz" in proc.stderr and "does not exist" in proc.stderr
+    assert not (tmp_path / "prepared").exists()

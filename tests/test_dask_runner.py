@@ -1,0 +1,57 @@
+"""The runner and the inherited evaluator on a real Dask LocalCluster (worker processes)."""
+
+import pytest
+
+from nas.evaluators.dask import ClusterError, DaskPool
+from nas.factory import build_evaluator, build_space, build_strategy
+from nas.runners import GenerationalRunner, HypervolumeTracker, read_populations
+from nas import stages
+
+pytestmark = pytest.mark.integration
+
+
+def test_generational_search_on_a_local_cluster(trained, tmp_path):
+    cfg = trained
+    space = build_space(cfg)
+    strategy = build_strategy(cfg.model_copy(update={"search": cfg.search.model_copy(update={"strategy": "nsga2"})}),
+                              space)
+    evaluator = build_evaluator(cfg)
+    tracker = HypervolumeTracker(cfg.search.objectives, {}, *stages.objective_bounds(cfg.search.objectives, []))
+    with DaskPool(workers=2) as pool:
+        assert pool.n_workers == 2
+        runner = GenerationalRunner(strategy, pool, evaluator, 6, 2, tmp_path, tracker)
+        results = runner.run()
+        # per-candidate seeds: the same genome evaluated again, anywhere, gives the same accuracy
+        again = pool.evaluate(evaluator, [r.genome for r in results[:4]])
+    assert len(results) == len({r.genome for r in results}) > 6
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    workers = {r.worker for r in results}
+    assert all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    first = {r.genome: r.metrics["val_accuracy"] for r in results[:4]}
+    assert {r.genome: r.metrics["val_accuracy"] for r in again} == first
+    files = sorted((tmp_path / "populations").glob("gen_*.parquet"))
+    assert [f.name for f in files] == ["gen_000.parquet", "gen_001.parquet", "gen_002.parquet"]
+    df = read_populations(tmp_path / "populations")
+    for col in ("candidate_id", "genome", "val_accuracy", "params", "flops", "latency_ms", "status",
+                "eval_seconds", "worker", "generation", "seed"):
+        assert col in df.columns
+    assert len(df) == len(results) and (df.status == "ok").all() and (df.eval_seconds > 0).all()
+    assert len(tracker.history) == len(results)
+    hv = [h["hypervolume"] for h in tracker.history]
+    assert hv == sorted(hv), "hypervolume of the evaluated set never decreases"
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    with pytest.raises(ClusterError, match="scheduler_address"):
+        with DaskPool(scheduler_address="tcp://127.0.0.1:9", connect_timeout=2):
+            pass
+
+
+def test_failed_evaluation_is_recorded_not_raised(trained):
+    from nas.genome import Genome
+
+    evaluator = build_evaluator(trained)
+    bad = Genome(tuple([9] * build_space(trained).n_var))
+    with DaskPool(workers=1) as pool:
+        [r] = pool.evaluate(evaluator, [bad])
+    assert r.status == "failed" and "out of bounds" in r.error

@@ -1,0 +1,63 @@
+"""`dvc repro` in a temporary copy of the repository, and the partial-rerun property."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, TINY
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def sh(args, cwd, env, timeout=900):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def test_dvc_repro_and_partial_rerun(tmp_path):
+    from nas.config import apply_overrides
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    repo = tmp_path / "repo"
+    for f in files:
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(apply_overrides(raw, TINY)))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("PREFECT_API_URL", None)
+    sh(["git", "init", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "copy"], repo, env)
+
+    out = sh(["dvc", "repro"], repo, env)
+    for stage in ("prepare", "pretrain", "surrogate", "search", "select"):
+        assert f"Running stage '{stage}'" in out
+    assert (repo / "reports/metrics.json").is_file() and (repo / "dvc.lock").is_file()
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower() or \
+        "Data and pipelines are up to date" in sh(["dvc", "status"], repo, env)
+    assert "n_pareto" in sh(["dvc", "metrics", "show"], repo, env)
+
+    # change one search.* value: only search and select rerun
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["search"]["generations"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    out = sh(["dvc", "repro"], repo, env)
+    assert "Running stage 'search'" in out and "Running stage 'select'" in out
+    for stage in ("prepare", "pretrain", "surrogate"):
+        assert f"Running stage '{stage}'" not in out
+        assert f"Stage '{stage}' didn't change" in out
+    gens = sorted(p.name for p in (repo / "artifacts/search/populations").glob("gen_*.parquet"))
+    assert gens == ["gen_000.parquet", "gen_001.parquet"]
+    html = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
+    assert (tmp_path / "plots" / "index.html").is_file(), html

@@ -1,0 +1,118 @@
+"""One contract suite run over every strategy (Optuna's pattern): a new strategy is tested
+the day it is registered in STRATEGIES."""
+
+import numpy as np
+import pytest
+
+from nas.config import SpaceConfig
+from nas.evaluators import LocalPool, evaluate
+from nas.objectives import feasible, to_minimise
+from nas.pareto import hypervolume
+from nas.spaces.elastic import ElasticSpace
+from nas.strategies import MSuNASStrategy, NSGA2Strategy, RandomStrategy, Strategy
+from tests.analytic import AnalyticEvaluator
+
+OBJ = ["val_accuracy", "params"]
+
+
+def make(name, seed=0, constraints=None, prior=None):
+    space = ElasticSpace(SpaceConfig())
+    c = constraints or {}
+    if name == "random":
+        return RandomStrategy(space, OBJ, c, seed)
+    if name == "nsga2":
+        return NSGA2Strategy(space, OBJ, c, 12, seed)
+    return MSuNASStrategy(space, OBJ, c, seed, ["random_forest", "ridge"], 1, 3, 10, 24, prior)
+
+
+STRATEGIES = ["random", "nsga2", "msunas"]
+
+
+def run(strategy, generations=4, n=12, evaluator=AnalyticEvaluator()):
+    pool, history = LocalPool(), []
+    for _ in range(generations):
+        asked = strategy.ask(n)
+        results = pool.evaluate(evaluator, asked)
+        strategy.tell(results)
+        history.append((asked, results))
+    return history
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_ask_proposes_valid_distinct_unseen_genomes(name):
+    s = make(name)
+    assert isinstance(s, Strategy)
+    seen = set()
+    for asked, _ in run(s):
+        assert 0 < len(asked) <= 12
+        assert len(set(asked)) == len(asked)
+        for g in asked:
+            s.space.validate(g)
+            assert g == s.space.canonical(g.values), "proposals must be canonical"
+            assert g not in seen, "a strategy must never re-propose an evaluated architecture"
+        seen.update(asked)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_same_seed_same_search(name):
+    a = [asked for asked, _ in run(make(name, seed=7), 3)]
+    b = [asked for asked, _ in run(make(name, seed=7), 3)]
+    c = [asked for asked, _ in run(make(name, seed=8), 3)]
+    assert a == b
+    assert a != c
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_failed_candidates_are_told_and_not_retried(name):
+    s = make(name)
+    first = s.ask(12)
+    bad = first[:3]
+    ev = AnalyticEvaluator(fail_keys=tuple(g.key() for g in bad))
+    results = LocalPool().evaluate(ev, first)
+    assert sum(not r.ok for r in results) == 3 and all("injected" in r.error for r in results if not r.ok)
+    s.tell(results)
+    for _ in range(2):
+        nxt = s.ask(12)
+        assert not set(nxt) & set(bad)
+        s.tell(LocalPool().evaluate(ev, nxt))
+
+
+@pytest.mark.parametrize("name", ["nsga2", "msunas"])
+def test_search_improves_the_front(name):
+    history = run(make(name, seed=1), generations=6)
+    ideal, nadir = np.array([-1.0, 0.0]), np.array([-0.5, 130000.0])
+
+    def hv(results):
+        return hypervolume(np.array([to_minimise(r.metrics, OBJ) for r in results]), ideal, nadir)
+
+    first = hv(history[0][1])
+    final = hv([r for _, rs in history for r in rs])
+    assert final > first * 1.02
+
+
+@pytest.mark.parametrize("name", ["nsga2", "msunas"])
+def test_constraints_steer_towards_feasible_candidates(name):
+    limit = {"max_params": 15000}
+    history = run(make(name, seed=2, constraints=limit), generations=5)
+    frac = [np.mean([feasible(r.metrics, limit) for r in rs]) for _, rs in history]
+    assert np.mean(frac[-2:]) > frac[0]
+    assert frac[-1] >= 0.5
+
+
+def test_msunas_uses_prior_samples():
+    space = ElasticSpace(SpaceConfig())
+    rng = np.random.default_rng(0)
+    prior_genomes = [space.sample(rng) for _ in range(20)]
+    ev = AnalyticEvaluator()
+    prior = [(g, evaluate(ev, g).metrics) for g in prior_genomes]
+    s = make("msunas", prior=prior)
+    s.tell(LocalPool().evaluate(ev, s.ask(6)))
+    s.ask(6)
+    assert s.last_fit is not None and set(s.last_fit) == set(OBJ)
+
+
+def test_nsga2_requires_tell_between_asks():
+    s = make("nsga2")
+    s.ask(12)
+    with pytest.raises(RuntimeError, match="twice"):
+        s.ask(12)
