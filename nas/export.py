@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
 
     def write(tmp: str) -> None:
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             torch.onnx.export(model, (x,), tmp, dynamo=True, external_data=False, verbose=False,
                               input_names=["input"], output_names=["logits"],
                               dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
@@ -32,8 +34,10 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
 def export_program(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
     """A ``torch.export`` ExportedProgram (``.pt2``), loadable with ``torch.export.load``."""
     model = model.eval().cpu()
-    ep = torch.export.export(model, (torch.zeros((2, *input_shape)),),
-                             dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ep = torch.export.export(model, (torch.zeros((2, *input_shape)),),
+                                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
     return atomic_write_with(Path(path), lambda tmp: torch.export.save(ep, tmp))
 
 
