@@ -58,6 +58,12 @@ def ranking_quality(cfg, n_subnets: int, epochs: int) -> dict:
     rng = np.random.default_rng([cfg.seed, 99])
     extremes = [space.largest(), space.smallest()]
     genomes = extremes + fresh_samples(space, rng, n_subnets - 2, extremes)
+    def val_loss(model) -> float:
+        model.eval()
+        with torch.no_grad():
+            logits = model(torch.from_numpy(data.x_val))
+            return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(data.y_val)))
+
     rows = []
     for i, g in enumerate(genomes):
         seed = candidate_seed(cfg.seed, g)
@@ -65,20 +71,27 @@ def ranking_quality(cfg, n_subnets: int, epochs: int) -> dict:
         recalibrate_bn(sub, data.x_train, cfg.evaluation.bn_batches, cfg.evaluation.batch_size,
                        np.random.default_rng(seed))
         inherited = accuracy(sub, data.x_val, data.y_val)
+        inherited_loss = val_loss(sub)
         torch.manual_seed(seed)
         fresh = build_subnet(space, g, data.input_shape[0], data.num_classes)
         t0 = time.perf_counter()
         train(fresh, data.x_train, data.y_train, epochs, 0.05, 64, np.random.default_rng(seed))
         standalone = accuracy(fresh, data.x_val, data.y_val)
         rows.append({"candidate_id": g.key(), "architecture": space.describe(g), "inherited": inherited,
-                     "standalone": standalone, "train_seconds": time.perf_counter() - t0})
-        print(f"  [{i + 1:2d}/{len(genomes)}] {space.describe(g):40s} inherited {inherited:.4f}  "
-              f"stand-alone {standalone:.4f}", flush=True)
-    a = np.array([r["inherited"] for r in rows])
-    b = np.array([r["standalone"] for r in rows])
-    return {"n_subnets": len(rows), "standalone_epochs": epochs,
-            "kendall_tau": float(kendalltau(a, b).statistic), "spearman": float(spearmanr(a, b).statistic),
-            "subnets": rows}
+                     "standalone": standalone, "inherited_val_loss": inherited_loss,
+                     "standalone_val_loss": val_loss(fresh), "train_seconds": time.perf_counter() - t0})
+        print(f"  [{i + 1:2d}/{len(genomes)}] {space.describe(g):40s} inherited acc {inherited:.4f} "
+              f"loss {inherited_loss:.4f} | stand-alone acc {standalone:.4f} loss {rows[-1]['standalone_val_loss']:.4f}",
+              flush=True)
+
+    def corr(key_a: str, key_b: str) -> dict:
+        a = np.array([r[key_a] for r in rows])
+        b = np.array([r[key_b] for r in rows])
+        return {"kendall_tau": float(kendalltau(a, b).statistic), "spearman": float(spearmanr(a, b).statistic)}
+
+    acc, loss = corr("inherited", "standalone"), corr("inherited_val_loss", "standalone_val_loss")
+    return {"n_subnets": len(rows), "standalone_epochs": epochs, "n_val": int(len(data.y_val)),
+            "kendall_tau": acc["kendall_tau"], "spearman": acc["spearman"], "loss_rank": loss, "subnets": rows}
 
 
 def main() -> None:
@@ -127,7 +140,12 @@ def main() -> None:
     print(f"\n== supernet ranking quality: {args.subnets} subnets, inherited vs stand-alone "
           f"({args.epochs} epochs from scratch) ==")
     rq = ranking_quality(cfg, args.subnets, args.epochs)
-    print(f"  Kendall tau {rq['kendall_tau']:.3f}   Spearman {rq['spearman']:.3f}")
+    print(f"  validation accuracy: Kendall tau {rq['kendall_tau']:.3f}   Spearman {rq['spearman']:.3f}")
+    print(f"  validation loss:     Kendall tau {rq['loss_rank']['kendall_tau']:.3f}   "
+          f"Spearman {rq['loss_rank']['spearman']:.3f}")
+    accs = [r["standalone"] for r in rq["subnets"]]
+    print(f"  (stand-alone accuracies span {min(accs):.4f}..{max(accs):.4f} on {rq['n_val']} validation images; "
+          f"one image is {1 / rq['n_val']:.4f})")
     print(f"\nbest test accuracy {metrics['best_test_accuracy']}, {metrics['n_pareto']} non-dominated, "
           f"hypervolume {metrics['hypervolume']:.4f}")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.stages import STAGE_FLOWS
+from flows.stages import STAGE_FLOWS, run_name
 from nas.config import Config
 
 
-@flow(name="evonas-pipeline", log_prints=False)
+@flow(name="evonas-pipeline", flow_run_name=run_name("evonas"), log_prints=False)
 def pipeline_flow(cfg: Config) -> dict:
     out = {}
     for name, stage in STAGE_FLOWS.items():

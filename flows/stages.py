@@ -11,26 +11,42 @@ from nas.config import Config
 from tasks import stages as t
 
 
-@flow(name="prepare", log_prints=False)
+def run_name(stage: str):
+    """A flow-run name from the run's settings: ``<stage>-<space>-<strategy>-seed<N>``."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        cfg = flow_run.parameters.get("cfg")
+        try:
+            cfg = cfg if isinstance(cfg, Config) else Config.model_validate(cfg)
+            return f"{stage}-{cfg.space.kind}-{cfg.search.strategy}-seed{cfg.seed}"
+        except Exception:  # naming must never fail a run
+            return stage
+
+    return name
+
+
+@flow(name="prepare", flow_run_name=run_name("prepare"), log_prints=False)
 def prepare_flow(cfg: Config) -> dict:
     t0 = time.perf_counter()
     data = t.prepare_data(cfg)
     return t.write_prepared(cfg, data, time.perf_counter() - t0)
 
 
-@flow(name="pretrain", log_prints=False)
+@flow(name="pretrain", flow_run_name=run_name("pretrain"), log_prints=False)
 def pretrain_flow(cfg: Config) -> dict:
     return t.pretrain_supernet(cfg)
 
 
-@flow(name="surrogate", log_prints=False)
+@flow(name="surrogate", flow_run_name=run_name("surrogate"), log_prints=False)
 def surrogate_flow(cfg: Config) -> dict:
     t0 = time.perf_counter()
     samples = t.sample_subnets(cfg)
     return t.fit_surrogate(cfg, samples, time.perf_counter() - t0)
 
 
-@flow(name="search", log_prints=False)
+@flow(name="search", flow_run_name=run_name("search"), log_prints=False)
 def search_flow(cfg: Config) -> dict:
     summary = t.run_search(cfg)
     create_table_artifact(key="hypervolume-per-generation", table=[
@@ -40,7 +56,7 @@ def search_flow(cfg: Config) -> dict:
     return summary
 
 
-@flow(name="select", log_prints=False)
+@flow(name="select", flow_run_name=run_name("select"), log_prints=False)
 def select_flow(cfg: Config) -> dict:
     t0 = time.perf_counter()
     all_df, front = t.pareto_front(cfg)

@@ -102,7 +102,7 @@ async def main():
         runs = await c.read_flow_runs()
         flows = {f.id: f.name for f in await c.read_flows()}
         arts = await c.read_artifacts()
-        print(json.dumps({"runs": [[flows[r.flow_id], r.state_type.value, str(r.parent_task_run_id)] for r in runs],
+        print(json.dumps({"runs": [[flows[r.flow_id], r.state_type.value, r.name] for r in runs],
                           "artifacts": {a.key: a.data for a in arts if a.key}}))
 asyncio.run(main())
 """
@@ -111,6 +111,9 @@ asyncio.run(main())
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     names = {name: state for name, state, _ in out["runs"]}
     assert names.get("evonas-pipeline") == "COMPLETED"
+    run_names = {name: run for name, _, run in out["runs"]}
+    assert run_names["evonas-pipeline"] == "evonas-elastic_cnn-msunas-seed0"
+    assert run_names["search"] == "search-elastic_cnn-msunas-seed0"
     for stage in ("prepare", "pretrain", "surrogate", "search", "select"):
         assert names.get(stage) == "COMPLETED", names
     assert "pareto-front" in out["artifacts"] and "run-summary" in out["artifacts"]

@@ -46,3 +46,15 @@ def test_trained_supernet_ranks_largest_over_untrained(trained):
     assert trained_acc > 0.6 and trained_acc > fresh_acc + 0.3
     log = json.loads((Path(trained.supernet.out_dir) / "train_log.json").read_text())
     assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_device_resolution():
+    import pytest
+
+    from nas.training import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            resolve_device("cuda")
