@@ -70,9 +70,13 @@ class EnsembleSurrogate:
         if len(y) < 4 or np.ptp(y) == 0:
             self._const, self.chosen, self._fitted = float(np.mean(y)) if len(y) else 0.0, [], []
             return self
+        self.cv_scores = {}
+        if len(self.models) <= self.ensemble_size:  # every model is used: no selection to make
+            self.chosen = list(self.models)
+            self._fitted = [make_regressor(n, self.seed).fit(x, y) for n in self.chosen]
+            return self
         folds = min(self.cv_folds, len(y))
         kf = KFold(folds, shuffle=True, random_state=self.seed)
-        self.cv_scores = {}
         for name in self.models:
             pred = np.empty_like(y)
             for tr, te in kf.split(x):

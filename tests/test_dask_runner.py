@@ -55,3 +55,49 @@ def test_failed_evaluation_is_recorded_not_raised(trained):
     with DaskPool(workers=1) as pool:
         [r] = pool.evaluate(evaluator, [bad])
     assert r.status == "failed" and "out of bounds" in r.error
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_existing_scheduler_via_scheduler_address(trained, tmp_path):
+    """A real `dask scheduler` and `dask worker` processes; the pool connects by address."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    dask = str(Path(sys.executable).parent / "dask")
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--dashboard-address", ":0", "--no-show"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(2)
+        procs.append(subprocess.Popen([dask, "worker", addr, "--nthreads", "1", "--no-dashboard",
+                                       "--local-directory", str(tmp_path)], cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        cfg = trained.model_copy(update={"evaluation": trained.evaluation.model_copy(
+            update={"scheduler_address": addr})})
+        from nas.factory import build_pool
+
+        with build_pool(cfg) as pool:
+            deadline = time.time() + 60
+            while pool.n_workers < 1 and time.time() < deadline:
+                time.sleep(0.5)
+            assert pool.n_workers == 1
+            space = build_space(cfg)
+            results = pool.evaluate(build_evaluator(cfg), [space.largest(), space.smallest()])
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert len({r.worker for r in results}) == 1 and results[0].worker.startswith("tcp://127.0.0.1:")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)

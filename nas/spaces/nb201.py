@@ -1,0 +1,178 @@
+"""NAS-Bench-201 (NATS-Bench topology) cell search space.
+
+A cell is a DAG of four nodes; node 0 is the cell input and node ``j`` (1..3) sums one
+operation applied to every earlier node ``i < j``. That gives six edges, taken in the
+order of the NAS-Bench-201 architecture string::
+
+    node1<-0, node2<-0, node2<-1, node3<-0, node3<-1, node3<-2
+
+and the genome is the six operation indices into ``OPS`` (5**6 = 15,625 cells). The same
+cell is repeated throughout the fixed macro skeleton (see ``nas.spaces.nb201_build``).
+Arch strings look exactly like NAS-Bench-201's, e.g.::
+
+    |nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|
+
+There are no inactive genes, so every genome in bounds is already canonical (cells that are
+isomorphic or disconnected by ``none`` edges are *not* merged: NAS-Bench-201 lists them as
+distinct rows too). This module never builds torch modules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nas.genome import Genome
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+N_NODES = 4
+#: ``(to_node, from_node)`` of each gene, in arch-string order.
+EDGES: tuple[tuple[int, int], ...] = tuple((j, i) for j in range(1, N_NODES) for i in range(j))
+SPACE_NAME = "nb201"
+
+
+def parse_arch(s: str, ops: tuple[str, ...] = OPS) -> Genome:
+    """The genome of a NAS-Bench-201 arch string; ``ValueError`` naming the bad part if malformed."""
+    if not isinstance(s, str):
+        raise ValueError(f"arch string must be a str, got {type(s).__name__}: {s!r}")
+    nodes = s.split("+")
+    if len(nodes) != N_NODES - 1:
+        raise ValueError(f"arch string {s!r} has {len(nodes)} node(s) separated by '+', "
+                         f"expected {N_NODES - 1}")
+    values: list[int] = []
+    for j, node in enumerate(nodes, start=1):
+        if len(node) < 2 or not (node.startswith("|") and node.endswith("|")):
+            raise ValueError(f"arch string {s!r}: node {j} part {node!r} must be enclosed in '|'")
+        edges = node[1:-1].split("|")
+        if len(edges) != j:
+            raise ValueError(f"arch string {s!r}: node {j} part {node!r} has {len(edges)} input(s), "
+                             f"expected {j}")
+        for i, edge in enumerate(edges):
+            op, sep, src = edge.partition("~")
+            if not sep:
+                raise ValueError(f"arch string {s!r}: edge {edge!r} of node {j} is not 'op~index'")
+            if op not in ops:
+                raise ValueError(f"arch string {s!r}: unknown op {op!r} in edge {edge!r} of node {j}; "
+                                 f"known ops: {', '.join(ops)}")
+            if src != str(i):
+                raise ValueError(f"arch string {s!r}: edge {edge!r} of node {j} has input index {src!r}, "
+                                 f"expected {i}")
+            values.append(ops.index(op))
+    return Genome(tuple(values), SPACE_NAME)
+
+
+def format_arch(genome: Genome, ops: tuple[str, ...] = OPS) -> str:
+    """The NAS-Bench-201 arch string of ``genome`` (the exact inverse of ``parse_arch``)."""
+    v = tuple(genome.values)
+    if genome.space != SPACE_NAME:
+        raise ValueError(f"genome of space {genome.space!r} is not an {SPACE_NAME!r} genome")
+    if len(v) != len(EDGES) or any(not 0 <= x < len(ops) for x in v):
+        raise ValueError(f"genome {list(v)} is not {len(EDGES)} op indices in 0..{len(ops) - 1}")
+    parts, g = [], 0
+    for j in range(1, N_NODES):
+        parts.append("|" + "|".join(f"{ops[v[g + i]]}~{i}" for i in range(j)) + "|")
+        g += j
+    return "+".join(parts)
+
+
+class NB201Space:
+    """The 6-edge x 5-op NAS-Bench-201 cell space, with the same interface as ``ElasticSpace``.
+
+    ``largest()`` is the all-``nor_conv_3x3`` cell (most parameters and FLOPs). ``smallest()``
+    is the all-``skip_connect`` cell: it has no parameters or FLOPs in the cells, like the
+    all-``none`` cell, but unlike that one it still passes the signal through (an all-``none``
+    cell outputs zeros, so the network would be degenerate). If the ops tuple has no
+    ``skip_connect`` it falls back to index 0.
+    """
+
+    name = SPACE_NAME
+
+    def __init__(self, ops: tuple[str, ...] = OPS):
+        self.ops = tuple(ops)
+        if len(set(self.ops)) != len(self.ops) or not self.ops:
+            raise ValueError(f"ops must be non-empty and distinct, got {self.ops}")
+        self.edges = EDGES
+
+    # --- encoding -----------------------------------------------------------------
+    @property
+    def n_var(self) -> int:
+        return len(EDGES)
+
+    @property
+    def upper_bounds(self) -> np.ndarray:
+        """Inclusive upper bound of every gene (lower bounds are all 0)."""
+        return np.full(self.n_var, len(self.ops) - 1, dtype=np.int64)
+
+    def validate(self, genome: Genome) -> None:
+        v = np.asarray(genome.values)
+        if genome.space != self.name:
+            raise ValueError(f"genome of space {genome.space!r} given to space {self.name!r}")
+        if v.shape != (self.n_var,):
+            raise ValueError(f"genome must have {self.n_var} genes, got {len(v)}")
+        if (v < 0).any() or (v > self.upper_bounds).any():
+            raise ValueError(f"genome {list(v)} out of bounds 0..{list(self.upper_bounds)}")
+
+    def canonical(self, values) -> Genome:
+        v = np.clip(np.rint(np.asarray(values, dtype=float)), 0, self.upper_bounds).astype(np.int64)
+        return Genome(tuple(int(x) for x in v), self.name)
+
+    def encode(self, genome: Genome) -> np.ndarray:
+        """One-hot of each edge's op: ``n_var * len(ops)`` (30) features, edge-major."""
+        self.validate(genome)
+        feats = np.zeros((self.n_var, len(self.ops)))
+        feats[np.arange(self.n_var), np.asarray(genome.values)] = 1.0
+        return feats.ravel()
+
+    # --- decoding to a pure description ------------------------------------------
+    def decode(self, genome: Genome) -> list[tuple[int, int, str]]:
+        """``(to_node, from_node, op_name)`` of every edge, in arch-string order."""
+        self.validate(genome)
+        return [(j, i, self.ops[v]) for (j, i), v in zip(EDGES, genome.values)]
+
+    def describe(self, genome: Genome) -> str:
+        self.validate(genome)
+        return format_arch(genome, self.ops)
+
+    def parse(self, arch: str) -> Genome:
+        return parse_arch(arch, self.ops)
+
+    # --- special members ------------------------------------------------------------
+    def _uniform(self, op: str) -> Genome:
+        return self.canonical(np.full(self.n_var, self.ops.index(op) if op in self.ops else 0))
+
+    def largest(self) -> Genome:
+        if "nor_conv_3x3" in self.ops:
+            return self._uniform("nor_conv_3x3")
+        return self.canonical(self.upper_bounds)
+
+    def smallest(self) -> Genome:
+        return self._uniform("skip_connect")
+
+    # --- variation (all randomness from the caller's generator) -------------------
+    def sample(self, rng: np.random.Generator) -> Genome:
+        return self.canonical(rng.integers(0, self.upper_bounds + 1))
+
+    def mutate(self, genome: Genome, rng: np.random.Generator, rate: float | None = None) -> Genome:
+        """Each edge changes to a *different* op with probability ``rate`` (default 1/6);
+        at least one edge always changes, so the child differs from the parent."""
+        self.validate(genome)
+        if len(self.ops) < 2:
+            raise ValueError("cannot mutate in a space with a single op")
+        rate = rate if rate is not None else 1.0 / self.n_var
+        child = np.array(genome.values, dtype=np.int64)
+        mask = rng.random(self.n_var) < rate
+        if not mask.any():
+            mask[rng.integers(self.n_var)] = True
+        for g in np.flatnonzero(mask):
+            # uniform over the other len(ops) - 1 choices
+            new = int(rng.integers(len(self.ops) - 1))
+            child[g] = new + (new >= child[g])
+        return self.canonical(child)
+
+    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
+        """Uniform crossover: each edge from ``a`` or ``b`` with probability 1/2."""
+        mask = rng.random(self.n_var) < 0.5
+        return self.canonical(np.where(mask, np.array(a.values), np.array(b.values)))
+
+    def distance(self, a: Genome, b: Genome) -> float:
+        """Number of edges whose ops differ (Hamming distance)."""
+        return float(np.sum(np.asarray(a.values) != np.asarray(b.values)))

@@ -1,0 +1,77 @@
+"""Regularised (aging) evolution (Real et al., 2019).
+
+A FIFO population of the last ``population`` evaluated candidates. Each child is a mutation
+of the winner of a tournament of ``tournament`` members drawn at random from the
+population; the oldest member dies when a new one arrives, whatever its fitness. With
+several objectives the tournament winner is the member of best non-domination rank in the
+tournament (ties broken at random). Works one candidate at a time or in batches, so it
+suits both generational and asynchronous runners.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from nas.genome import EvaluationResult, Genome
+from nas.strategies.base import Archive, fresh_samples
+
+
+class AgingEvolutionStrategy:
+    name = "aging"
+
+    def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
+                 population: int = 20, tournament: int = 5):
+        if tournament > population:
+            raise ValueError(f"tournament ({tournament}) cannot exceed population ({population})")
+        self.space = space
+        self.archive = Archive(objectives, constraints)
+        self.rng = np.random.default_rng(seed)
+        self.population_size, self.tournament = population, tournament
+        self.population: deque[Genome] = deque()
+        self._asked: set[Genome] = set()
+
+    def _fitness(self, g: Genome) -> np.ndarray:
+        F = self.archive.F(g)
+        G = self.archive.G(g)
+        return F + (np.maximum(G, 0).sum() > 0) * 1e9  # infeasible members lose every tournament
+
+    def _winner(self) -> Genome:
+        members = list(self.population)
+        pick = self.rng.choice(len(members), size=self.tournament, replace=False)
+        F = np.array([self._fitness(members[i]) for i in pick])
+        best = NonDominatedSorting().do(F, only_non_dominated_front=True) if F.shape[1] > 1 \
+            else np.flatnonzero(F[:, 0] == F[:, 0].min())
+        return members[pick[int(self.rng.choice(best))]]
+
+    def ask(self, n: int) -> list[Genome]:
+        taken = set(self.archive.results) | self._asked
+        out: list[Genome] = []
+        fill = max(0, self.population_size - len(self.population) - len(self._asked))
+        if fill:
+            out += fresh_samples(self.space, self.rng, min(n, fill), taken)
+        while len(out) < n and self.population:
+            for _ in range(50):
+                child = self.space.mutate(self._winner(), self.rng)
+                if child not in taken and child not in out:
+                    out.append(child)
+                    break
+            else:  # the neighbourhood is exhausted: explore elsewhere
+                extra = fresh_samples(self.space, self.rng, 1, taken | set(out))
+                if not extra:
+                    break
+                out += extra
+        if len(out) < n and not self.population:  # still filling the first population
+            out += fresh_samples(self.space, self.rng, n - len(out), taken | set(out))
+        self._asked.update(out)
+        return out
+
+    def tell(self, results: list[EvaluationResult]) -> None:
+        self.archive.add(results)
+        for r in results:
+            self._asked.discard(r.genome)
+            self.population.append(r.genome)
+            while len(self.population) > self.population_size:
+                self.population.popleft()
