@@ -111,7 +111,8 @@ def _ours(name: str, spec: BenchmarkSpec, seed: int, budget: int) -> _Budgeted:
     run = _Budgeted(spec, budget)
     while not run.done:
         asked = strategy.ask(batch)
-        if not asked:
+        if not asked:  # the strategy has nothing new to propose
+            strategy.tell([])
             break
         for g in asked:
             run.row(g)

@@ -47,6 +47,8 @@ def _guarded(fn, debug: bool):
 
     try:
         return fn()
+    except typer.Exit:
+        raise
     except (ConfigError, DataError, ClusterError, FileNotFoundError) as exc:
         if debug:
             raise
@@ -99,6 +101,82 @@ def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, debug: De
     """Print the last run's Pareto table."""
     cfg = _load(params, set_, debug)
     _guarded(lambda: _print_table(cfg), debug)
+
+
+@app.command()
+def benchmark(
+    table: Annotated[Path, typer.Option(help="benchmark CSV (one architecture per row)")],
+    signal_column: Annotated[str, typer.Option(help="column the strategies see, e.g. val_acc_12ep")],
+    report_column: Annotated[str, typer.Option(help="column reported for the incumbent, e.g. test_acc_200ep")],
+    out: Annotated[Path, typer.Option(help="results CSV: one row per (strategy, seed, budget)")],
+    cost_columns: Annotated[Optional[list[str]], typer.Option(
+        help="cost column(s) to minimise besides the signal (repeat, or comma-separated); "
+             "params and flops are computed from the space's builder")] = None,
+    budgets: Annotated[str, typer.Option(help="comma-separated budgets (distinct evaluations)")] = "25,50,100,200,300",
+    seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1 for every strategy")] = 20,
+    strategies: Annotated[str, typer.Option(help="'all', 'ours', 'peers' or a comma-separated list")] = "all",
+    arch_column: Annotated[str, typer.Option(help="column of NAS-Bench-201 arch strings")] = "arch_str",
+    workers: Annotated[int, typer.Option(min=0, help="processes; 0 = all cores")] = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Run our strategies and peers (random, pymoo-nsga2, optuna-tpe, optuna-nsga2) on a tabular benchmark."""
+    from nas import benchmark as bm
+
+    try:
+        budget_list = sorted({int(b) for b in budgets.split(",") if b.strip()})
+        if not budget_list or budget_list[0] <= 0:
+            raise ValueError
+    except ValueError:
+        _fail(f"--budgets must be positive integers separated by commas, got {budgets!r}", 2)
+    names = {"all": list(bm.ALL), "ours": list(bm.OURS), "peers": list(bm.PEERS)}.get(
+        strategies, [s.strip() for s in strategies.split(",") if s.strip()])
+    unknown = [n for n in names if n not in bm.ALL]
+    if unknown:
+        _fail(f"unknown strategy {unknown}; choose from {', '.join(bm.ALL)} (or all, ours, peers)", 2)
+    costs = tuple(c.strip() for item in (cost_columns or []) for c in item.split(",") if c.strip())
+    spec = bm.BenchmarkSpec(str(table), signal_column, report_column, costs, arch_column)
+
+    def go():
+        from nas.evaluators.table import TableError
+        from nas.progress import bar
+
+        try:
+            spec.evaluator().table()  # validate columns before starting workers
+        except TableError as exc:
+            _fail(str(exc), 2)
+        jobs = len(names) * seeds
+        with bar(f"benchmark ({len(names)} strategies x {seeds} seeds, budget {budget_list[-1]})", jobs) as b:
+            df = bm.run_benchmark(spec, names, budget_list, seeds, workers or None,
+                                  progress=lambda s, seed: b.advance(info=f"{s} seed {seed}"))
+        from nas.io import atomic_write_text
+
+        cols = ["strategy", "seed", "budget", "best_report", "hv_fraction", "seconds"]
+        atomic_write_text(out, df[cols].to_csv(index=False))
+        return df
+
+    df = _guarded(go, debug)
+    _print_benchmark(bm.summarise(df), bool(costs), out)
+
+
+def _print_benchmark(summary, with_hv: bool, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mean ± std over seeds (results: {out})")
+    for col in ["strategy", "budget", "best_report"] + (["hv_fraction"] if with_hv else []) + ["seconds"]:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for r in summary.to_dict("records"):
+        row = [r["strategy"], str(r["budget"]), f"{r['best_report_mean']:.3f} ± {r['best_report_std']:.3f}"]
+        if with_hv:
+            row.append(f"{r['hv_fraction_mean']:.4f} ± {r['hv_fraction_std']:.4f}")
+        table.add_row(*row, f"{r['seconds_mean']:.2f}")
+    console = Console(width=140)
+    console.print(table)
+    last = summary.budget.max()
+    for r in summary[summary.budget == last].to_dict("records"):
+        hv = f", hv_fraction {r['hv_fraction_mean']:.4f}" if with_hv else ""
+        console.print(f"{r['strategy']}: best_report {r['best_report_mean']:.3f} ± {r['best_report_std']:.3f} "
+                      f"at {last} evaluations{hv}")
 
 
 def _print_table(cfg) -> None:

@@ -76,8 +76,13 @@ def test_layout_and_special_members(space):
     assert space.describe(parse_arch(EXAMPLE)) == EXAMPLE
     assert space.canonical([-1, 7, 2.4, 2.6, 0, 4]).values == (0, 4, 2, 3, 0, 4)
     enc = space.encode(parse_arch(EXAMPLE))
-    assert enc.shape == (30,) and enc.sum() == 6
-    assert list(enc.reshape(6, 5).argmax(axis=1)) == [3, 3, 4, 1, 3, 1]
+    assert enc.shape == (30 + 125 + 25 + 25 + 5,)
+    assert enc[:30].sum() == 6
+    assert list(enc[:30].reshape(6, 5).argmax(axis=1)) == [3, 3, 4, 1, 3, 1]
+    # EXAMPLE has no `none` edge, so each of the 4 input-to-output paths is live
+    assert enc[30:].sum() == 4
+    dead = space.encode(parse_arch("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"))
+    assert dead[30:].sum() == 1  # only the direct input->output edge carries signal
     with pytest.raises(ValueError):
         space.validate(Genome((0,) * 6))  # wrong space name
     with pytest.raises(ValueError):

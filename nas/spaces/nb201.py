@@ -30,6 +30,24 @@ EDGES: tuple[tuple[int, int], ...] = tuple((j, i) for j in range(1, N_NODES) for
 SPACE_NAME = "nb201"
 
 
+def _input_output_paths() -> list[tuple[tuple[int, int], ...]]:
+    """Every path of edges from node 0 to the output node, as (to, from) edge tuples."""
+    out = []
+
+    def walk(node: int, path: tuple) -> None:
+        if node == N_NODES - 1:
+            out.append(path)
+            return
+        for j in range(node + 1, N_NODES):
+            walk(j, path + ((j, node),))
+
+    walk(0, ())
+    return out
+
+
+_PATHS = _input_output_paths()
+
+
 def parse_arch(s: str, ops: tuple[str, ...] = OPS) -> Genome:
     """The genome of a NAS-Bench-201 arch string; ``ValueError`` naming the bad part if malformed."""
     if not isinstance(s, str):
@@ -116,11 +134,24 @@ class NB201Space:
         return Genome(tuple(int(x) for x in v), self.name)
 
     def encode(self, genome: Genome) -> np.ndarray:
-        """One-hot of each edge's op: ``n_var * len(ops)`` (30) features, edge-major."""
+        """Surrogate features: the one-hot of each edge's op (``n_var * len(ops)``, edge-major)
+        followed by the path encoding of BANANAS (White et al., 2021): one indicator per
+        sequence of ops along each input-to-output path of the cell (paths through a
+        ``none`` edge carry nothing). Paths capture how edges interact, which per-edge
+        one-hots cannot."""
         self.validate(genome)
-        feats = np.zeros((self.n_var, len(self.ops)))
+        k = len(self.ops)
+        feats = np.zeros((self.n_var, k))
         feats[np.arange(self.n_var), np.asarray(genome.values)] = 1.0
-        return feats.ravel()
+        op = {edge: genome.values[n] for n, edge in enumerate(EDGES)}
+        paths = []
+        for path in _PATHS:
+            block = np.zeros(k ** len(path))
+            ops = [op[e] for e in path]
+            if "none" not in (self.ops[o] for o in ops):
+                block[int(np.ravel_multi_index(ops, (k,) * len(ops)))] = 1.0
+            paths.append(block)
+        return np.concatenate([feats.ravel(), *paths])
 
     # --- decoding to a pure description ------------------------------------------
     def decode(self, genome: Genome) -> list[tuple[int, int, str]]:

@@ -46,19 +46,27 @@ class NSGA2Strategy:
                              termination=("n_gen", 10**9), seed=seed, verbose=False)
         self._pending = None
         self._pending_genomes: list[Genome] = []
+        self.max_skips = 50
 
     def ask(self, n: int) -> list[Genome]:
+        """The next generation's offspring that were never evaluated. A generation made only of
+        known architectures is answered from the archive at once and the next one is asked
+        (up to ``max_skips`` times), so a converged population never stalls the search."""
         if self._pending is not None:
             raise RuntimeError("ask() called twice without tell()")
-        pop = self.algorithm.ask()
-        genomes = [self.space.canonical(x) for x in pop.get("X")]
-        pop.set("X", np.array([g.values for g in genomes], dtype=float))
-        self._pending, self._pending_genomes = pop, genomes
-        new: list[Genome] = []
-        for g in genomes:
-            if g not in self.archive and g not in new:
-                new.append(g)
-        return new
+        for _ in range(self.max_skips):
+            pop = self.algorithm.ask()
+            genomes = [self.space.canonical(x) for x in pop.get("X")]
+            pop.set("X", np.array([g.values for g in genomes], dtype=float))
+            self._pending, self._pending_genomes = pop, genomes
+            new: list[Genome] = []
+            for g in genomes:
+                if g not in self.archive and g not in new:
+                    new.append(g)
+            if new:
+                return new
+            self.tell([])
+        return []
 
     def tell(self, results: list[EvaluationResult]) -> None:
         self.archive.add(results)

@@ -1,0 +1,136 @@
+"""The tabular evaluator, hypervolume fractions, strategies on a synthetic table, and the peers."""
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas import benchmark as bm
+from nas.evaluators import evaluate
+from nas.evaluators.table import TableError, TableEvaluator, load_table
+from nas.objectives import count_params
+from nas.spaces.nb201 import NB201Space, format_arch, parse_arch
+from nas.spaces.nb201_build import build_nb201
+from nas.genome import Genome
+
+OPTIMUM = (3, 3, 2, 1, 3, 3)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    """Every NB201 cell, with renamed columns: a smooth additive score with one optimum
+    (OPTIMUM), a noisy cheap signal, and a latency that grows with conv count."""
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0, 1, size=(6, 5))
+    for e, o in enumerate(OPTIMUM):
+        weights[e, o] = 2.5
+    rows = []
+    for vals in itertools.product(range(5), repeat=6):
+        score = 80 + 2 * sum(weights[e, o] for e, o in enumerate(vals))
+        rows.append({"cell": format_arch(Genome(vals, "nb201")), "final_acc": score,
+                     "cheap_acc": score + rng.normal(0, 0.3),
+                     "lat_ms": 1 + sum(v in (2, 3) for v in vals) + 0.01 * sum(vals)})
+    path = tmp_path_factory.mktemp("table") / "synthetic.csv"
+    pd.DataFrame(rows).sample(frac=1.0, random_state=1).to_csv(path, index=False)
+    return path
+
+
+def test_evaluator_reads_renamed_columns(synthetic):
+    ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", ("lat_ms", "params"), arch_column="cell")
+    df = pd.read_csv(synthetic)
+    row = df.iloc[17]
+    g = parse_arch(row["cell"])
+    m = evaluate(ev, g).metrics
+    assert m["val_accuracy"] == pytest.approx(row["cheap_acc"]) and m["report_accuracy"] == pytest.approx(row["final_acc"])
+    assert m["lat_ms"] == pytest.approx(row["lat_ms"])
+    assert m["params"] == count_params(build_nb201(g))
+    assert len(ev.table()) == 5 ** 6
+
+
+def test_simulated_duration(synthetic):
+    ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", arch_column="cell", sim_seconds=0.001,
+                        sim_seconds_column="lat_ms", sim_scale=0.001)
+    g = NB201Space().largest()
+    lat = float(pd.read_csv(synthetic).set_index("cell").loc[format_arch(g), "lat_ms"])
+    assert ev.duration(g) == pytest.approx(0.001 + 0.001 * lat)
+    r = evaluate(ev, g)
+    assert r.eval_seconds >= ev.duration(g)
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda df: df.drop(columns=["lat_ms"]), "missing column"),
+    (lambda df: df.assign(cell=df.cell.where(df.index != 3, "|bogus~0|")), "row 3"),
+    (lambda df: pd.concat([df, df.iloc[:1]]), "twice"),
+    (lambda df: df.assign(cheap_acc=df.cheap_acc.where(df.index != 5, None)), "no empty cells"),
+])
+def test_bad_tables_are_clear_errors(synthetic, tmp_path, mutate, needle):
+    bad = tmp_path / "bad.csv"
+    mutate(pd.read_csv(synthetic)).to_csv(bad, index=False)
+    with pytest.raises(TableError, match=needle):
+        load_table(bad, "cell", "cheap_acc", "final_acc", ("lat_ms",))
+    with pytest.raises(TableError, match="does not exist"):
+        load_table(tmp_path / "nope.csv", "cell", "cheap_acc", "final_acc")
+
+
+def test_hv_fraction_is_one_for_the_true_front(synthetic):
+    spec = bm.BenchmarkSpec(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), "cell")
+    table = spec.evaluator().table()
+    ref = bm.table_hypervolume(table, spec)
+    from nas.pareto import non_dominated
+
+    pts = bm._hv_points(table, spec, np.arange(len(table)))
+    front = non_dominated(pts)
+    assert bm.hv_fraction(table, spec, front, ref) == pytest.approx(1.0)
+    assert bm.hv_fraction(table, spec, np.arange(len(table)), ref) == pytest.approx(1.0)
+    assert bm.hv_fraction(table, spec, front[:1], ref) < 1.0
+
+
+@pytest.mark.parametrize("strategy", ["evonas-aging", "evonas-nsga2", "evonas-msunas", "evonas-local"])
+def test_our_strategies_find_the_optimum_of_a_synthetic_table(synthetic, strategy):
+    spec = bm.BenchmarkSpec(str(synthetic), "final_acc", "final_acc", (), "cell")
+    table = spec.evaluator().table()
+    job = bm.run_job(strategy, spec, seed=0, budget=300)
+    assert len(job["order"]) >= 300 and len(set(job["order"])) == len(job["order"])
+    best = table.genomes[job["order"][int(np.argmax(table.signal[job["order"]]))]]
+    assert best.values == OPTIMUM
+
+
+@pytest.mark.parametrize("strategy", bm.ALL)
+def test_every_strategy_and_peer_runs_with_costs(synthetic, strategy):
+    spec = bm.BenchmarkSpec(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), "cell")
+    table = spec.evaluator().table()
+    job = bm.run_job(strategy, spec, seed=3, budget=30)
+    rows = bm.score(job, table, spec, [10, 30], bm.table_hypervolume(table, spec))
+    assert [r["budget"] for r in rows] == [10, 30]
+    assert all(0 < r["hv_fraction"] <= 1 for r in rows)
+    assert rows[1]["best_report"] >= rows[0]["best_report"] - 10  # a real table value
+    assert rows[1]["best_report"] in set(table.report)
+
+
+def test_random_peer_exhausts_the_table(synthetic):
+    spec = bm.BenchmarkSpec(str(synthetic), "final_acc", "final_acc", (), "cell")
+    job = bm.run_job("random", spec, seed=0, budget=5 ** 6)
+    assert sorted(job["order"]) == list(range(5 ** 6))
+
+
+def test_benchmark_cli(synthetic, tmp_path):
+    exe = str(Path(sys.executable).parent / "evonas")
+    out = tmp_path / "results.csv"
+    proc = subprocess.run([exe, "benchmark", "--table", str(synthetic), "--arch-column", "cell",
+                           "--signal-column", "cheap_acc", "--report-column", "final_acc", "--cost-columns", "lat_ms",
+                           "--budgets", "10,20", "--seeds", "2", "--strategies", "random,evonas-aging,optuna-tpe",
+                           "--workers", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["strategy", "seed", "budget", "best_report", "hv_fraction", "seconds"]
+    assert len(df) == 3 * 2 * 2
+    for s in ("random", "evonas-aging", "optuna-tpe"):
+        assert f"{s}: best_report" in proc.stdout
+    bad = subprocess.run([exe, "benchmark", "--table", str(synthetic), "--arch-column", "cell",
+                          "--signal-column", "nope", "--report-column", "final_acc", "--out", str(tmp_path / "x.csv")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nope" in bad.stderr and not (tmp_path / "x.csv").exists()
