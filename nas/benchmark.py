@@ -105,7 +105,7 @@ def _ours(name: str, spec: BenchmarkSpec, seed: int, budget: int) -> _Budgeted:
         strategy, batch = LocalSearchStrategy(space, obj, {}, seed, n_init=10), 1
     elif name == "evonas-msunas":
         strategy, batch = MSuNASStrategy(space, obj, {}, seed, ["random_forest"], 1, 3,
-                                         inner_generations=20, inner_population=50), 5
+                                         inner_generations=10, inner_population=40), 10
     else:
         raise ValueError(f"unknown strategy {name!r}")
     run = _Budgeted(spec, budget)
