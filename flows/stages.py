@@ -65,12 +65,13 @@ def select_flow(cfg: Config) -> dict:
     rows = {r["candidate_id"]: r for r in front.to_dict("records")}
     cards = [t.finetune_and_export(cfg, rows[cid], rules) for cid, rules in picks.items()]
     metrics = t.write_selection(cfg, all_df, front, picks, cards, time.perf_counter() - t0)
-    table = [{k: c[k] for k in ("candidate_id", "architecture", "params", "flops", "latency_ms",
-                                "inherited_val_accuracy", "val_accuracy", "test_accuracy")}
+    table = [{k: c.get(k) for k in ("candidate_id", "architecture", "params", "flops", "latency_ms",
+                                    "inherited_val_accuracy", "val_accuracy", "test_accuracy")}
              | {"selected_by": ", ".join(c["selected_by"])} for c in cards]
     create_table_artifact(key="pareto-front", table=[
         {k: (None if v != v else v) for k, v in r.items()}
-        for r in front[["candidate_id", "val_accuracy", "params", "flops", "latency_ms"]].to_dict("records")],
+        for r in front[[c for c in dict.fromkeys(["candidate_id", "val_accuracy", "params", "flops", "latency_ms",
+                                                  *cfg.search.objectives]) if c in front.columns]].to_dict("records")],
         description=f"Non-dominated candidates ({len(front)}) over {metrics['n_evaluated']} evaluated")
     create_table_artifact(key="selected-models", table=table, description="Selected, fine-tuned and exported models")
     create_markdown_artifact(key="run-summary", markdown=_summary_markdown(cfg, metrics, cards))
@@ -85,10 +86,13 @@ def _summary_markdown(cfg: Config, metrics: dict, cards: list[dict]) -> str:
              f"- models in `{cfg.selection.out_dir}/models/`", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in metrics["stage_seconds"].items() if v is not None]
     lines += ["", "| model | selected by | params | test acc |", "|---|---|---|---|"]
-    lines += [f"| {c['candidate_id']} | {', '.join(c['selected_by'])} | {c['params']} | {c['test_accuracy']:.4f} |"
+    lines += [f"| {c['candidate_id']} | {', '.join(c['selected_by'])} | {c.get('params', '')} | {c['test_accuracy']:.4f} |"
               for c in cards]
     return "\n".join(lines)
 
+
+TABLE_STAGES = ("search", "select")
+"""Stages that run when ``evaluation.kind`` is ``table``."""
 
 STAGE_FLOWS = {
     "prepare": prepare_flow,

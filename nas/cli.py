@@ -85,6 +85,10 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
     if name not in STAGES:
         _fail(f"unknown stage {name!r}; choose from {', '.join(STAGES)}", 2)
     cfg = _load(params, set_, debug)
+    from flows.stages import TABLE_STAGES
+
+    if cfg.evaluation.kind == "table" and name not in TABLE_STAGES:
+        _fail(f"stage {name!r} is not used when evaluation.kind is 'table' (run: {', '.join(TABLE_STAGES)})", 2)
 
     def go():
         from flows.stages import STAGE_FLOWS
@@ -186,15 +190,22 @@ def _print_table(cfg) -> None:
     from nas.stages import pareto_table
 
     df = pareto_table(cfg)
+    metrics = [c for c in dict.fromkeys(["val_accuracy", "params", "flops", "latency_ms", *cfg.search.objectives])
+               if c in df.columns and df[c].notna().any()]
     table = Table(title=f"Pareto front ({len(df)} non-dominated) — {cfg.selection.out_dir}/pareto.csv")
-    for col in ("candidate_id", "val_accuracy", "params", "flops", "latency_ms", "selected", "test_accuracy",
-                "selected_by"):
+    for col in ["candidate_id", *metrics, "selected", "test_accuracy", "selected_by"]:
         table.add_column(col, justify="left" if col in ("candidate_id", "selected_by") else "right")
+
+    def fmt(v) -> str:
+        if v != v or v is None:
+            return ""
+        if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
+            return f"{int(v):,}"
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
     for r in df.to_dict("records"):
-        table.add_row(r["candidate_id"], f"{r['val_accuracy']:.4f}", f"{int(r['params']):,}", f"{int(r['flops']):,}",
-                      f"{r['latency_ms']:.3f}", "yes" if r["selected"] else "",
-                      "" if r["test_accuracy"] != r["test_accuracy"] else f"{r['test_accuracy']:.4f}",
-                      "" if not isinstance(r.get("selected_by"), str) else r["selected_by"])
+        table.add_row(r["candidate_id"], *[fmt(r[m]) for m in metrics], "yes" if r["selected"] else "",
+                      fmt(r["test_accuracy"]), r["selected_by"] if isinstance(r.get("selected_by"), str) else "")
     Console(width=160).print(table)
 
 

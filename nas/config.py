@@ -52,13 +52,15 @@ class DataConfig(_Section):
 
 
 class SpaceConfig(_Section):
-    kind: Literal["elastic_cnn"] = "elastic_cnn"
+    kind: Literal["elastic_cnn", "nb201"] = "elastic_cnn"
     stem_channels: int = Field(16, gt=0)
     stage_channels: list[int] = Field(default_factory=lambda: [16, 24, 32], min_length=1)
     stage_strides: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1)
     depths: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1, description="elastic depth choices per stage")
     kernel_sizes: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1)
     expand_ratios: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1)
+    nb201_channels: int = Field(16, gt=0, description="nb201: channels of the first stage (doubled per stage)")
+    nb201_cells: int = Field(5, gt=0, description="nb201: cells per stage")
 
     @model_validator(mode="after")
     def _check(self) -> "SpaceConfig":
@@ -96,21 +98,20 @@ class SurrogateConfig(_Section):
 
 
 class SearchConfig(_Section):
-    strategy: Literal["msunas", "nsga2", "random"] = "msunas"
+    strategy: Literal["msunas", "nsga2", "aging", "local_search", "random"] = "msunas"
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
     generations: int = Field(6, gt=0, description="generations after the initial population")
     objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1)
     constraints: dict[str, float] = Field(default_factory=dict)
     surrogate_generations: int = Field(30, gt=0, description="MSuNAS: inner NSGA-II generations on the surrogate")
     surrogate_population: int = Field(60, gt=1, description="MSuNAS: inner NSGA-II population")
+    aging_population: int = Field(20, gt=1, description="aging evolution: population (FIFO) size")
+    aging_tournament: int = Field(5, gt=0, description="aging evolution: tournament size")
     out_dir: str = "artifacts/search"
 
     @field_validator("objectives")
     @classmethod
     def _objectives(cls, v: list[str]) -> list[str]:
-        bad = [o for o in v if o not in OBJECTIVES]
-        if bad:
-            raise ValueError(f"unknown objective(s) {bad}; choose from {list(OBJECTIVES)}")
         if len(set(v)) != len(v):
             raise ValueError(f"objectives repeated: {v}")
         return v
@@ -146,7 +147,22 @@ class SelectionConfig(_Section):
         return v
 
 
+class TableConfig(_Section):
+    """A benchmark table read by column names (NAS-Bench-201 and tables of the same shape)."""
+
+    path: str | None = None
+    arch_column: str = "arch_str"
+    signal_column: str = Field("val_acc_12ep", description="what the strategy sees (reported as val_accuracy)")
+    report_column: str = Field("test_acc_200ep", description="reported for selected candidates (test_accuracy)")
+    cost_columns: list[str] = Field(default_factory=list, description="table columns (or params/flops) usable as objectives")
+    sim_seconds: float = Field(0.0, ge=0, description="simulated evaluation time per candidate (constant part)")
+    sim_seconds_column: str | None = Field(None, description="simulated time proportional to this column")
+    sim_scale: float = Field(1.0, ge=0, description="seconds per unit of sim_seconds_column")
+
+
 class EvaluationConfig(_Section):
+    kind: Literal["inherited", "table"] = Field("inherited", description="supernet-inherited weights or table lookup")
+    table: TableConfig = Field(default_factory=TableConfig)
     workers: int = Field(2, gt=0, description="Dask LocalCluster worker processes")
     threads_per_worker: int = Field(1, gt=0)
     scheduler_address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler")
@@ -171,6 +187,21 @@ class Config(_Section):
     def _cross(self) -> "Config":
         if "val_accuracy" not in self.search.objectives:
             raise ValueError("search.objectives must include val_accuracy")
+        allowed = list(OBJECTIVES)
+        if self.evaluation.kind == "table":
+            if not self.evaluation.table.path:
+                raise ValueError("evaluation.table.path is required when evaluation.kind is 'table'")
+            if self.space.kind != "nb201":
+                raise ValueError("evaluation.kind 'table' needs space.kind 'nb201' (tables list NAS-Bench-201 cells)")
+            allowed = ["val_accuracy", *self.evaluation.table.cost_columns]
+        elif self.space.kind != "elastic_cnn":
+            raise ValueError(f"space.kind '{self.space.kind}' has no supernet: use evaluation.kind 'table'")
+        bad = [o for o in self.search.objectives if o not in allowed]
+        if bad:
+            raise ValueError(f"unknown objective(s) {bad} in search.objectives; choose from {allowed}")
+        missing = [c for c, o in CONSTRAINT_OBJECTIVE.items() if c in self.search.constraints and o not in allowed]
+        if missing:
+            raise ValueError(f"search.constraints {missing} name metrics this evaluator does not produce")
         return self
 
 

@@ -7,10 +7,15 @@ from nas.evaluators.dask import DaskPool
 from nas.evaluators.inherited import InheritedEvaluator
 from nas.genome import Genome
 from nas.spaces.elastic import ElasticSpace
-from nas.strategies import MSuNASStrategy, NSGA2Strategy, RandomStrategy
+from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
+                            RandomStrategy)
 
 
-def build_space(cfg: Config) -> ElasticSpace:
+def build_space(cfg: Config):
+    if cfg.space.kind == "nb201":
+        from nas.spaces.nb201 import NB201Space
+
+        return NB201Space()
     return ElasticSpace(cfg.space)
 
 
@@ -18,6 +23,11 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
     s = cfg.search
     if s.strategy == "random":
         return RandomStrategy(space, s.objectives, s.constraints, cfg.seed)
+    if s.strategy == "aging":
+        return AgingEvolutionStrategy(space, s.objectives, s.constraints, cfg.seed, s.aging_population,
+                                      s.aging_tournament)
+    if s.strategy == "local_search":
+        return LocalSearchStrategy(space, s.objectives, s.constraints, cfg.seed)
     if s.strategy == "nsga2":
         return NSGA2Strategy(space, s.objectives, s.constraints, s.population, cfg.seed)
     return MSuNASStrategy(space, s.objectives, s.constraints, cfg.seed, cfg.surrogate.models,
@@ -25,8 +35,17 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
                           s.surrogate_population, prior)
 
 
-def build_evaluator(cfg: Config) -> InheritedEvaluator:
+def build_evaluator(cfg: Config):
     e = cfg.evaluation
+    if e.kind == "table":
+        from nas.evaluators.table import TableEvaluator
+
+        t = e.table
+        return TableEvaluator(path=t.path, signal_column=t.signal_column, report_column=t.report_column,
+                              cost_columns=tuple(t.cost_columns), arch_column=t.arch_column, base_seed=cfg.seed,
+                              sim_seconds=t.sim_seconds, sim_seconds_column=t.sim_seconds_column,
+                              sim_scale=t.sim_scale, builder_channels=cfg.space.nb201_channels,
+                              builder_cells=cfg.space.nb201_cells)
     return InheritedEvaluator(supernet_dir=cfg.supernet.out_dir, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
                               bn_batches=e.bn_batches, batch_size=e.batch_size, latency_repeats=e.latency_repeats,
                               latency_warmup=e.latency_warmup, device=e.device, threads=e.threads_per_worker)

@@ -24,18 +24,20 @@ METRIC_COLUMNS = ["val_accuracy", "params", "flops", "latency_ms"]
 
 
 def results_frame(results: list[EvaluationResult], generation: int | None = None) -> pd.DataFrame:
+    """One row per result: the standard metric columns, then any other metric the evaluator
+    produced (for example a table's report and cost columns)."""
+    extra = sorted({k for r in results for k in r.metrics} - set(METRIC_COLUMNS))
     rows = []
     for r in results:
         row = {"candidate_id": r.candidate_id, "genome": r.genome.to_json(), "space": r.genome.space}
-        for m in METRIC_COLUMNS:
+        for m in METRIC_COLUMNS + extra:
             row[m] = float(r.metrics.get(m, np.nan))
         row.update(status=r.status, error=r.error or "", seed=r.seed, eval_seconds=r.eval_seconds,
                    worker=r.worker, started_at=r.started_at, finished_at=r.finished_at)
         if generation is not None:
             row["generation"] = generation
         rows.append(row)
-    df = pd.DataFrame(rows, columns=None if rows else ["candidate_id", "genome", "space", *METRIC_COLUMNS, "status"])
-    return df
+    return pd.DataFrame(rows, columns=None if rows else ["candidate_id", "genome", "space", *METRIC_COLUMNS, "status"])
 
 
 def read_populations(pop_dir: str | Path) -> pd.DataFrame:

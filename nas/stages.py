@@ -163,23 +163,51 @@ def objective_bounds(objectives: list[str], prior: list[tuple[Genome, dict[str, 
     return np.array(ideal), np.array(nadir)
 
 
+def table_bounds(cfg: Config, evaluator) -> tuple[np.ndarray, np.ndarray]:
+    """Normalisation box for a table: the signal's and each cost column's range over the whole
+    table; builder costs (params, flops) from 0 to the largest network's value."""
+    table = evaluator.table()
+    largest = None
+    ideal, nadir = [], []
+    for o in cfg.search.objectives:
+        if o == "val_accuracy":
+            ideal.append(-float(table.signal.max()))
+            nadir.append(-float(table.signal.min()))
+        elif o in table.costs:
+            ideal.append(float(table.costs[o].min()))
+            nadir.append(float(table.costs[o].max()))
+        else:
+            from nas.factory import build_space
+
+            largest = largest or evaluator.metrics(build_space(cfg).largest(), 0)
+            ideal.append(0.0)
+            nadir.append(float(largest[o]))
+    return np.array(ideal), np.array(nadir)
+
+
 def run_search(cfg: Config) -> dict:
-    from nas.factory import build_evaluator, build_pool, build_strategy
-    from nas.supernet import load_supernet
+    from nas.factory import build_evaluator, build_pool, build_space, build_strategy
 
     t0 = time.perf_counter()
     s = cfg.search
-    bundle = load_supernet(cfg.supernet.out_dir)
-    _check_space(cfg, bundle)
-    prior = load_prior(cfg)
-    strategy = build_strategy(cfg, bundle.space, prior)
-    ideal, nadir = objective_bounds(s.objectives, prior)
+    evaluator = build_evaluator(cfg)
+    if cfg.evaluation.kind == "table":
+        space, prior = build_space(cfg), []
+        ideal, nadir = table_bounds(cfg, evaluator)
+    else:
+        from nas.supernet import load_supernet
+
+        bundle = load_supernet(cfg.supernet.out_dir)
+        _check_space(cfg, bundle)
+        space, prior = bundle.space, load_prior(cfg)
+        ideal, nadir = objective_bounds(s.objectives, prior)
+    strategy = build_strategy(cfg, space, prior)
     tracker = HypervolumeTracker(s.objectives, s.constraints, ideal, nadir)
     total = s.population * (s.generations + 1)
     with build_pool(cfg) as pool, bar(f"search ({s.strategy}, {s.generations + 1} generations)", total) as b:
         n_workers = pool.n_workers
         runner = GenerationalRunner(
-            strategy, pool, build_evaluator(cfg), s.population, s.generations, s.out_dir, tracker,
+            strategy, pool, evaluator, s.population, s.generations, s.out_dir, tracker,
             on_result=lambda r: b.advance(info=f"hv {tracker.history[-1]['hypervolume']:.4f}"))
         results = runner.run()
     wall = time.perf_counter() - t0
@@ -210,11 +238,11 @@ def pareto_front(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = df.drop_duplicates("candidate_id").reset_index(drop=True)
     objectives, constraints = cfg.search.objectives, cfg.search.constraints
     ok = df[(df.status == "ok")].copy()
-    ok = ok[[feasible(row, constraints) for row in ok[METRIC_COLUMNS].to_dict("records")]]
+    ok = ok[[feasible(row, constraints) for row in ok.to_dict("records")]]
     if ok.empty:
         raise RuntimeError("no feasible successfully evaluated candidate: relax search.constraints or "
                            "check the errors in artifacts/search/populations/")
-    F = np.array([to_minimise(row, objectives) for row in ok[METRIC_COLUMNS].to_dict("records")])
+    F = np.array([to_minimise(row, objectives) for row in ok.to_dict("records")])
     front = ok.iloc[non_dominated(F)].copy()
     front = front.sort_values(["val_accuracy", "params"], ascending=[False, True]).reset_index(drop=True)
     return df, front
@@ -232,7 +260,7 @@ def clear_models(cfg: Config) -> None:
 def choose(cfg: Config, front: pd.DataFrame) -> dict[str, list[str]]:
     """candidate_id -> the selection rules that picked it."""
     objectives = cfg.search.objectives
-    F = np.array([to_minimise(row, objectives) for row in front[METRIC_COLUMNS].to_dict("records")])
+    F = np.array([to_minimise(row, objectives) for row in front.to_dict("records")])
     picks: dict[str, list[str]] = {}
 
     def add(i: int, rule: str) -> None:
@@ -245,7 +273,7 @@ def choose(cfg: Config, front: pd.DataFrame) -> dict[str, list[str]]:
             add(int(np.argmax(front.val_accuracy.to_numpy())), "best_accuracy")
         elif rule == "best_under_constraints":
             for c in cfg.selection.constraints:
-                mask = [feasible(r, c) for r in front[METRIC_COLUMNS].to_dict("records")]
+                mask = [feasible(r, c) for r in front.to_dict("records")]
                 if any(mask):
                     idx = np.flatnonzero(mask)
                     add(int(idx[np.argmax(front.val_accuracy.to_numpy()[idx])]),
@@ -256,8 +284,32 @@ def choose(cfg: Config, front: pd.DataFrame) -> dict[str, list[str]]:
     return picks
 
 
+def table_card(cfg: Config, row: dict, rules: list[str]) -> dict:
+    """Model card of a table-evaluated candidate: the table's report column is its test accuracy.
+    Tables hold no weights, so nothing is exported besides the card."""
+    from nas.factory import build_space
+    from nas.export import write_model_card
+
+    space = build_space(cfg)
+    genome = Genome.from_json(row["genome"], space.name)
+    t = cfg.evaluation.table
+    card = {
+        "candidate_id": row["candidate_id"], "genome": list(genome.values), "space": genome.space,
+        "architecture": space.describe(genome), "selected_by": rules,
+        "val_accuracy": float(row["val_accuracy"]), "test_accuracy": float(row["report_accuracy"]),
+        "signal_column": t.signal_column, "report_column": t.report_column, "table": t.path,
+        "base_seed": cfg.seed,
+        **{c: float(row[c]) for c in t.cost_columns if c in row},
+    }
+    write_model_card(Path(cfg.selection.out_dir) / "models" / f"{row['candidate_id']}.json", card)
+    return card
+
+
 def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
-    """Extract the subnet, fine-tune it stand-alone, score it on test, export ONNX/pt2/card."""
+    """Extract the subnet, fine-tune it stand-alone, score it on test, export ONNX/pt2/card.
+    With a table evaluator the card is written from the table instead."""
+    if cfg.evaluation.kind == "table":
+        return table_card(cfg, row, rules)
     import torch
 
     from nas.export import export_onnx, export_program, onnx_max_abs_diff, write_model_card
@@ -324,7 +376,7 @@ def plot_front(path: Path, all_df: pd.DataFrame, front: pd.DataFrame, objectives
         ax.scatter(s[c], s.val_accuracy, s=90, facecolors="none", edgecolors="tab:red", linewidths=2,
                    label="selected")
         ax.set_xlabel(c)
-        ax.set_ylabel("val_accuracy (inherited weights)")
+        ax.set_ylabel("val_accuracy (search signal)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(loc="lower right")
     fig.suptitle(f"Pareto front over {len(ok)} evaluated subnets")
@@ -345,24 +397,24 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
     front["selected_by"] = [";".join(picks.get(c, [])) for c in front.candidate_id]
     front["test_accuracy"] = [by_id[c]["test_accuracy"] if c in by_id else np.nan for c in front.candidate_id]
     front["finetuned_val_accuracy"] = [by_id[c]["val_accuracy"] if c in by_id else np.nan for c in front.candidate_id]
-    cols = ["candidate_id", "genome", "val_accuracy", "params", "flops", "latency_ms", "selected", "test_accuracy",
-            "finetuned_val_accuracy", "selected_by", "generation", "worker", "eval_seconds"]
-    front = front[[c for c in cols if c in front.columns]]
+    cols = ["candidate_id", "genome", "val_accuracy", "params", "flops", "latency_ms", *cfg.search.objectives,
+            "report_accuracy", "selected", "test_accuracy", "finetuned_val_accuracy", "selected_by", "generation",
+            "worker", "eval_seconds"]
+    front = front[[c for c in dict.fromkeys(cols) if c in front.columns]]
     atomic_write_text(Path(sel.out_dir) / "pareto.csv", front.to_csv(index=False))
     reports = Path(sel.reports_dir)
     plot_front(reports / "pareto.png", all_df, front, cfg.search.objectives)
 
     summary = json.loads((Path(cfg.search.out_dir) / "summary.json").read_text())
     ok = all_df[all_df.status == "ok"]
-    F = np.array([to_minimise(r, cfg.search.objectives) for r in front[METRIC_COLUMNS].to_dict("records")])
+    F = np.array([to_minimise(r, cfg.search.objectives) for r in front.to_dict("records")])
     hv = hypervolume(F, np.array(summary["ideal"]), np.array(summary["nadir"]))
-    stage_seconds = {
+    stage_seconds = {} if cfg.evaluation.kind == "table" else {
         "prepare": _seconds(Path(cfg.data.out_dir) / "meta.json"),
         "pretrain": _seconds(Path(cfg.supernet.out_dir) / "meta.json"),
         "surrogate": _seconds(Path(cfg.surrogate.out_dir) / "surrogate.json"),
-        "search": summary["seconds"],
-        "select": select_seconds,
     }
+    stage_seconds.update(search=summary["seconds"], select=select_seconds)
     metrics = {
         "n_evaluated": int(len(all_df)), "n_failed": int((all_df.status != "ok").sum()),
         "n_pareto": int(len(front)), "n_selected": int(front.selected.sum()),

@@ -134,3 +134,35 @@ def test_benchmark_cli(synthetic, tmp_path):
                           "--signal-column", "nope", "--report-column", "final_acc", "--out", str(tmp_path / "x.csv")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "nope" in bad.stderr and not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.integration
+def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path):
+    """`evaluation.kind: table` through the real pipeline flow (Prefect + Dask), no supernet."""
+    import json
+    import os
+
+    from tests.conftest import ROOT
+
+    exe = str(Path(sys.executable).parent / "evonas")
+    sets = ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={synthetic}",
+            "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
+            "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
+            "search.objectives=[val_accuracy, lat_ms]", "search.strategy=aging", "search.population=8",
+            "search.generations=3", "evaluation.table.sim_seconds=0.01"]
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
+    proc = subprocess.run([exe, "run", "--params", str(ROOT / "params.yaml")] + [a for s in sets for a in ("--set", s)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "artifacts/supernet").exists() and not (tmp_path / "data").exists()
+    front = pd.read_csv(tmp_path / "artifacts/select/pareto.csv")
+    assert {"lat_ms", "report_accuracy", "test_accuracy"} <= set(front.columns)
+    sel = front[front.selected]
+    assert (sel.test_accuracy == sel.report_accuracy).all()
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert set(metrics["stage_seconds"]) == {"search", "select"} and metrics["n_evaluated"] == 32
+    pops = sorted((tmp_path / "artifacts/search/populations").glob("gen_*.parquet"))
+    assert len(pops) == 4 and (pd.read_parquet(pops[0]).eval_seconds >= 0.01).all()
+    for cid in sel.candidate_id:
+        card = json.loads((tmp_path / f"artifacts/select/models/{cid}.json").read_text())
+        assert card["architecture"].startswith("|") and card["report_column"] == "final_acc"

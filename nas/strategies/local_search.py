@@ -62,18 +62,27 @@ class LocalSearchStrategy:
         return [gs[i] for i in order]
 
     def _scores(self, cands: list[Genome]) -> np.ndarray:
-        """Higher is more promising: predicted first objective (negated minimisation value)."""
+        """Higher is more promising. One multi-output random forest predicts every objective and
+        constraint; candidates predicted feasible come first, then by predicted non-domination
+        rank, then by the first objective."""
         ok = self.archive.ok()
         if not self.use_surrogate or len(ok) < 8:
             return self.rng.random(len(cands))
         from sklearn.ensemble import RandomForestRegressor
 
         x = np.array([self.space.encode(r.genome) for r in ok])
-        y = np.array([self.archive.F(r.genome)[0] for r in ok])
-        model = RandomForestRegressor(n_estimators=60, min_samples_leaf=1, random_state=int(self.rng.integers(2**31)),
-                                      n_jobs=1).fit(x, y)
-        pred = -model.predict(np.array([self.space.encode(c) for c in cands]))
-        return pred + 1e-9 * self.rng.random(len(cands))  # random tie-break
+        y = np.array([np.concatenate([self.archive.F(r.genome), self.archive.G(r.genome)]) for r in ok])
+        model = RandomForestRegressor(n_estimators=60, random_state=int(self.rng.integers(2**31)), n_jobs=1)
+        pred = model.fit(x, y).predict(np.array([self.space.encode(c) for c in cands])).reshape(len(cands), -1)
+        n_obj = len(self.archive.objectives)
+        F, G = pred[:, :n_obj], pred[:, n_obj:]
+        infeasible = (np.maximum(G, 0).sum(axis=1) > 0) if G.shape[1] else np.zeros(len(cands), bool)
+        rank = np.zeros(len(cands))
+        if n_obj > 1:
+            for r, front in enumerate(NonDominatedSorting().do(F)):
+                rank[front] = r
+        return -(infeasible * 1e6 + rank * 1e3) - F[:, 0] / (np.abs(F[:, 0]).max() + 1e-12) \
+            + 1e-9 * self.rng.random(len(cands))
 
     def ask(self, n: int) -> list[Genome]:
         taken = set(self.archive.results) | self._asked
