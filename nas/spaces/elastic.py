@@ -19,6 +19,7 @@ import numpy as np
 
 from nas.config import SpaceConfig
 from nas.genome import Genome
+from nas.spaces.base import IntegerVectorSpace
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class BlockSpec:
     expand_ratio: int
 
 
-class ElasticSpace:
+class ElasticSpace(IntegerVectorSpace):
     name = "elastic_cnn"
 
     def __init__(self, cfg: SpaceConfig):
@@ -55,17 +56,8 @@ class ElasticSpace:
     def _block_gene(self, stage: int, block: int) -> int:
         return self.n_stages + 2 * (stage * self.max_depth + block)
 
-    def validate(self, genome: Genome) -> None:
-        v = np.asarray(genome.values)
-        if genome.space != self.name:
-            raise ValueError(f"genome of space {genome.space!r} given to space {self.name!r}")
-        if v.shape != (self.n_var,):
-            raise ValueError(f"genome must have {self.n_var} genes, got {len(v)}")
-        if (v < 0).any() or (v > self.upper_bounds).any():
-            raise ValueError(f"genome {list(v)} out of bounds 0..{list(self.upper_bounds)}")
-
     def canonical(self, values) -> Genome:
-        v = np.clip(np.rint(np.asarray(values, dtype=float)), 0, self.upper_bounds).astype(np.int64)
+        v = self.clip(values)
         for s in range(self.n_stages):
             depth = self.cfg.depths[v[s]]
             for b in range(depth, self.max_depth):

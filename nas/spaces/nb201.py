@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from nas.genome import Genome
+from nas.spaces.base import IntegerVectorSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 N_NODES = 4
@@ -92,7 +93,7 @@ def format_arch(genome: Genome, ops: tuple[str, ...] = OPS) -> str:
     return "+".join(parts)
 
 
-class NB201Space:
+class NB201Space(IntegerVectorSpace):
     """The 6-edge x 5-op NAS-Bench-201 cell space, with the same interface as ``ElasticSpace``.
 
     ``largest()`` is the all-``nor_conv_3x3`` cell (most parameters and FLOPs). ``smallest()``
@@ -120,17 +121,8 @@ class NB201Space:
         """Inclusive upper bound of every gene (lower bounds are all 0)."""
         return np.full(self.n_var, len(self.ops) - 1, dtype=np.int64)
 
-    def validate(self, genome: Genome) -> None:
-        v = np.asarray(genome.values)
-        if genome.space != self.name:
-            raise ValueError(f"genome of space {genome.space!r} given to space {self.name!r}")
-        if v.shape != (self.n_var,):
-            raise ValueError(f"genome must have {self.n_var} genes, got {len(v)}")
-        if (v < 0).any() or (v > self.upper_bounds).any():
-            raise ValueError(f"genome {list(v)} out of bounds 0..{list(self.upper_bounds)}")
-
     def canonical(self, values) -> Genome:
-        v = np.clip(np.rint(np.asarray(values, dtype=float)), 0, self.upper_bounds).astype(np.int64)
+        v = self.clip(values)
         return Genome(tuple(int(x) for x in v), self.name)
 
     def encode(self, genome: Genome) -> np.ndarray:
