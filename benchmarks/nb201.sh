@@ -13,3 +13,4 @@ $EVONAS benchmark "${common[@]}" --signal-column val_acc_12ep --report-column te
   --out "$OUT/single_val12.csv" | tee "$OUT/single_val12.txt"
 $EVONAS benchmark "${common[@]}" --signal-column val_acc_12ep --report-column test_acc_200ep \
   --cost-columns latency_raspi4_ms --out "$OUT/multi_latency.csv" | tee "$OUT/multi_latency.txt"
+.venv/bin/python benchmarks/nb201_report.py "$OUT" benchmarks/results/nb201.md

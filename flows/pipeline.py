@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.stages import STAGE_FLOWS, TABLE_STAGES, run_name
+from flows.stages import STAGE_FLOWS, STAGES_BY_EVALUATION, run_name
 from nas.config import Config
 
 
@@ -12,7 +12,7 @@ from nas.config import Config
 def pipeline_flow(cfg: Config) -> dict:
     out = {}
     for name, stage in STAGE_FLOWS.items():
-        if cfg.evaluation.kind == "table" and name not in TABLE_STAGES:
-            continue  # a table needs no data, supernet or surrogate stage
+        if name not in STAGES_BY_EVALUATION[cfg.evaluation.kind]:
+            continue
         out[name] = stage(cfg)
     return out["select"]

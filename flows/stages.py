@@ -66,7 +66,7 @@ def select_flow(cfg: Config) -> dict:
     cards = [t.finetune_and_export(cfg, rows[cid], rules) for cid, rules in picks.items()]
     metrics = t.write_selection(cfg, all_df, front, picks, cards, time.perf_counter() - t0)
     table = [{k: c.get(k) for k in ("candidate_id", "architecture", "params", "flops", "latency_ms",
-                                    "inherited_val_accuracy", "val_accuracy", "test_accuracy")}
+                                    "search_val_accuracy", "val_accuracy", "test_accuracy")}
              | {"selected_by": ", ".join(c["selected_by"])} for c in cards]
     create_table_artifact(key="pareto-front", table=[
         {k: (None if v != v else v) for k, v in r.items()}
@@ -91,8 +91,11 @@ def _summary_markdown(cfg: Config, metrics: dict, cards: list[dict]) -> str:
     return "\n".join(lines)
 
 
-TABLE_STAGES = ("search", "select")
-"""Stages that run when ``evaluation.kind`` is ``table``."""
+STAGES_BY_EVALUATION = {
+    "inherited": ("prepare", "pretrain", "surrogate", "search", "select"),
+    "train": ("prepare", "search", "select"),  # stand-alone training needs no supernet or surrogate
+    "table": ("search", "select"),  # a table needs no data either
+}
 
 STAGE_FLOWS = {
     "prepare": prepare_flow,

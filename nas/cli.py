@@ -85,10 +85,11 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
     if name not in STAGES:
         _fail(f"unknown stage {name!r}; choose from {', '.join(STAGES)}", 2)
     cfg = _load(params, set_, debug)
-    from flows.stages import TABLE_STAGES
+    from flows.stages import STAGES_BY_EVALUATION
 
-    if cfg.evaluation.kind == "table" and name not in TABLE_STAGES:
-        _fail(f"stage {name!r} is not used when evaluation.kind is 'table' (run: {', '.join(TABLE_STAGES)})", 2)
+    used = STAGES_BY_EVALUATION[cfg.evaluation.kind]
+    if name not in used:
+        _fail(f"stage {name!r} is not used when evaluation.kind is '{cfg.evaluation.kind}' (stages: {', '.join(used)})", 2)
 
     def go():
         from flows.stages import STAGE_FLOWS

@@ -161,7 +161,11 @@ class TableConfig(_Section):
 
 
 class EvaluationConfig(_Section):
-    kind: Literal["inherited", "table"] = Field("inherited", description="supernet-inherited weights or table lookup")
+    kind: Literal["inherited", "train", "table"] = Field(
+        "inherited", description="supernet-inherited weights, stand-alone training from scratch, or table lookup")
+    train_epochs: int = Field(5, gt=0, description="kind train: epochs each candidate is trained")
+    train_lr: float = Field(0.05, gt=0, description="kind train: learning rate")
+    train_batch_size: int = Field(64, gt=0, description="kind train: batch size")
     table: TableConfig = Field(default_factory=TableConfig)
     workers: int = Field(2, gt=0, description="Dask LocalCluster worker processes")
     threads_per_worker: int = Field(1, gt=0)
@@ -194,8 +198,8 @@ class Config(_Section):
             if self.space.kind != "nb201":
                 raise ValueError("evaluation.kind 'table' needs space.kind 'nb201' (tables list NAS-Bench-201 cells)")
             allowed = ["val_accuracy", *self.evaluation.table.cost_columns]
-        elif self.space.kind != "elastic_cnn":
-            raise ValueError(f"space.kind '{self.space.kind}' has no supernet: use evaluation.kind 'table'")
+        elif self.space.kind != "elastic_cnn" and self.evaluation.kind == "inherited":
+            raise ValueError(f"space.kind '{self.space.kind}' has no supernet: use evaluation.kind 'train' or 'table'")
         bad = [o for o in self.search.objectives if o not in allowed]
         if bad:
             raise ValueError(f"unknown objective(s) {bad} in search.objectives; choose from {allowed}")

@@ -46,6 +46,13 @@ def build_evaluator(cfg: Config):
                               sim_seconds=t.sim_seconds, sim_seconds_column=t.sim_seconds_column,
                               sim_scale=t.sim_scale, builder_channels=cfg.space.nb201_channels,
                               builder_cells=cfg.space.nb201_cells)
+    if e.kind == "train":
+        from nas.evaluators.standalone import StandaloneEvaluator
+
+        return StandaloneEvaluator(space=cfg.space, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
+                                   epochs=e.train_epochs, lr=e.train_lr, batch_size=e.train_batch_size,
+                                   latency_repeats=e.latency_repeats, latency_warmup=e.latency_warmup,
+                                   device=e.device, threads=e.threads_per_worker)
     return InheritedEvaluator(supernet_dir=cfg.supernet.out_dir, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
                               bn_batches=e.bn_batches, batch_size=e.batch_size, latency_repeats=e.latency_repeats,
                               latency_warmup=e.latency_warmup, device=e.device, threads=e.threads_per_worker)

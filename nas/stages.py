@@ -185,6 +185,21 @@ def table_bounds(cfg: Config, evaluator) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ideal), np.array(nadir)
 
 
+def builder_bounds(cfg: Config, space) -> tuple[np.ndarray, np.ndarray]:
+    """Normalisation box without samples: accuracy in [0, 1]; costs from 0 to the largest
+    network's value (built, not trained)."""
+    from nas.evaluators.standalone import build_model
+
+    data = load_prepared(cfg.data.out_dir)
+    net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes)
+    largest = {"params": count_params(net), "flops": count_flops(net, data.input_shape),
+               "latency_ms": measure_latency_ms(net, data.input_shape, cfg.evaluation.latency_repeats,
+                                                cfg.evaluation.latency_warmup)}
+    ideal = [-1.0 if o == "val_accuracy" else 0.0 for o in cfg.search.objectives]
+    nadir = [0.0 if o == "val_accuracy" else float(largest[o]) for o in cfg.search.objectives]
+    return np.array(ideal), np.array(nadir)
+
+
 def run_search(cfg: Config) -> dict:
     from nas.factory import build_evaluator, build_pool, build_space, build_strategy
 
@@ -194,6 +209,9 @@ def run_search(cfg: Config) -> dict:
     if cfg.evaluation.kind == "table":
         space, prior = build_space(cfg), []
         ideal, nadir = table_bounds(cfg, evaluator)
+    elif cfg.evaluation.kind == "train":
+        space, prior = build_space(cfg), []
+        ideal, nadir = builder_bounds(cfg, space)
     else:
         from nas.supernet import load_supernet
 
@@ -312,25 +330,32 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
         return table_card(cfg, row, rules)
     import torch
 
+    from nas.evaluators.standalone import build_model
     from nas.export import export_onnx, export_program, onnx_max_abs_diff, write_model_card
+    from nas.factory import build_space
     from nas.spaces.elastic_build import extract_subnet
     from nas.supernet import load_supernet
     from nas.training import accuracy, recalibrate_bn, resolve_device, train
 
     t0 = time.perf_counter()
-    bundle = load_supernet(cfg.supernet.out_dir)
     data = load_prepared(cfg.data.out_dir)
-    genome = Genome.from_json(row["genome"])
+    space = build_space(cfg)
+    genome = Genome.from_json(row["genome"], space.name)
     seed = candidate_seed(cfg.seed, genome)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = resolve_device(cfg.evaluation.device)
-    net = extract_subnet(bundle.net, genome).to(device)
-    sel = cfg.selection
-    if sel.finetune_epochs > 0:
-        train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device)
+    sel, ev = cfg.selection, cfg.evaluation
+    if ev.kind == "train":  # no shared weights: train from scratch for the search budget plus fine-tuning
+        net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes).to(device)
+        train(net, data.x_train, data.y_train, ev.train_epochs + sel.finetune_epochs, ev.train_lr,
+              ev.train_batch_size, rng, device)
     else:
-        recalibrate_bn(net, data.x_train, cfg.evaluation.bn_batches, cfg.evaluation.batch_size, rng, device)
+        net = extract_subnet(load_supernet(cfg.supernet.out_dir).net, genome).to(device)
+        if sel.finetune_epochs > 0:
+            train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device)
+        else:
+            recalibrate_bn(net, data.x_train, ev.bn_batches, ev.batch_size, rng, device)
     val = accuracy(net, data.x_val, data.y_val, device=device)
     test = accuracy(net, data.x_test, data.y_test, device=device)
     net = net.cpu().eval()
@@ -342,10 +367,10 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
     onnx_diff = onnx_max_abs_diff(net, out / f"{cid}.onnx", data.x_test[:16])
     card = {
         "candidate_id": cid, "genome": list(genome.values), "space": genome.space,
-        "architecture": bundle.space.describe(genome), "selected_by": rules,
+        "architecture": space.describe(genome), "selected_by": rules,
         "params": count_params(net), "flops": count_flops(net, shape),
         "latency_ms": measure_latency_ms(net, shape, cfg.evaluation.latency_repeats, cfg.evaluation.latency_warmup),
-        "inherited_val_accuracy": float(row["val_accuracy"]),
+        "search_val_accuracy": float(row["val_accuracy"]), "evaluation": ev.kind,
         "val_accuracy": val, "test_accuracy": test, "finetune_epochs": sel.finetune_epochs,
         "dataset_hash": data.dataset_hash, "seed": seed, "base_seed": cfg.seed,
         "input_shape": [1, *shape], "class_names": data.class_names,
@@ -409,11 +434,12 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
     ok = all_df[all_df.status == "ok"]
     F = np.array([to_minimise(r, cfg.search.objectives) for r in front.to_dict("records")])
     hv = hypervolume(F, np.array(summary["ideal"]), np.array(summary["nadir"]))
-    stage_seconds = {} if cfg.evaluation.kind == "table" else {
-        "prepare": _seconds(Path(cfg.data.out_dir) / "meta.json"),
-        "pretrain": _seconds(Path(cfg.supernet.out_dir) / "meta.json"),
-        "surrogate": _seconds(Path(cfg.surrogate.out_dir) / "surrogate.json"),
-    }
+    stage_seconds = {}
+    if cfg.evaluation.kind != "table":
+        stage_seconds["prepare"] = _seconds(Path(cfg.data.out_dir) / "meta.json")
+    if cfg.evaluation.kind == "inherited":
+        stage_seconds["pretrain"] = _seconds(Path(cfg.supernet.out_dir) / "meta.json")
+        stage_seconds["surrogate"] = _seconds(Path(cfg.surrogate.out_dir) / "surrogate.json")
     stage_seconds.update(search=summary["seconds"], select=select_seconds)
     metrics = {
         "n_evaluated": int(len(all_df)), "n_failed": int((all_df.status != "ok").sum()),

@@ -5,7 +5,9 @@ single-gene change) of the best evaluated architectures, expanded best-first: th
 neighbourhood of the incumbent first, then of the next best, and so on. With several
 objectives "best" is by non-domination rank, then crowding distance, so the whole front is
 expanded (Pareto local search). Within a neighbourhood the order is the prediction of a
-random-forest surrogate refitted on every evaluation so far. Local search is a strong
+random-forest surrogate refitted on every evaluation so far. After ``patience`` evaluations
+without a new best, one proposal jumps out of the basin: the most promising (by the
+surrogate) of ``kick_pool`` fresh random architectures. Local search is a strong
 baseline on cell spaces such as NAS-Bench-201 (White et al., 2021); the surrogate spends the
 budget on the most promising neighbours first.
 """
@@ -41,12 +43,14 @@ class LocalSearchStrategy:
     name = "local_search"
 
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
-                 n_init: int = 10, surrogate: bool = True):
+                 n_init: int = 10, surrogate: bool = True, patience: int = 12, kick_pool: int = 300):
         self.space = space
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.n_init, self.use_surrogate = n_init, surrogate
+        self.patience, self.kick_pool = patience, kick_pool
         self._asked: set[Genome] = set()
+        self._stale = 0
 
     def _ranked_archive(self) -> list[Genome]:
         gs = list(self.archive.results)
@@ -73,7 +77,7 @@ class LocalSearchStrategy:
         x = np.array([self.space.encode(r.genome) for r in ok])
         y = np.array([np.concatenate([self.archive.F(r.genome), self.archive.G(r.genome)]) for r in ok])
         model = RandomForestRegressor(n_estimators=60, random_state=int(self.rng.integers(2**31)), n_jobs=1)
-        pred = model.fit(x, y).predict(np.array([self.space.encode(c) for c in cands])).reshape(len(cands), -1)
+        pred = model.fit(x, y[:, 0] if y.shape[1] == 1 else y).predict(np.array([self.space.encode(c) for c in cands])).reshape(len(cands), -1)
         n_obj = len(self.archive.objectives)
         F, G = pred[:, :n_obj], pred[:, n_obj:]
         infeasible = (np.maximum(G, 0).sum(axis=1) > 0) if G.shape[1] else np.zeros(len(cands), bool)
@@ -88,6 +92,11 @@ class LocalSearchStrategy:
         taken = set(self.archive.results) | self._asked
         if len(self.archive) + len(self._asked) < self.n_init:
             out = fresh_samples(self.space, self.rng, min(n, self.n_init - len(self.archive) - len(self._asked)), taken)
+        elif self.patience and self._stale >= self.patience:
+            # stuck in one basin: jump to the most promising of many fresh random architectures
+            pool = fresh_samples(self.space, self.rng, self.kick_pool, taken)
+            out = [pool[i] for i in np.argsort(-self._scores(pool), kind="stable")[:n]] if pool else []
+            self._stale = 0
         else:
             out = []
             for centre in self._ranked_archive():
@@ -104,6 +113,14 @@ class LocalSearchStrategy:
         return out
 
     def tell(self, results: list[EvaluationResult]) -> None:
+        before = self._best()
         self.archive.add(results)
         for r in results:
             self._asked.discard(r.genome)
+        self._stale = 0 if self._best() < before else self._stale + len(results)
+
+    def _best(self) -> float:
+        """Best first-objective value among feasible evaluated candidates (minimisation)."""
+        vals = [self.archive.F(g)[0] for g in self.archive.results
+                if not (np.maximum(self.archive.G(g), 0).sum() > 0)]
+        return min(vals) if vals else np.inf
