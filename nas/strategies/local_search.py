@@ -92,14 +92,14 @@ class LocalSearchStrategy:
         taken = set(self.archive.results) | self._asked
         if len(self.archive) + len(self._asked) < self.n_init:
             out = fresh_samples(self.space, self.rng, min(n, self.n_init - len(self.archive) - len(self._asked)), taken)
-        elif self.patience and self._stale >= self.patience:
-            # stuck in one basin: jump to the most promising of many fresh random architectures
-            pool = fresh_samples(self.space, self.rng, self.kick_pool, taken)
-            out = [pool[i] for i in np.argsort(-self._scores(pool), kind="stable")[:n]] if pool else []
-            self._stale = 0
         else:
             out = []
-            for centre in self._ranked_archive():
+            if self.patience and self._stale >= self.patience:
+                # stuck in one basin: one proposal jumps to the most promising of many fresh random architectures
+                pool = fresh_samples(self.space, self.rng, self.kick_pool, taken)
+                out = [pool[int(np.argmax(self._scores(pool)))]] if pool else []
+                self._stale = 0
+            for centre in (self._ranked_archive() if len(out) < n else []):
                 cands = [c for c in neighbours(self.space, centre) if c not in taken and c not in out]
                 if not cands:
                     continue
