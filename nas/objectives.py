@@ -48,6 +48,12 @@ def measure_latency_ms(model: nn.Module, input_shape: tuple[int, ...], repeats: 
     return float(statistics.median(times))
 
 
+def cost_metrics(model: nn.Module, input_shape: tuple[int, ...], repeats: int = 30, warmup: int = 5) -> dict[str, float]:
+    """The cost objectives of a built network: ``params``, ``flops`` and ``latency_ms``."""
+    return {"params": float(count_params(model)), "flops": float(count_flops(model, input_shape)),
+            "latency_ms": measure_latency_ms(model, input_shape, repeats, warmup)}
+
+
 def to_minimise(metrics: dict[str, float], objectives: list[str]) -> np.ndarray:
     return np.array([-metrics[o] if o in MAXIMISE else metrics[o] for o in objectives], dtype=float)
 

@@ -18,7 +18,7 @@ from nas.config import Config, ConfigError
 from nas.data import Prepared, load_prepared, prepare, save_prepared
 from nas.genome import EvaluationResult, Genome, candidate_seed
 from nas.io import atomic_write_json, atomic_write_text
-from nas.objectives import MAXIMISE, count_flops, count_params, feasible, measure_latency_ms, to_minimise
+from nas.objectives import MAXIMISE, cost_metrics, count_flops, count_params, feasible, measure_latency_ms, to_minimise
 from nas.pareto import hypervolume, knee_point, non_dominated, spread_points
 from nas.progress import bar
 from nas.runners import METRIC_COLUMNS, GenerationalRunner, HypervolumeTracker, read_populations
@@ -192,9 +192,7 @@ def builder_bounds(cfg: Config, space) -> tuple[np.ndarray, np.ndarray]:
 
     data = load_prepared(cfg.data.out_dir)
     net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes)
-    largest = {"params": count_params(net), "flops": count_flops(net, data.input_shape),
-               "latency_ms": measure_latency_ms(net, data.input_shape, cfg.evaluation.latency_repeats,
-                                                cfg.evaluation.latency_warmup)}
+    largest = cost_metrics(net, data.input_shape, cfg.evaluation.latency_repeats, cfg.evaluation.latency_warmup)
     ideal = [-1.0 if o == "val_accuracy" else 0.0 for o in cfg.search.objectives]
     nadir = [0.0 if o == "val_accuracy" else float(largest[o]) for o in cfg.search.objectives]
     return np.array(ideal), np.array(nadir)

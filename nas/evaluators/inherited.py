@@ -15,7 +15,7 @@ import torch
 
 from nas.data import Prepared, load_prepared
 from nas.genome import Genome
-from nas.objectives import count_flops, count_params, measure_latency_ms
+from nas.objectives import cost_metrics
 from nas.spaces.elastic_build import extract_subnet
 from nas.supernet import SupernetBundle, load_supernet
 from nas.training import accuracy, recalibrate_bn, resolve_device
@@ -51,9 +51,5 @@ class InheritedEvaluator:
         recalibrate_bn(net, data.x_train, self.bn_batches, self.batch_size, np.random.default_rng(seed), device)
         val = accuracy(net, data.x_val, data.y_val, device=device)
         net = net.cpu()
-        return {
-            "val_accuracy": float(val),
-            "params": float(count_params(net)),
-            "flops": float(count_flops(net, data.input_shape)),
-            "latency_ms": measure_latency_ms(net, data.input_shape, self.latency_repeats, self.latency_warmup),
-        }
+        return {"val_accuracy": float(val),
+                **cost_metrics(net, data.input_shape, self.latency_repeats, self.latency_warmup)}

@@ -15,7 +15,7 @@ import torch
 from nas.config import SpaceConfig
 from nas.data import load_prepared
 from nas.genome import Genome
-from nas.objectives import count_flops, count_params, measure_latency_ms
+from nas.objectives import cost_metrics
 from nas.training import accuracy, resolve_device, train
 
 
@@ -54,9 +54,5 @@ class StandaloneEvaluator:
               device)
         val = accuracy(net, data.x_val, data.y_val, device=device)
         net = net.cpu()
-        return {
-            "val_accuracy": float(val),
-            "params": float(count_params(net)),
-            "flops": float(count_flops(net, data.input_shape)),
-            "latency_ms": measure_latency_ms(net, data.input_shape, self.latency_repeats, self.latency_warmup),
-        }
+        return {"val_accuracy": float(val),
+                **cost_metrics(net, data.input_shape, self.latency_repeats, self.latency_warmup)}
