@@ -31,9 +31,13 @@ from nas.evaluators.base import evaluate
 from nas.evaluators.table import Table, TableEvaluator
 from nas.genome import Genome
 
-OURS = ("evonas-random", "evonas-aging", "evonas-nsga2", "evonas-msunas", "evonas-local")
+OURS = ("evonas-random", "evonas-aging", "evonas-nsga2", "evonas-msunas", "evonas-local", "evonas-thompson")
 PEERS = ("random", "pymoo-nsga2", "optuna-tpe", "optuna-nsga2")
 ALL = OURS + PEERS
+MAX_PEER_REPEATS = 500
+"""An Optuna peer that proposes only already-evaluated architectures this many times in a row
+is stopped (its later budgets are scored on what it found): a converged multi-objective TPE
+otherwise spends hours re-proposing known cells, each answered from the cache for free."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class _Budgeted:
 def _ours(name: str, spec: BenchmarkSpec, seed: int, budget: int) -> _Budgeted:
     from nas.spaces.nb201 import NB201Space
     from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
-                                RandomStrategy)
+                                RandomStrategy, ThompsonStrategy)
 
     space = NB201Space()
     obj = spec.objectives
@@ -103,6 +107,8 @@ def _ours(name: str, spec: BenchmarkSpec, seed: int, budget: int) -> _Budgeted:
         strategy, batch = NSGA2Strategy(space, obj, {}, 20, seed), 20
     elif name == "evonas-local":
         strategy, batch = LocalSearchStrategy(space, obj, {}, seed, n_init=10), 1
+    elif name == "evonas-thompson":
+        strategy, batch = ThompsonStrategy(space, obj, {}, seed), 1
     elif name == "evonas-msunas":
         strategy, batch = MSuNASStrategy(space, obj, {}, seed, ["random_forest"], 1, 3,
                                          inner_generations=10, inner_population=40), 10
@@ -169,17 +175,27 @@ def _peer_optuna(kind: str, spec: BenchmarkSpec, seed: int, budget: int) -> _Bud
     directions = ["minimize"] * (1 + len(spec.cost_columns))
     sampler = optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else optuna.samplers.NSGAIISampler(seed=seed)
     study = optuna.create_study(directions=directions, sampler=sampler)
+    repeats = 0  # consecutive proposals of already-evaluated architectures
     for _ in range(budget * 50):
-        if run.done:
+        if run.done or repeats >= MAX_PEER_REPEATS:
             break
         trial = study.ask()
         g = Genome(tuple(OPS.index(trial.suggest_categorical(f"edge{k}", list(OPS))) for k in range(6)), "nb201")
+        before = len(run.order)
         values = run.objectives(run.row(g))
+        repeats = 0 if len(run.order) > before else repeats + 1
         study.tell(trial, values if len(values) > 1 else values[0])
     return run
 
 
 def run_job(strategy: str, spec: BenchmarkSpec, seed: int, budget: int) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one process per core: nested BLAS threads would only contend
+        return _run_job(strategy, spec, seed, budget)
+
+
+def _run_job(strategy: str, spec: BenchmarkSpec, seed: int, budget: int) -> dict:
     t0 = time.perf_counter()
     if strategy in OURS:
         run = _ours(strategy, spec, seed, budget)

@@ -98,7 +98,7 @@ class SurrogateConfig(_Section):
 
 
 class SearchConfig(_Section):
-    strategy: Literal["msunas", "nsga2", "aging", "local_search", "random"] = "msunas"
+    strategy: Literal["msunas", "nsga2", "aging", "local_search", "thompson", "random"] = "msunas"
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
     generations: int = Field(6, gt=0, description="generations after the initial population")
     objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1)
@@ -107,6 +107,10 @@ class SearchConfig(_Section):
     surrogate_population: int = Field(60, gt=1, description="MSuNAS: inner NSGA-II population")
     aging_population: int = Field(20, gt=1, description="aging evolution: population (FIFO) size")
     aging_tournament: int = Field(5, gt=0, description="aging evolution: tournament size")
+    thompson_init: int = Field(5, gt=0, description="thompson: random architectures before the model proposes")
+    thompson_interaction_prior: float = Field(
+        50.0, gt=0, description="thompson: prior precision of pairwise gene interactions (higher = closer to additive)")
+    thompson_noise: float = Field(0.4, gt=0, description="thompson: observation noise, in normal-score units")
     out_dir: str = "artifacts/search"
 
     @field_validator("objectives")

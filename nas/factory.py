@@ -8,7 +8,7 @@ from nas.evaluators.inherited import InheritedEvaluator
 from nas.genome import Genome
 from nas.spaces.elastic import ElasticSpace
 from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
-                            RandomStrategy)
+                            RandomStrategy, ThompsonStrategy)
 
 
 def build_space(cfg: Config):
@@ -28,6 +28,9 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
                                       s.aging_tournament)
     if s.strategy == "local_search":
         return LocalSearchStrategy(space, s.objectives, s.constraints, cfg.seed)
+    if s.strategy == "thompson":
+        return ThompsonStrategy(space, s.objectives, s.constraints, cfg.seed, n_init=s.thompson_init,
+                                prior_pair=s.thompson_interaction_prior, noise=s.thompson_noise)
     if s.strategy == "nsga2":
         return NSGA2Strategy(space, s.objectives, s.constraints, s.population, cfg.seed)
     return MSuNASStrategy(space, s.objectives, s.constraints, cfg.seed, cfg.surrogate.models,

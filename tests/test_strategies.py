@@ -9,7 +9,8 @@ from nas.evaluators import LocalPool, evaluate
 from nas.objectives import feasible, to_minimise
 from nas.pareto import hypervolume
 from nas.spaces.elastic import ElasticSpace
-from nas.strategies import AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy, RandomStrategy, Strategy
+from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy, RandomStrategy,
+                            Strategy, ThompsonStrategy)
 from tests.analytic import AnalyticEvaluator
 
 OBJ = ["val_accuracy", "params"]
@@ -24,12 +25,14 @@ def make(name, seed=0, constraints=None, prior=None):
         return NSGA2Strategy(space, OBJ, c, 12, seed)
     if name == "local_search":
         return LocalSearchStrategy(space, OBJ, c, seed, n_init=8)
+    if name == "thompson":
+        return ThompsonStrategy(space, OBJ, c, seed, n_init=8)
     if name == "aging":
         return AgingEvolutionStrategy(space, OBJ, c, seed, population=12, tournament=4)
     return MSuNASStrategy(space, OBJ, c, seed, ["random_forest", "ridge"], 1, 3, 10, 24, prior)
 
 
-STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas"]
+STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson"]
 
 
 def run(strategy, generations=4, n=12, evaluator=AnalyticEvaluator()):
@@ -81,7 +84,7 @@ def test_failed_candidates_are_told_and_not_retried(name):
         s.tell(LocalPool().evaluate(ev, nxt))
 
 
-@pytest.mark.parametrize("name", ["aging", "local_search", "nsga2", "msunas"])
+@pytest.mark.parametrize("name", ["aging", "local_search", "nsga2", "msunas", "thompson"])
 def test_search_improves_the_front(name):
     history = run(make(name, seed=1), generations=6)
     ideal, nadir = np.array([-1.0, 0.0]), np.array([-0.5, 130000.0])
@@ -94,7 +97,7 @@ def test_search_improves_the_front(name):
     assert final > first * 1.02
 
 
-@pytest.mark.parametrize("name", ["aging", "local_search", "nsga2", "msunas"])
+@pytest.mark.parametrize("name", ["aging", "local_search", "nsga2", "msunas", "thompson"])
 def test_constraints_steer_towards_feasible_candidates(name):
     limit = {"max_params": 15000}
     history = run(make(name, seed=2, constraints=limit), generations=5)

@@ -1,0 +1,119 @@
+"""The Thompson-sampling strategy's model: features, posterior, and how it chooses."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from nas.config import SpaceConfig
+from nas.evaluators import LocalPool
+from nas.genome import EvaluationResult, Genome
+from nas.spaces.elastic import ElasticSpace
+from nas.spaces.nb201 import NB201Space
+from nas.strategies.thompson import InteractionFeatures, ThompsonStrategy, normal_scores, posterior_sample
+
+
+def test_interaction_features_index_every_gene_and_pair_once():
+    f = InteractionFeatures(np.array([4, 4, 2]))
+    assert f.n_features == 5 + 5 + 3 + 25 + 15 + 15
+    grid = np.array(list(itertools.product(range(5), range(5), range(3))))
+    idx = f.indices(grid)
+    assert idx.shape == (75, 3 + 3)
+    dense = f.dense(idx)
+    assert (dense.sum(axis=1) == 6).all()
+    # each pair block is hit by exactly the genomes with that pair of values
+    pair_cols = dense[:, f.n_main:]
+    assert (pair_cols.sum(axis=0) > 0).all()
+    assert len({tuple(r) for r in idx}) == 75
+
+
+def test_posterior_recovers_an_additive_function_in_both_forms():
+    rng = np.random.default_rng(0)
+    f = InteractionFeatures(np.array([4] * 6))
+    true = np.zeros(f.n_features)
+    true[: f.n_main] = rng.normal(size=f.n_main)
+    X = rng.integers(0, 5, size=(300, 6))
+    A = f.dense(f.indices(X))
+    y = A @ true
+    prior = f.prior_precision(1.0, 100.0)
+    Xt = rng.integers(0, 5, size=(200, 6))
+    At = f.dense(f.indices(Xt))
+    for n in (60, 300):  # n < p = 405: the dual form (Matheron)
+        mean = posterior_sample(A[:n], y[:n], prior, 0.05, None)
+        assert np.corrcoef(At @ mean, At @ true)[0, 1] > 0.95
+    big = np.vstack([A] * 2)  # n = 600 > p = 405: the primal form
+    draw = posterior_sample(big, np.concatenate([y, y]), prior, 0.05, np.random.default_rng(1))
+    assert np.corrcoef(At @ draw, At @ true)[0, 1] > 0.95
+
+
+def test_normal_scores_keep_the_order_and_tame_outliers():
+    z = normal_scores(np.array([10.0, 94.0, 93.0, 94.3, 50.0]))
+    assert list(np.argsort(z)) == [0, 4, 2, 1, 3]
+    assert np.abs(z).max() < 1.5
+
+
+def _additive_result(space, g: Genome, w: np.ndarray) -> EvaluationResult:
+    acc = float(sum(w[e, v] for e, v in enumerate(g.values)))
+    return EvaluationResult(genome=g, metrics={"val_accuracy": acc})
+
+
+def test_finds_the_optimum_of_an_additive_cell_within_150_evaluations():
+    space = NB201Space()
+    w = np.random.default_rng(5).uniform(size=(6, 5))
+    best = Genome(tuple(int(v) for v in w.argmax(axis=1)), "nb201")
+    s = ThompsonStrategy(space, ["val_accuracy"], {}, seed=0)
+    seen = []
+    while len(seen) < 150 and best not in seen:
+        asked = s.ask(1)
+        seen += asked
+        s.tell([_additive_result(space, g, w) for g in asked])
+    assert best in seen, "an additive landscape must be solved far faster than random (1 in 15,625)"
+
+
+def test_batches_are_distinct_and_in_flight_proposals_are_not_repeated():
+    space = NB201Space()
+    w = np.random.default_rng(1).uniform(size=(6, 5))
+    s = ThompsonStrategy(space, ["val_accuracy"], {}, seed=0, n_init=3)
+    first = s.ask(8)  # 3 random, then 5 from a model with nothing to learn from yet
+    s.tell([_additive_result(space, g, w) for g in first[:4]])  # 4 still in flight
+    second = s.ask(8)
+    assert len(set(first + second)) == 16
+
+
+def test_multi_objective_spreads_along_the_front():
+    space = NB201Space()
+    rng = np.random.default_rng(2)
+    w = rng.uniform(size=(6, 5))
+    cost = np.tile(np.arange(5.0), (6, 1))  # higher op index: more accurate and more costly
+    w += cost * 0.5
+    s = ThompsonStrategy(space, ["val_accuracy", "latency_ms"], {}, seed=0)
+    told = []
+    for _ in range(12):
+        asked = s.ask(5)
+        rs = [EvaluationResult(genome=g, metrics={"val_accuracy": float(sum(w[e, v] for e, v in enumerate(g.values))),
+                                                  "latency_ms": float(sum(cost[e, v] for e, v in enumerate(g.values)))})
+              for g in asked]
+        s.tell(rs)
+        told += rs
+    lat = np.array([r.metrics["latency_ms"] for r in told[-30:]])
+    assert lat.max() - lat.min() >= 8, "later proposals must cover cheap and costly ends of the front"
+
+
+def test_constraints_on_an_open_space_are_learned():
+    space = ElasticSpace(SpaceConfig())
+    from tests.analytic import AnalyticEvaluator
+
+    s = ThompsonStrategy(space, ["val_accuracy", "params"], {"max_params": 15000}, seed=4, n_init=8)
+    ev, pool = AnalyticEvaluator(), LocalPool()
+    fractions = []
+    for _ in range(5):
+        rs = pool.evaluate(ev, s.ask(10))
+        s.tell(rs)
+        fractions.append(np.mean([r.metrics["params"] <= 15000 for r in rs]))
+    assert fractions[-1] >= 0.5 and np.mean(fractions[-2:]) > fractions[0]
+
+
+@pytest.mark.parametrize("kw", [dict(n_init=0), dict(noise=0), dict(prior_pair=-1)])
+def test_bad_settings_are_rejected(kw):
+    with pytest.raises(ValueError):
+        ThompsonStrategy(NB201Space(), ["val_accuracy"], {}, seed=0, **kw)
