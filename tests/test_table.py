@@ -148,7 +148,7 @@ def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path):
     sets = ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={synthetic}",
             "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
             "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
-            "search.objectives=[val_accuracy, lat_ms]", "search.strategy=aging", "search.population=8",
+            "search.objectives=[val_accuracy, lat_ms]", "search.strategy=thompson", "search.population=8",
             "search.generations=3", "evaluation.table.sim_seconds=0.01"]
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
     proc = subprocess.run([exe, "run", "--params", str(ROOT / "params.yaml")] + [a for s in sets for a in ("--set", s)],
