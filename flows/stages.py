@@ -12,7 +12,7 @@ from tasks import stages as t
 
 
 def run_name(stage: str):
-    """A flow-run name from the run's settings: ``<stage>-<space>-<strategy>-seed<N>``."""
+    """A flow-run name from the run's settings: ``<stage>-<space>-<strategy>[-async]-seed<N>``."""
 
     def name() -> str:
         from prefect.runtime import flow_run
@@ -20,7 +20,8 @@ def run_name(stage: str):
         cfg = flow_run.parameters.get("cfg")
         try:
             cfg = cfg if isinstance(cfg, Config) else Config.model_validate(cfg)
-            return f"{stage}-{cfg.space.kind}-{cfg.search.strategy}-seed{cfg.seed}"
+            mode = "-async" if cfg.search.mode == "async" else ""
+            return f"{stage}-{cfg.space.kind}-{cfg.search.strategy}{mode}-seed{cfg.seed}"
         except Exception:  # naming must never fail a run
             return stage
 

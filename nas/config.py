@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -97,7 +97,28 @@ class SurrogateConfig(_Section):
     out_dir: str = "artifacts/surrogate"
 
 
+class AsyncConfig(_Section):
+    in_flight: int = Field(8, gt=0, description="K: candidates kept in flight on the Dask workers")
+    batch: int = Field(2, gt=0, description="M: results that trigger one strategy update and M new submissions")
+    budget: Optional[int] = Field(None, gt=0, description="completed evaluations; default population x (generations + 1)")
+    drain: Literal["cancel", "await"] = Field(
+        "cancel", description="at the budget: cancel what is still in flight, or await it (and keep its results)")
+
+    @model_validator(mode="after")
+    def _batch(self) -> "AsyncConfig":
+        if self.batch > self.in_flight:
+            raise ValueError(f"batch ({self.batch}) cannot exceed in_flight ({self.in_flight})")
+        return self
+
+
+ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson")
+
+
 class SearchConfig(_Section):
+    mode: Literal["generational", "async"] = Field(
+        "generational", description="generational: evaluate a whole population, then evolve; async: keep "
+        "search.async.in_flight candidates in flight and evolve whenever search.async.batch return")
+    async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
     strategy: Literal["msunas", "nsga2", "aging", "local_search", "thompson", "random"] = "msunas"
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
     generations: int = Field(6, gt=0, description="generations after the initial population")
@@ -112,6 +133,19 @@ class SearchConfig(_Section):
         50.0, gt=0, description="thompson: prior precision of pairwise gene interactions (higher = closer to additive)")
     thompson_noise: float = Field(0.4, gt=0, description="thompson: observation noise, in normal-score units")
     out_dir: str = "artifacts/search"
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _mode(self) -> "SearchConfig":
+        if self.mode == "async" and self.strategy not in ASYNC_STRATEGIES:
+            raise ValueError(f"search.mode 'async' is not available for search.strategy '{self.strategy}' yet "
+                             f"(its ask/tell works a whole generation at a time); use one of {list(ASYNC_STRATEGIES)}")
+        return self
+
+    @property
+    def async_budget(self) -> int:
+        return self.async_.budget or self.population * (self.generations + 1)
 
     @field_validator("objectives")
     @classmethod

@@ -21,7 +21,7 @@ from nas.io import atomic_write_json, atomic_write_text
 from nas.objectives import MAXIMISE, cost_metrics, count_flops, count_params, feasible, measure_latency_ms, to_minimise
 from nas.pareto import hypervolume, knee_point, non_dominated, spread_points
 from nas.progress import bar
-from nas.runners import METRIC_COLUMNS, GenerationalRunner, HypervolumeTracker, read_populations
+from nas.runners import METRIC_COLUMNS, AsyncRunner, GenerationalRunner, HypervolumeTracker, read_populations
 from nas.strategies.base import fresh_samples
 from nas.surrogates import MultiObjectiveSurrogate, rank_metrics
 
@@ -219,26 +219,40 @@ def run_search(cfg: Config) -> dict:
         ideal, nadir = objective_bounds(s.objectives, prior)
     strategy = build_strategy(cfg, space, prior)
     tracker = HypervolumeTracker(s.objectives, s.constraints, ideal, nadir)
-    total = s.population * (s.generations + 1)
-    with build_pool(cfg) as pool, bar(f"search ({s.strategy}, {s.generations + 1} generations)", total) as b:
+    if s.mode == "async":
+        total, label = s.async_budget, f"search ({s.strategy}, async K={s.async_.in_flight} M={s.async_.batch})"
+    else:
+        total, label = s.population * (s.generations + 1), f"search ({s.strategy}, {s.generations + 1} generations)"
+    with build_pool(cfg) as pool, bar(label, total) as b:
         n_workers = pool.n_workers
-        runner = GenerationalRunner(
-            strategy, pool, evaluator, s.population, s.generations, s.out_dir, tracker,
-            on_result=lambda r: b.advance(info=f"hv {tracker.history[-1]['hypervolume']:.4f}"))
+        on_result = lambda r: b.advance(info=f"hv {tracker.history[-1]['hypervolume']:.4f}")  # noqa: E731
+        if s.mode == "async":
+            runner = AsyncRunner(strategy, pool, evaluator, total, s.async_.in_flight, s.async_.batch, s.out_dir,
+                                 tracker, drain=s.async_.drain, on_result=on_result)
+        else:
+            runner = GenerationalRunner(strategy, pool, evaluator, s.population, s.generations, s.out_dir, tracker,
+                                        on_result=on_result)
+        t_eval = time.perf_counter()
         results = runner.run()
+        eval_span = time.perf_counter() - t_eval
     wall = time.perf_counter() - t0
     busy = sum(r.eval_seconds for r in results)
     eval_wall = sum(g["evaluate_wall_seconds"] for g in runner.generation_log)
     summary = {
-        "strategy": s.strategy, "objectives": s.objectives, "constraints": s.constraints,
+        "strategy": s.strategy, "mode": s.mode, "objectives": s.objectives, "constraints": s.constraints,
         "n_evaluated": len(results), "n_failed": sum(not r.ok for r in results), "workers": n_workers,
         "ideal": ideal.tolist(), "nadir": nadir.tolist(),
         "final_hypervolume": tracker.history[-1]["hypervolume"] if tracker.history else 0.0,
         "generations": runner.generation_log,
         "evaluation_busy_seconds": busy, "evaluation_wall_seconds": eval_wall,
+        "worker_utilization": busy / (n_workers * eval_span) if n_workers and eval_span > 0 else None,
         "strategy_seconds": sum(g["ask_seconds"] for g in runner.generation_log),
         "seconds": wall,
     }
+    if s.mode == "async":
+        summary["async"] = {"in_flight": s.async_.in_flight, "batch": s.async_.batch, "drain": s.async_.drain,
+                            "budget": total, "cancelled": len(runner.cancelled),
+                            "late_results": sum(bool(r.extra.get("late")) for r in results)}
     atomic_write_json(Path(s.out_dir) / "summary.json", summary)
     hv = pd.DataFrame(tracker.history)
     atomic_write_text(Path(cfg.selection.reports_dir) / "hypervolume.csv", hv.to_csv(index=False))

@@ -46,7 +46,7 @@ class DaskPool:
         else:
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=self.threads_per_worker,
                                          processes=True, host="127.0.0.1", dashboard_address=None,
-                                         silence_logs=logging.WARNING)
+                                         silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
         return self
 
