@@ -15,11 +15,13 @@ evaluation busy time / (workers x wall time)), ``evals_per_s``, ``final_hv_fract
 (hypervolume of the evaluated set, test error and normalised cost, over that of the table's
 true front), ``mean_eval_s`` (the mean duration of the evaluated candidates: async favours
 fast ones); and ``time_to_target_speedup``: the wall time generational mode needs to reach
-its own final hypervolume divided by the time async mode needs to reach the same value.
+its own final hypervolume divided by the time async mode needs to reach the same value (0
+when it never does), per seed; the summary is the mean over ``--repeats`` seeds (the median
+for the speed-up).
 The hypervolume-against-wall-time plot goes to ``--plot``.
 
 Usage: python benchmarks/async_vs_generational.py [--table CSV] [--workers 4] [--budget 200]
-         [--in-flight 8] [--batch 2] [--strategy aging] [--seed 0]
+         [--in-flight 8] [--batch 2] [--strategy aging] [--seed 0] [--repeats 3]
          [--json benchmarks/results/async_vs_generational.json]
          [--plot benchmarks/results/async_vs_generational.png]
 """
@@ -103,6 +105,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--strategy", default="aging")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="seeds seed..seed+repeats-1, both modes each")
     ap.add_argument("--d-min", type=float, default=0.05, help="seconds of the fastest candidate")
     ap.add_argument("--d-max", type=float, default=1.0, help="seconds of the slowest candidate")
     ap.add_argument("--json", type=Path)
@@ -132,28 +135,38 @@ def main() -> None:
     print(f"strategy {args.strategy}, budget {args.budget}, {args.workers} workers, "
           f"generational population {args.in_flight}, async K={args.in_flight} M={args.batch}, seed {args.seed}")
 
-    out = {}
+    runs = []
     with DaskPool(workers=args.workers) as pool:
-        for mode in ("generational", "async"):
-            out[mode] = run_mode(mode, args, pool, evaluator, spec, table, reference, args.workdir)
-            m = out[mode]
-            print(f"  {mode:<12} done in {m['wall_s']:.1f} s")
-    target = out["generational"]["final_hv_fraction"]
-    t_gen, t_async = time_to(out["generational"]["curve"], target), time_to(out["async"]["curve"], target)
-    speedup = (t_gen / t_async) if (t_gen and t_async) else None
-    out["time_to_target_speedup"] = speedup
-    out["target_hv_fraction"] = target
-    out["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        for rep in range(args.repeats):
+            seed_args = argparse.Namespace(**{**vars(args), "seed": args.seed + rep})
+            run = {}
+            for mode in ("generational", "async"):
+                run[mode] = run_mode(mode, seed_args, pool, evaluator, spec, table, reference, args.workdir)
+            target = run["generational"]["final_hv_fraction"]
+            t_gen, t_async = time_to(run["generational"]["curve"], target), time_to(run["async"]["curve"], target)
+            # async never reaching generational's final hypervolume counts as no speed-up at all (0)
+            run["time_to_target_speedup"] = (t_gen / t_async) if t_async else 0.0
+            run["target_hv_fraction"], run["seed"] = target, seed_args.seed
+            print(f"  seed {seed_args.seed}: generational {run['generational']['wall_s']:.1f} s, "
+                  f"async {run['async']['wall_s']:.1f} s; time to hv {target:.4f}: generational {t_gen:.1f} s, "
+                  + (f"async {t_async:.1f} s ({t_gen / t_async:.2f}x)" if t_async else "async never reached it"))
+            runs.append(run)
 
     keys = ["wall_s", "utilization", "evals_per_s", "final_hv_fraction", "mean_eval_s", "evaluated", "generations",
             "cancelled"]
-    print(f"\n{'':<20}{'generational':>14}{'async':>14}")
+    out = {mode: {k: float(np.mean([r[mode][k] for r in runs])) for k in keys} for mode in ("generational", "async")}
+    speedups = [r["time_to_target_speedup"] for r in runs]
+    out["time_to_target_speedup"] = float(np.median(speedups))
+    out["time_to_target_speedups"] = speedups
+    out["runs"] = runs
+    out["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+    print(f"\nmean over {args.repeats} seed(s)")
+    print(f"{'':<20}{'generational':>14}{'async':>14}")
     for k in keys:
-        g, a = out["generational"][k], out["async"][k]
-        fmt = (lambda v: f"{v:>14.4f}") if isinstance(g, float) else (lambda v: f"{v:>14}")
-        print(f"{k:<20}{fmt(g)}{fmt(a)}")
-    print(f"time to generational's final hypervolume ({target:.4f}): generational {t_gen:.1f} s, "
-          + (f"async {t_async:.1f} s -> speedup {speedup:.2f}x" if t_async else "async never reached it"))
+        print(f"{k:<20}{out['generational'][k]:>14.4f}{out['async'][k]:>14.4f}")
+    print(f"time_to_target_speedup (median over seeds): {out['time_to_target_speedup']:.2f}x "
+          f"(per seed: {', '.join(f'{v:.2f}' for v in speedups)})")
 
     import matplotlib
 
@@ -161,10 +174,11 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for mode in ("generational", "async"):
-        c = out[mode]["curve"]
-        ax.step(c["seconds"], c["hv_fraction"], where="post", label=mode)
-    ax.axhline(target, color="grey", lw=0.8, ls="--")
+    for mode, colour in (("generational", "tab:blue"), ("async", "tab:orange")):
+        for i, r in enumerate(runs):
+            c = r[mode]["curve"]
+            ax.step(c["seconds"], c["hv_fraction"], where="post", color=colour, alpha=0.8,
+                    label=mode if i == 0 else None)
     ax.set_xlabel("wall time (s)")
     ax.set_ylabel("hypervolume fraction")
     ax.set_title(f"{args.strategy}, {args.workers} workers, budget {args.budget}")

@@ -142,6 +142,7 @@ class AsyncRunner:
         self.generation_log: list[dict] = []
         self.cancelled: list[Genome] = []
         self.submitted = 0
+        self.max_in_flight = 0
 
     def _submit(self, n: int, queue, meta: dict) -> float:
         from nas.evaluators.base import evaluate
@@ -156,6 +157,7 @@ class AsyncRunner:
             meta[fut.key] = (g, submitted_at, fut)
             self.submitted += 1
             queue.add(fut)
+        self.max_in_flight = max(self.max_in_flight, queue.count())
         return ask_s
 
     def run(self) -> list[EvaluationResult]:

@@ -54,6 +54,8 @@ def test_async_search_completes_the_budget_with_distinct_recorded_results(synthe
     assert all(g["evaluated"] <= 2 for g in runner.generation_log)
     # K stay in flight, so the budget ends with some still running; they are cancelled and reported
     assert 0 < len(runner.cancelled) <= 6 and not set(runner.cancelled) & {r.genome for r in results}
+    assert runner.max_in_flight == 6, "never more than K in flight, and K kept busy"
+    assert runner.submitted == len(results) + len(runner.cancelled), "every submission accounted for once"
     snaps = sorted((tmp_path / "populations").glob("gen_*.parquet"))
     assert len(snaps) == len(runner.generation_log)
     df = pd.concat([pd.read_parquet(f) for f in snaps])
@@ -109,3 +111,17 @@ def test_search_stage_in_async_mode_feeds_selection(synthetic, tmp_path, monkeyp
     assert len(all_df) == 24 and len(front) >= 1
     hv = pd.read_csv(tmp_path / "reports/hypervolume.csv")
     assert len(hv) == 24 and np.all(np.diff(hv.hypervolume) >= -1e-12)
+
+
+def test_m_equal_to_k_behaves_like_generational(synthetic, pool, tmp_path):
+    from nas.runners import GenerationalRunner
+
+    ev = _evaluator(synthetic)
+    gen = GenerationalRunner(_strategy("thompson", 5), pool, ev, population=6, generations=3,
+                             out_dir=tmp_path / "g").run()
+    asy = AsyncRunner(_strategy("thompson", 5), pool, ev, budget=24, in_flight=6, batch=6,
+                      out_dir=tmp_path / "a")
+    res = asy.run()
+    assert [sorted(r.genome.values for r in gen[i:i + 6]) for i in range(0, 24, 6)] == \
+        [sorted(r.genome.values for r in res[i:i + 6]) for i in range(0, 24, 6)]
+    assert [r.extra["generation"] for r in res] == [i // 6 for i in range(24)]

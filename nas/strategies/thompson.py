@@ -181,7 +181,9 @@ class ThompsonStrategy:
         cands, idx = self._candidates(taken)
         if not cands:
             return []
-        gs = list(self.archive.results)
+        # a fixed (sorted) order: the fit, and so the proposals, do not depend on the order in
+        # which results arrived (asynchronous or multi-worker evaluation)
+        gs = sorted(self.archive.results, key=lambda g: g.values)
         if len(gs) < 2:  # nothing to learn from yet (e.g. everything asked is still in flight)
             pick = self.rng.choice(len(cands), size=min(n, len(cands)), replace=False)
             return [cands[int(i)] for i in pick]
