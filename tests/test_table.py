@@ -137,8 +137,10 @@ def test_benchmark_cli(synthetic, tmp_path):
 
 
 @pytest.mark.integration
-def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path):
-    """`evaluation.kind: table` through the real pipeline flow (Prefect + Dask), no supernet."""
+@pytest.mark.parametrize("mode", ["generational", "async"])
+def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path, mode):
+    """`evaluation.kind: table` through the real pipeline flow (Prefect + Dask), no supernet;
+    in both search modes (async: K=6 in flight, updates every M=2 results)."""
     import json
     import os
 
@@ -149,7 +151,8 @@ def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path):
             "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
             "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
             "search.objectives=[val_accuracy, lat_ms]", "search.strategy=thompson", "search.population=8",
-            "search.generations=3", "evaluation.table.sim_seconds=0.01"]
+            "search.generations=3", "evaluation.table.sim_seconds=0.01", f"search.mode={mode}",
+            "search.async.in_flight=6", "search.async.batch=2"]
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
     proc = subprocess.run([exe, "run", "--params", str(ROOT / "params.yaml")] + [a for s in sets for a in ("--set", s)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -162,7 +165,11 @@ def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path):
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     assert set(metrics["stage_seconds"]) == {"search", "select"} and metrics["n_evaluated"] == 32
     pops = sorted((tmp_path / "artifacts/search/populations").glob("gen_*.parquet"))
-    assert len(pops) == 4 and (pd.read_parquet(pops[0]).eval_seconds >= 0.01).all()
+    assert len(pops) == (4 if mode == "generational" else 16) and (pd.read_parquet(pops[0]).eval_seconds >= 0.01).all()
+    summary = json.loads((tmp_path / "artifacts/search/summary.json").read_text())
+    assert summary["mode"] == mode
+    if mode == "async":
+        assert summary["async"]["cancelled"] >= 1 and "submitted_at" in pd.read_parquet(pops[-1]).columns
     for cid in sel.candidate_id:
         card = json.loads((tmp_path / f"artifacts/select/models/{cid}.json").read_text())
         assert card["architecture"].startswith("|") and card["report_column"] == "final_acc"
