@@ -111,7 +111,7 @@ class AsyncConfig(_Section):
         return self
 
 
-ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson")
+ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2")
 
 
 class SearchConfig(_Section):

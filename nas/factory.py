@@ -32,7 +32,8 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
         return ThompsonStrategy(space, s.objectives, s.constraints, cfg.seed, n_init=s.thompson_init,
                                 prior_pair=s.thompson_interaction_prior, noise=s.thompson_noise)
     if s.strategy == "nsga2":
-        return NSGA2Strategy(space, s.objectives, s.constraints, s.population, cfg.seed)
+        return NSGA2Strategy(space, s.objectives, s.constraints, s.population, cfg.seed,
+                             steady_state=s.mode == "async")
     return MSuNASStrategy(space, s.objectives, s.constraints, cfg.seed, cfg.surrogate.models,
                           cfg.surrogate.ensemble_size, cfg.surrogate.cv_folds, s.surrogate_generations,
                           s.surrogate_population, prior)

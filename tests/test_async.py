@@ -12,7 +12,8 @@ from nas.evaluators.dask import DaskPool
 from nas.evaluators.table import TableEvaluator
 from nas.runners import AsyncRunner, HypervolumeTracker
 from nas.spaces.nb201 import NB201Space
-from nas.strategies import AgingEvolutionStrategy, LocalSearchStrategy, RandomStrategy, ThompsonStrategy
+from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, NSGA2Strategy, RandomStrategy,
+                            ThompsonStrategy)
 from tests.conftest import ROOT
 from tests.test_table import synthetic  # noqa: F401  (the fixture: every NB201 cell, renamed columns)
 
@@ -36,10 +37,11 @@ def _strategy(name, seed=0):
     return {"random": lambda: RandomStrategy(space, OBJ, {}, seed),
             "aging": lambda: AgingEvolutionStrategy(space, OBJ, {}, seed, population=8, tournament=3),
             "local_search": lambda: LocalSearchStrategy(space, OBJ, {}, seed, n_init=6),
-            "thompson": lambda: ThompsonStrategy(space, OBJ, {}, seed)}[name]()
+            "thompson": lambda: ThompsonStrategy(space, OBJ, {}, seed),
+            "nsga2": lambda: NSGA2Strategy(space, OBJ, {}, 8, seed, steady_state=True)}[name]()
 
 
-@pytest.mark.parametrize("name", ["random", "aging", "local_search", "thompson"])
+@pytest.mark.parametrize("name", ["random", "aging", "local_search", "thompson", "nsga2"])
 def test_async_search_completes_the_budget_with_distinct_recorded_results(synthetic, pool, tmp_path, name):
     runner = AsyncRunner(_strategy(name), pool, _evaluator(synthetic), budget=30, in_flight=6, batch=2,
                          out_dir=tmp_path)
@@ -87,8 +89,8 @@ def test_bad_queue_settings_are_rejected(synthetic, pool, tmp_path):
     with pytest.raises(ConfigError, match="search.async"):
         load_config(ROOT / "params.yaml", ["search.mode=async", "search.strategy=aging", "search.async.in_flight=2",
                                             "search.async.batch=4"])
-    with pytest.raises(ConfigError, match="not available for search.strategy 'nsga2'"):
-        load_config(ROOT / "params.yaml", ["search.mode=async", "search.strategy=nsga2"])
+    with pytest.raises(ConfigError, match="not available for search.strategy 'msunas'"):
+        load_config(ROOT / "params.yaml", ["search.mode=async", "search.strategy=msunas"])
 
 
 def test_search_stage_in_async_mode_feeds_selection(synthetic, tmp_path, monkeypatch):
@@ -125,3 +127,16 @@ def test_m_equal_to_k_behaves_like_generational(synthetic, pool, tmp_path):
     assert [sorted(r.genome.values for r in gen[i:i + 6]) for i in range(0, 24, 6)] == \
         [sorted(r.genome.values for r in res[i:i + 6]) for i in range(0, 24, 6)]
     assert [r.extra["generation"] for r in res] == [i // 6 for i in range(24)]
+
+
+def test_steady_state_nsga2_keeps_the_elite_of_everything_evaluated(synthetic, pool, tmp_path):
+    from nas.pareto import non_dominated
+
+    s = _strategy("nsga2", 4)
+    results = AsyncRunner(s, pool, _evaluator(synthetic), budget=48, in_flight=6, batch=2, out_dir=tmp_path).run()
+    F = np.array([s.archive.F(r.genome) for r in results])
+    front = {results[i].genome.values for i in non_dominated(F)}
+    pop = {tuple(int(v) for v in x) for x in s.algorithm.pop.get("X")}
+    assert len(pop) == 8
+    # rank-and-crowding survival over everything told: the first front survives whole, or fills the population
+    assert front <= pop if len(front) <= 8 else pop <= front

@@ -3,6 +3,12 @@
 pymoo proposes, we evaluate elsewhere, pymoo learns: the algorithm object never sees an
 evaluator. Offspring that decode to an architecture already evaluated are answered from
 the archive instead of being evaluated again.
+
+With ``steady_state=True`` (asynchronous search) it takes results in batches of any size:
+the first ``pop_size`` proposals are random; from then on every ``tell`` runs pymoo's
+rank-and-crowding survival over the current population plus the new results (so the
+population is always the elite of everything evaluated so far), and every ``ask`` mates
+that population with pymoo's own operators (binary tournament, SBX, polynomial mutation).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
 from nas.genome import EvaluationResult, Genome
-from nas.strategies.base import Archive
+from nas.strategies.base import Archive, fresh_samples
 
 
 def integer_nsga2(pop_size: int, sampling=None) -> NSGA2:
@@ -37,8 +43,13 @@ def space_problem(space, n_obj: int, n_constr: int) -> Problem:
 class NSGA2Strategy:
     name = "nsga2"
 
-    def __init__(self, space, objectives: list[str], constraints: dict[str, float], pop_size: int, seed: int):
+    def __init__(self, space, objectives: list[str], constraints: dict[str, float], pop_size: int, seed: int,
+                 steady_state: bool = False):
         self.space = space
+        self.steady_state = steady_state
+        self._rng = np.random.default_rng(seed)
+        self._asked: set[Genome] = set()
+        self._told: list[Genome] = []
         self.archive = Archive(objectives, constraints)
         self.pop_size = pop_size
         self.algorithm = integer_nsga2(pop_size)
@@ -49,6 +60,11 @@ class NSGA2Strategy:
         self.max_skips = 50
 
     def ask(self, n: int) -> list[Genome]:
+        if self.steady_state:
+            return self._ask_steady(n)
+        return self._ask_generation(n)
+
+    def _ask_generation(self, n: int) -> list[Genome]:
         """The next generation's offspring that were never evaluated. A generation made only of
         known architectures is answered from the archive at once and the next one is asked
         (up to ``max_skips`` times), so a converged population never stalls the search."""
@@ -68,8 +84,56 @@ class NSGA2Strategy:
             self.tell([])
         return []
 
+    # ------------------------------------------------------------------ steady state (async)
+    def _ask_steady(self, n: int) -> list[Genome]:
+        taken = set(self.archive.results) | self._asked
+        alg = self.algorithm
+        if alg.pop is None or len(alg.pop) == 0:
+            out = fresh_samples(self.space, self._rng, n, taken)  # the initial population
+        else:
+            out = []
+            for _ in range(self.max_skips):
+                off = alg.mating.do(alg.problem, alg.pop, max(n - len(out), 2), algorithm=alg,
+                                    random_state=alg.random_state)
+                for x in off.get("X") if len(off) else []:
+                    g = self.space.canonical(x)
+                    if g not in taken and g not in out:
+                        out.append(g)
+                if len(out) >= n:
+                    break
+            out = out[:n]
+            if len(out) < n:
+                out += fresh_samples(self.space, self._rng, n - len(out), taken | set(out))
+        self._asked.update(out)
+        return out
+
+    def _tell_steady(self, results: list[EvaluationResult]) -> None:
+        from pymoo.core.population import Population
+
+        for r in results:
+            self._asked.discard(r.genome)
+        new = [r.genome for r in results]
+        self._told += new
+        alg = self.algorithm
+        if alg.pop is None or len(alg.pop) == 0:
+            if len(self._told) < self.pop_size:
+                return
+            new, self._told = self._told, []
+        elif not new:
+            return
+        pop = Population.new(X=np.array([g.values for g in new], dtype=float),
+                             F=np.array([self.archive.F(g) for g in new]))
+        if self.archive.constraints:
+            pop.set("G", np.array([self.archive.G(g) for g in new]))
+        merged = pop if alg.pop is None or len(alg.pop) == 0 else Population.merge(alg.pop, pop)
+        alg.pop = alg.survival.do(alg.problem, merged, n_survive=self.pop_size, algorithm=alg,
+                                  random_state=alg.random_state)
+
     def tell(self, results: list[EvaluationResult]) -> None:
         self.archive.add(results)
+        if self.steady_state:
+            self._tell_steady(results)
+            return
         if self._pending is None:
             return
         missing = [g for g in self._pending_genomes if g not in self.archive]
