@@ -101,6 +101,8 @@ class AsyncConfig(_Section):
     in_flight: int = Field(8, gt=0, description="K: candidates kept in flight on the Dask workers")
     batch: int = Field(2, gt=0, description="M: results that trigger one strategy update and M new submissions")
     budget: Optional[int] = Field(None, gt=0, description="completed evaluations; default population x (generations + 1)")
+    surrogate_refit: int = Field(
+        8, gt=0, description="msunas: refit the surrogate (and rerun its inner NSGA-II) after this many new results")
     drain: Literal["cancel", "await"] = Field(
         "cancel", description="at the budget: cancel what is still in flight, or await it (and keep its results)")
 
@@ -111,7 +113,7 @@ class AsyncConfig(_Section):
         return self
 
 
-ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2")
+ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2", "msunas")
 
 
 class SearchConfig(_Section):

@@ -36,7 +36,8 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
                              steady_state=s.mode == "async")
     return MSuNASStrategy(space, s.objectives, s.constraints, cfg.seed, cfg.surrogate.models,
                           cfg.surrogate.ensemble_size, cfg.surrogate.cv_folds, s.surrogate_generations,
-                          s.surrogate_population, prior)
+                          s.surrogate_population, prior,
+                          refit_every=s.async_.surrogate_refit if s.mode == "async" else 0)
 
 
 def build_evaluator(cfg: Config):

@@ -12,8 +12,8 @@ from nas.evaluators.dask import DaskPool
 from nas.evaluators.table import TableEvaluator
 from nas.runners import AsyncRunner, HypervolumeTracker
 from nas.spaces.nb201 import NB201Space
-from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, NSGA2Strategy, RandomStrategy,
-                            ThompsonStrategy)
+from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
+                            RandomStrategy, ThompsonStrategy)
 from tests.conftest import ROOT
 from tests.test_table import synthetic  # noqa: F401  (the fixture: every NB201 cell, renamed columns)
 
@@ -38,10 +38,12 @@ def _strategy(name, seed=0):
             "aging": lambda: AgingEvolutionStrategy(space, OBJ, {}, seed, population=8, tournament=3),
             "local_search": lambda: LocalSearchStrategy(space, OBJ, {}, seed, n_init=6),
             "thompson": lambda: ThompsonStrategy(space, OBJ, {}, seed),
-            "nsga2": lambda: NSGA2Strategy(space, OBJ, {}, 8, seed, steady_state=True)}[name]()
+            "nsga2": lambda: NSGA2Strategy(space, OBJ, {}, 8, seed, steady_state=True),
+            "msunas": lambda: MSuNASStrategy(space, OBJ, {}, seed, ["random_forest"], 1, 3, inner_generations=5,
+                                             inner_population=20, refit_every=6)}[name]()
 
 
-@pytest.mark.parametrize("name", ["random", "aging", "local_search", "thompson", "nsga2"])
+@pytest.mark.parametrize("name", ["random", "aging", "local_search", "thompson", "nsga2", "msunas"])
 def test_async_search_completes_the_budget_with_distinct_recorded_results(synthetic, pool, tmp_path, name):
     runner = AsyncRunner(_strategy(name), pool, _evaluator(synthetic), budget=30, in_flight=6, batch=2,
                          out_dir=tmp_path)
@@ -89,8 +91,8 @@ def test_bad_queue_settings_are_rejected(synthetic, pool, tmp_path):
     with pytest.raises(ConfigError, match="search.async"):
         load_config(ROOT / "params.yaml", ["search.mode=async", "search.strategy=aging", "search.async.in_flight=2",
                                             "search.async.batch=4"])
-    with pytest.raises(ConfigError, match="not available for search.strategy 'msunas'"):
-        load_config(ROOT / "params.yaml", ["search.mode=async", "search.strategy=msunas"])
+    with pytest.raises(ConfigError, match="search.async.drain"):
+        load_config(ROOT / "params.yaml", ["search.mode=async", "search.async.drain=later"])
 
 
 def test_search_stage_in_async_mode_feeds_selection(synthetic, tmp_path, monkeypatch):
@@ -140,3 +142,18 @@ def test_steady_state_nsga2_keeps_the_elite_of_everything_evaluated(synthetic, p
     assert len(pop) == 8
     # rank-and-crowding survival over everything told: the first front survives whole, or fills the population
     assert front <= pop if len(front) <= 8 else pop <= front
+
+
+def test_msunas_refits_on_its_cadence(synthetic, pool, tmp_path):
+    s = _strategy("msunas", 2)
+    fits = []
+    original = s._propose
+
+    def counting(n, taken):
+        fits.append(len(s.archive))
+        return original(n, taken)
+
+    s._propose = counting
+    AsyncRunner(s, pool, _evaluator(synthetic), budget=30, in_flight=4, batch=2, out_dir=tmp_path).run()
+    assert len(fits) >= 3 and all(b > a for a, b in zip(fits, fits[1:])), "refitted as results arrive"
+    assert len(fits) < 14, "but not on every one of the 15 batches"

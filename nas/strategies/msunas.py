@@ -47,8 +47,16 @@ class MSuNASStrategy:
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
                  surrogate_models: list[str], ensemble_size: int = 2, cv_folds: int = 4,
                  inner_generations: int = 30, inner_population: int = 60,
-                 prior: list[tuple[Genome, dict[str, float]]] | None = None):
+                 prior: list[tuple[Genome, dict[str, float]]] | None = None, refit_every: int = 0):
+        """``refit_every`` > 0 (asynchronous search): the surrogate and its inner NSGA-II run
+        only when that many new results have arrived since the last fit (or the ranked
+        candidates of the last fit are used up); asks in between take the next best of the
+        last ranking. 0: refit on every ask (generational)."""
         self.space = space
+        self.refit_every = refit_every
+        self._asked: set[Genome] = set()
+        self._ranked: list[Genome] = []
+        self._fitted_at = -1
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.seed = seed
@@ -76,9 +84,25 @@ class MSuNASStrategy:
 
     # -- contract --------------------------------------------------------------------
     def ask(self, n: int) -> list[Genome]:
+        taken = set(self.archive.results) | self._asked
         if len(self.archive) == 0:
-            first = [g for g in (self.space.largest(), self.space.smallest())][: max(n, 0)]
-            return first + fresh_samples(self.space, self.rng, n - len(first), first)
+            first = [g for g in (self.space.largest(), self.space.smallest()) if g not in taken][: max(n, 0)]
+            out = first + fresh_samples(self.space, self.rng, n - len(first), taken | set(first))
+        elif self.refit_every:
+            stale = self._fitted_at < 0 or len(self.archive) - self._fitted_at >= self.refit_every
+            self._ranked = [g for g in self._ranked if g not in taken]
+            if stale or len(self._ranked) < n:
+                self._ranked = [g for g in self._propose(max(n, self.inner_population // 2), taken)]
+                self._fitted_at = len(self.archive)
+            out, self._ranked = self._ranked[:n], self._ranked[n:]
+            if len(out) < n:
+                out += fresh_samples(self.space, self.rng, n - len(out), taken | set(out))
+        else:
+            out = self._propose(n, taken)
+        self._asked.update(out)
+        return out
+
+    def _propose(self, n: int, taken: set[Genome]) -> list[Genome]:
         x, ys = self._training_set()
         surrogate = MultiObjectiveSurrogate(self.metrics, seed=int(self.rng.integers(2**31)),
                                             **self.surrogate_args).fit(x, ys)
@@ -92,7 +116,7 @@ class MSuNASStrategy:
         cands: list[Genome] = []
         for xrow in res.pop.get("X"):
             g = self.space.canonical(xrow)
-            if g not in self.archive and g not in cands:
+            if g not in taken and g not in cands:
                 cands.append(g)
         chosen = self._rank(problem, cands)[:n]
         # Too few new candidates on the inner front: mutate the true front, then sample.
@@ -101,9 +125,9 @@ class MSuNASStrategy:
             if len(chosen) >= n:
                 break
             g = self.space.mutate(front[int(self.rng.integers(len(front)))], self.rng)
-            if g not in self.archive and g not in chosen:
+            if g not in taken and g not in chosen:
                 chosen.append(g)
-        chosen += fresh_samples(self.space, self.rng, n - len(chosen), set(self.archive.results) | set(chosen))
+        chosen += fresh_samples(self.space, self.rng, n - len(chosen), taken | set(chosen))
         return chosen
 
     def _rank(self, problem: _SurrogateProblem, cands: list[Genome]) -> list[Genome]:
@@ -123,3 +147,5 @@ class MSuNASStrategy:
 
     def tell(self, results: list[EvaluationResult]) -> None:
         self.archive.add(results)
+        for r in results:
+            self._asked.discard(r.genome)
