@@ -35,9 +35,12 @@ OURS = ("evonas-random", "evonas-aging", "evonas-nsga2", "evonas-msunas", "evona
 PEERS = ("random", "pymoo-nsga2", "optuna-tpe", "optuna-nsga2")
 ALL = OURS + PEERS
 MAX_PEER_REPEATS = 500
-"""An Optuna peer that proposes only already-evaluated architectures this many times in a row
-is stopped (its later budgets are scored on what it found): a converged multi-objective TPE
-otherwise spends hours re-proposing known cells, each answered from the cache for free."""
+MAX_PEER_TRIALS_PER_EVAL = 10
+"""An Optuna peer is stopped (its later budgets scored on what it found) after proposing only
+already-evaluated architectures ``MAX_PEER_REPEATS`` times in a row, or after
+``MAX_PEER_TRIALS_PER_EVAL x budget`` trials in all: a converged multi-objective TPE otherwise
+spends hours re-proposing known cells (each answered from the cache for free) while every
+trial costs more as the study grows."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ def _peer_optuna(kind: str, spec: BenchmarkSpec, seed: int, budget: int) -> _Bud
     sampler = optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else optuna.samplers.NSGAIISampler(seed=seed)
     study = optuna.create_study(directions=directions, sampler=sampler)
     repeats = 0  # consecutive proposals of already-evaluated architectures
-    for _ in range(budget * 50):
+    for _ in range(budget * MAX_PEER_TRIALS_PER_EVAL):
         if run.done or repeats >= MAX_PEER_REPEATS:
             break
         trial = study.ask()

@@ -60,3 +60,13 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     assert gens == ["gen_000.parquet", "gen_001.parquet"]
     html = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
     assert (tmp_path / "plots" / "index.html").is_file(), html
+
+    # an experiment in async mode (`dvc exp run -S`): only search and select rerun, and
+    # `dvc exp show` lists the experiment with its metrics
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "one generation"], repo, env)
+    out = sh(["dvc", "exp", "run", "-n", "async-exp", "-S", "search.mode=async", "-S", "search.async.budget=10",
+              "-S", "search.async.in_flight=4"], repo, env)
+    assert "Running stage 'search'" in out and "Running stage 'pretrain'" not in out
+    show = sh(["dvc", "exp", "show", "--csv"], repo, env)
+    assert "async-exp" in show and "n_pareto" in show and "async" in show
