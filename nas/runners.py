@@ -67,7 +67,35 @@ class HypervolumeTracker:
         return hv
 
 
-class GenerationalRunner:
+class _SnapshotRunner:
+    """What both runners share: a fresh ``populations/`` folder, per-result bookkeeping, and
+    closing a generation (tell the strategy, snapshot it, log it)."""
+
+    def _fresh_pop_dir(self) -> None:
+        self.pop_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.pop_dir.glob("gen_*.parquet"):
+            old.unlink()  # a fresh run never mixes with an earlier run's snapshots
+
+    def _record(self, r: EvaluationResult) -> None:
+        if self.tracker:
+            self.tracker.add(r)
+        if self.on_result:
+            self.on_result(r)
+
+    def _close_generation(self, gen: int, batch: list[EvaluationResult], ask_s: float, wall: float) -> None:
+        self.strategy.tell(batch)
+        df = results_frame(batch, gen)
+        atomic_write_with(self.pop_dir / f"gen_{gen:03d}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        self.generation_log.append({
+            "generation": gen, "evaluated": len(batch), "failed": sum(not r.ok for r in batch),
+            "ask_seconds": ask_s, "evaluate_wall_seconds": wall,
+            "evaluate_busy_seconds": sum(r.eval_seconds for r in batch),
+            "hypervolume": self.tracker.history[-1]["hypervolume"] if self.tracker and self.tracker.history else None})
+        if self.on_generation:
+            self.on_generation(gen, batch)
+
+
+class GenerationalRunner(_SnapshotRunner):
     def __init__(self, strategy, pool, evaluator, population: int, generations: int, out_dir: str | Path,
                  tracker: HypervolumeTracker | None = None,
                  on_result: Callable[[EvaluationResult], None] | None = None,
@@ -81,9 +109,7 @@ class GenerationalRunner:
         self.generation_log: list[dict] = []
 
     def run(self) -> list[EvaluationResult]:
-        self.pop_dir.mkdir(parents=True, exist_ok=True)
-        for old in self.pop_dir.glob("gen_*.parquet"):
-            old.unlink()  # a fresh run never mixes with an earlier run's snapshots
+        self._fresh_pop_dir()
         for gen in range(self.generations + 1):
             t_ask = time.perf_counter()
             genomes: list[Genome] = self.strategy.ask(self.population)
@@ -92,26 +118,13 @@ class GenerationalRunner:
             batch = []
             for r in self.pool.iter_evaluate(self.evaluator, genomes):
                 batch.append(r)
-                if self.tracker:
-                    self.tracker.add(r)
-                if self.on_result:
-                    self.on_result(r)
-            wall = time.perf_counter() - t0
-            self.strategy.tell(batch)
+                self._record(r)
+            self._close_generation(gen, batch, ask_s, time.perf_counter() - t0)
             self.results.extend(batch)
-            df = results_frame(batch, gen)
-            atomic_write_with(self.pop_dir / f"gen_{gen:03d}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
-            self.generation_log.append({
-                "generation": gen, "evaluated": len(batch), "failed": sum(not r.ok for r in batch),
-                "ask_seconds": ask_s, "evaluate_wall_seconds": wall,
-                "evaluate_busy_seconds": sum(r.eval_seconds for r in batch),
-                "hypervolume": self.tracker.history[-1]["hypervolume"] if self.tracker and self.tracker.history else None})
-            if self.on_generation:
-                self.on_generation(gen, batch)
         return self.results
 
 
-class AsyncRunner:
+class AsyncRunner(_SnapshotRunner):
     """Asynchronous evolution (Liang & Miikkulainen): ``in_flight`` (K) candidates are kept
     running on the Dask workers; whenever ``batch`` (M) of them have returned, the strategy is
     told those results (they join the current generation), a population snapshot is written,
@@ -165,9 +178,7 @@ class AsyncRunner:
 
         if getattr(self.pool, "client", None) is None:
             raise TypeError("AsyncRunner needs a Dask pool (DaskPool) entered with `with`")
-        self.pop_dir.mkdir(parents=True, exist_ok=True)
-        for old in self.pop_dir.glob("gen_*.parquet"):
-            old.unlink()
+        self._fresh_pop_dir()
         meta: dict = {}
         queue = as_completed()
         ask_s = self._submit(min(self.in_flight, self.budget), queue, meta)
@@ -180,10 +191,7 @@ class AsyncRunner:
             r.extra.update(submitted_at=submitted_at, generation=gen)
             self.results.append(r)
             pending.append(r)
-            if self.tracker:
-                self.tracker.add(r)
-            if self.on_result:
-                self.on_result(r)
+            self._record(r)
             done = len(self.results) >= self.budget
             if len(pending) >= self.batch or done or (queue.is_empty() and pending):
                 self._close_generation(gen, pending, ask_s, time.perf_counter() - t_gen)
@@ -210,15 +218,3 @@ class AsyncRunner:
                 fut.cancel()
             self.cancelled = [g for g, _, _ in meta.values()]
         return self.results
-
-    def _close_generation(self, gen: int, batch: list[EvaluationResult], ask_s: float, wall: float) -> None:
-        self.strategy.tell(batch)
-        df = results_frame(batch, gen)
-        atomic_write_with(self.pop_dir / f"gen_{gen:03d}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
-        self.generation_log.append({
-            "generation": gen, "evaluated": len(batch), "failed": sum(not r.ok for r in batch),
-            "ask_seconds": ask_s, "evaluate_wall_seconds": wall,
-            "evaluate_busy_seconds": sum(r.eval_seconds for r in batch),
-            "hypervolume": self.tracker.history[-1]["hypervolume"] if self.tracker and self.tracker.history else None})
-        if self.on_generation:
-            self.on_generation(gen, batch)

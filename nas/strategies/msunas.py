@@ -92,7 +92,7 @@ class MSuNASStrategy:
             stale = self._fitted_at < 0 or len(self.archive) - self._fitted_at >= self.refit_every
             self._ranked = [g for g in self._ranked if g not in taken]
             if stale or len(self._ranked) < n:
-                self._ranked = [g for g in self._propose(max(n, self.inner_population // 2), taken)]
+                self._ranked = self._propose(max(n, self.inner_population // 2), taken)
                 self._fitted_at = len(self.archive)
             out, self._ranked = self._ranked[:n], self._ranked[n:]
             if len(out) < n:
