@@ -7,7 +7,7 @@ import time
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from nas.config import Config
+from nas.config import STAGES_BY_EVALUATION, Config  # noqa: F401  (re-exported)
 from tasks import stages as t
 
 
@@ -48,8 +48,12 @@ def surrogate_flow(cfg: Config) -> dict:
 
 
 @flow(name="search", flow_run_name=run_name("search"), log_prints=False)
-def search_flow(cfg: Config) -> dict:
-    summary = t.run_search(cfg)
+def search_flow(cfg: Config, resume: bool | None = None) -> dict:
+    """``resume``: None (default) resumes when a checkpoint made with the same search params
+    exists, True insists (a checkpoint from other params fails the run), False starts afresh."""
+    if resume is False:
+        t.discard_checkpoint(cfg)
+    summary = t.run_search(cfg, resume=True if resume else None)
     create_table_artifact(key="hypervolume-per-generation", table=[
         {"generation": g["generation"], "evaluated": g["evaluated"], "failed": g["failed"],
          "hypervolume": g["hypervolume"]} for g in summary["generations"]],
@@ -92,11 +96,6 @@ def _summary_markdown(cfg: Config, metrics: dict, cards: list[dict]) -> str:
     return "\n".join(lines)
 
 
-STAGES_BY_EVALUATION = {
-    "inherited": ("prepare", "pretrain", "surrogate", "search", "select"),
-    "train": ("prepare", "search", "select"),  # stand-alone training needs no supernet or surrogate
-    "table": ("search", "select"),  # a table needs no data either
-}
 
 STAGE_FLOWS = {
     "prepare": prepare_flow,

@@ -20,6 +20,10 @@ STAGES = ("prepare", "pretrain", "surrogate", "search", "select")
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file (YAML)")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override KEY=VALUE (dotted key, YAML value); repeatable")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show full tracebacks")]
+ResumeOpt = Annotated[Optional[bool], typer.Option(
+    "--resume/--fresh",
+    help="search: continue from the checkpoint in search.out_dir (refusing one made with other search params), "
+         "or discard it and start afresh. Default: resume when a compatible checkpoint exists.")]
 
 
 def _fail(msg: str, code: int) -> None:
@@ -40,16 +44,33 @@ def _load(params: Path, overrides: list[str] | None, debug: bool):
         _fail(str(exc), 2)
 
 
+def _preflight(cfg, stages: tuple[str, ...], resume: bool | None, debug: bool) -> None:
+    """Fail in seconds, before Prefect or Dask start, on input a stage would reject."""
+    from nas.checkpoint import CheckpointError
+    from nas.data import DataError
+    from nas.evaluators.table import TableError
+    from nas.preflight import PreflightError, check
+
+    try:
+        check(cfg, stages, resume)
+    except (PreflightError, DataError, TableError, CheckpointError) as exc:
+        if debug:
+            raise
+        _fail(str(exc), 2)
+
+
 def _guarded(fn, debug: bool):
     from nas.config import ConfigError
     from nas.data import DataError
+    from nas.checkpoint import CheckpointError
     from nas.evaluators.dask import ClusterError
+    from nas.evaluators.table import TableError
 
     try:
         return fn()
     except typer.Exit:
         raise
-    except (ConfigError, DataError, ClusterError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, TableError, ClusterError, CheckpointError, FileNotFoundError) as exc:
         if debug:
             raise
         _fail(str(exc), 2)
@@ -60,15 +81,19 @@ def _guarded(fn, debug: bool):
 
 
 @app.command()
-def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, debug: DebugOpt = False) -> None:
+def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: ResumeOpt = None,
+        debug: DebugOpt = False) -> None:
     """Run the whole pipeline (prepare, pretrain, surrogate, search, select) as one Prefect flow."""
     cfg = _load(params, set_, debug)
+    from nas.config import STAGES_BY_EVALUATION
+
+    _preflight(cfg, STAGES_BY_EVALUATION[cfg.evaluation.kind], resume, debug)
     t0 = time.perf_counter()
 
     def go():
         from flows.pipeline import pipeline_flow
 
-        return pipeline_flow(cfg)
+        return pipeline_flow(cfg, resume)
 
     metrics = _guarded(go, debug)
     _print_table(cfg)
@@ -80,21 +105,23 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, debug: Deb
 
 @app.command()
 def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES))],
-          params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, debug: DebugOpt = False) -> None:
+          params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: ResumeOpt = None,
+          debug: DebugOpt = False) -> None:
     """Run one stage as its own Prefect flow (what each dvc.yaml stage calls)."""
     if name not in STAGES:
         _fail(f"unknown stage {name!r}; choose from {', '.join(STAGES)}", 2)
     cfg = _load(params, set_, debug)
-    from flows.stages import STAGES_BY_EVALUATION
+    from nas.config import STAGES_BY_EVALUATION
 
     used = STAGES_BY_EVALUATION[cfg.evaluation.kind]
     if name not in used:
         _fail(f"stage {name!r} is not used when evaluation.kind is '{cfg.evaluation.kind}' (stages: {', '.join(used)})", 2)
+    _preflight(cfg, (name,), resume, debug)
 
     def go():
         from flows.stages import STAGE_FLOWS
 
-        return STAGE_FLOWS[name](cfg)
+        return STAGE_FLOWS[name](cfg, resume) if name == "search" else STAGE_FLOWS[name](cfg)
 
     _guarded(go, debug)
     if name == "select":

@@ -25,6 +25,13 @@ CONSTRAINT_OBJECTIVE = {
 }
 
 
+STAGES_BY_EVALUATION = {  # which pipeline stages run, by evaluation.kind
+    "inherited": ("prepare", "pretrain", "surrogate", "search", "select"),
+    "train": ("prepare", "search", "select"),  # stand-alone training needs no supernet or surrogate
+    "table": ("search", "select"),  # a table needs no data either
+}
+
+
 class ConfigError(ValueError):
     """A params file or override that cannot be used; the message says what and where."""
 
@@ -200,6 +207,26 @@ class TableConfig(_Section):
     sim_scale: float = Field(1.0, ge=0, description="seconds per unit of sim_seconds_column")
 
 
+class FaultsConfig(_Section):
+    """Fault injection for rehearsing failure handling (off by default): the share of
+    candidates, chosen by their per-candidate seed, that raise, report NaN, or hang."""
+
+    error_rate: float = Field(0.0, ge=0, le=1, description="share of candidates whose evaluation raises")
+    nan_rate: float = Field(0.0, ge=0, le=1, description="share whose accuracy comes back NaN")
+    hang_rate: float = Field(0.0, ge=0, le=1, description="share that hang for hang_seconds (see timeout_s)")
+    hang_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _total(self):
+        if self.error_rate + self.nan_rate + self.hang_rate > 1:
+            raise ValueError("error_rate + nan_rate + hang_rate must be at most 1")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.error_rate + self.nan_rate + self.hang_rate > 0
+
+
 class EvaluationConfig(_Section):
     kind: Literal["inherited", "train", "table"] = Field(
         "inherited", description="supernet-inherited weights, stand-alone training from scratch, or table lookup")
@@ -215,6 +242,9 @@ class EvaluationConfig(_Section):
     batch_size: int = Field(128, gt=0)
     latency_repeats: int = Field(30, gt=0)
     latency_warmup: int = Field(5, ge=0)
+    timeout_s: Optional[float] = Field(
+        None, gt=0, description="a candidate still running after this many seconds is recorded as 'timeout'")
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
 
 
 class Config(_Section):

@@ -41,6 +41,16 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
 
 
 def build_evaluator(cfg: Config):
+    ev = _build_evaluator(cfg)
+    f = cfg.evaluation.faults
+    if f.active:
+        from nas.evaluators.faults import FaultInjectingEvaluator
+
+        ev = FaultInjectingEvaluator(ev, f.error_rate, f.nan_rate, f.hang_rate, f.hang_seconds)
+    return ev
+
+
+def _build_evaluator(cfg: Config):
     e = cfg.evaluation
     if e.kind == "table":
         from nas.evaluators.table import TableEvaluator
@@ -65,4 +75,5 @@ def build_evaluator(cfg: Config):
 
 def build_pool(cfg: Config) -> DaskPool:
     e = cfg.evaluation
-    return DaskPool(workers=e.workers, threads_per_worker=e.threads_per_worker, scheduler_address=e.scheduler_address)
+    return DaskPool(workers=e.workers, threads_per_worker=e.threads_per_worker, scheduler_address=e.scheduler_address,
+                    timeout_s=e.timeout_s)

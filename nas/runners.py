@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from nas.checkpoint import Checkpointer, RecordingStrategy, replay
 from nas.genome import EvaluationResult, Genome
 from nas.io import atomic_write_with
 from nas.objectives import feasible, to_minimise
@@ -68,15 +69,62 @@ class HypervolumeTracker:
 
 
 class _SnapshotRunner:
-    """What both runners share: a fresh ``populations/`` folder, per-result bookkeeping, and
-    closing a generation (tell the strategy, snapshot it, log it)."""
+    """What both runners share: the ``populations/`` folder, per-result bookkeeping, closing a
+    generation (tell the strategy, snapshot it, checkpoint it, log it), and resuming from a
+    checkpoint (see :mod:`nas.checkpoint`)."""
 
-    def _fresh_pop_dir(self) -> None:
+    checkpointer: Checkpointer | None = None
+    resume: bool = False
+
+    def _init_common(self, strategy, pool, evaluator, out_dir, tracker, on_result, on_generation,
+                      checkpointer, resume) -> None:
+        self.strategy = RecordingStrategy(strategy)
+        self.pool, self.evaluator = pool, evaluator
+        self.pop_dir = Path(out_dir) / "populations"
+        self.tracker = tracker
+        self.on_result, self.on_generation = on_result, on_generation
+        self.checkpointer, self.resume = checkpointer, resume
+        self.results: list[EvaluationResult] = []
+        self.generation_log: list[dict] = []
+        self.resumed_from: int | None = None  # generation the run resumed at
+        self.reused = 0  # results taken from the journal instead of evaluated again
+        self._journaled: dict[str, EvaluationResult] = {}
+
+    def _begin(self) -> int:
+        """Start afresh, or restore the checkpoint; returns the next generation's index."""
         self.pop_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.resume and self.checkpointer and self.checkpointer.exists()):
+            for old in self.pop_dir.glob("gen_*.parquet"):
+                old.unlink()  # a fresh run never mixes with an earlier run's snapshots
+            if self.checkpointer:
+                self.checkpointer.start_fresh()
+            return 0
+        doc = self.checkpointer.load()
+        self.strategy = replay(self.strategy.inner, doc["events"], doc["results"], doc.get("rng_state"))
+        told = [k for ev in doc["events"] if ev[0] == "tell" for k in ev[1]]
+        self.results = [doc["results"][k] for k in told]
+        for r in self.results:
+            if self.tracker:
+                self.tracker.add(r)
+        self.generation_log = list(doc["generation_log"])
+        self._restore_state(doc)
+        nxt = int(doc["next_generation"])
         for old in self.pop_dir.glob("gen_*.parquet"):
-            old.unlink()  # a fresh run never mixes with an earlier run's snapshots
+            if int(old.stem.split("_")[1]) >= nxt:
+                old.unlink()  # written after the checkpoint: will be written again
+        self._journaled = {k: r for k, r in self.checkpointer.journaled().items() if k not in doc["results"]}
+        self.resumed_from = nxt
+        return nxt
 
-    def _record(self, r: EvaluationResult) -> None:
+    def _restore_state(self, doc: dict) -> None:
+        pass
+
+    def _state(self) -> dict:
+        return {}
+
+    def _record(self, r: EvaluationResult, journal: bool = True) -> None:
+        if journal and self.checkpointer:
+            self.checkpointer.journal(r)
         if self.tracker:
             self.tracker.add(r)
         if self.on_result:
@@ -91,103 +139,158 @@ class _SnapshotRunner:
             "ask_seconds": ask_s, "evaluate_wall_seconds": wall,
             "evaluate_busy_seconds": sum(r.eval_seconds for r in batch),
             "hypervolume": self.tracker.history[-1]["hypervolume"] if self.tracker and self.tracker.history else None})
+        if self.checkpointer:
+            self.checkpointer.save(self.strategy, {"next_generation": gen + 1, "generation_log": self.generation_log,
+                                                   **self._state()})
         if self.on_generation:
             self.on_generation(gen, batch)
 
+    def _finish(self) -> None:
+        if self.checkpointer:
+            self.checkpointer.close()
+
 
 class GenerationalRunner(_SnapshotRunner):
+    """Ask a generation, evaluate it on the pool, tell the strategy the results in the order it
+    proposed them (so the run does not depend on which worker finished first), snapshot and
+    checkpoint. With a table evaluator the whole run is deterministic given the seed, also
+    across a crash and ``resume``."""
+
     def __init__(self, strategy, pool, evaluator, population: int, generations: int, out_dir: str | Path,
                  tracker: HypervolumeTracker | None = None,
                  on_result: Callable[[EvaluationResult], None] | None = None,
-                 on_generation: Callable[[int, list[EvaluationResult]], None] | None = None):
-        self.strategy, self.pool, self.evaluator = strategy, pool, evaluator
+                 on_generation: Callable[[int, list[EvaluationResult]], None] | None = None,
+                 checkpointer: Checkpointer | None = None, resume: bool = False):
+        self._init_common(strategy, pool, evaluator, out_dir, tracker, on_result, on_generation, checkpointer, resume)
         self.population, self.generations = population, generations
-        self.pop_dir = Path(out_dir) / "populations"
-        self.tracker = tracker
-        self.on_result, self.on_generation = on_result, on_generation
-        self.results: list[EvaluationResult] = []
-        self.generation_log: list[dict] = []
 
     def run(self) -> list[EvaluationResult]:
-        self._fresh_pop_dir()
-        for gen in range(self.generations + 1):
-            t_ask = time.perf_counter()
-            genomes: list[Genome] = self.strategy.ask(self.population)
-            ask_s = time.perf_counter() - t_ask
-            t0 = time.perf_counter()
-            batch = []
-            for r in self.pool.iter_evaluate(self.evaluator, genomes):
-                batch.append(r)
-                self._record(r)
-            self._close_generation(gen, batch, ask_s, time.perf_counter() - t0)
-            self.results.extend(batch)
+        try:
+            start = self._begin()
+            for gen in range(start, self.generations + 1):
+                t_ask = time.perf_counter()
+                genomes: list[Genome] = self.strategy.ask(self.population)
+                ask_s = time.perf_counter() - t_ask
+                t0 = time.perf_counter()
+                batch = []
+                for g in genomes:  # finished before a crash: not evaluated again
+                    r = self._journaled.pop(g.key(), None)
+                    if r is not None:
+                        batch.append(r)
+                        self.reused += 1
+                        self._record(r, journal=False)
+                todo = [g for g in genomes if g.key() not in {r.candidate_id for r in batch}]
+                for r in self.pool.iter_evaluate(self.evaluator, todo):
+                    batch.append(r)
+                    self._record(r)
+                order = {g.key(): i for i, g in enumerate(genomes)}
+                batch.sort(key=lambda r: order[r.candidate_id])
+                self._close_generation(gen, batch, ask_s, time.perf_counter() - t0)
+                self.results.extend(batch)
+        finally:
+            self._finish()
         return self.results
 
 
 class AsyncRunner(_SnapshotRunner):
     """Asynchronous evolution (Liang & Miikkulainen): ``in_flight`` (K) candidates are kept
     running on the Dask workers; whenever ``batch`` (M) of them have returned, the strategy is
-    told those results (they join the current generation), a population snapshot is written,
-    and M new candidates are submitted. Workers never wait for a generation's slowest member,
-    so fast candidates return and breed sooner.
+    told those results (they join the current generation), a population snapshot and a
+    checkpoint are written, and M new candidates are submitted. Workers never wait for a
+    generation's slowest member, so fast candidates return and breed sooner.
 
     Uses the pool's Dask client directly (``client.submit`` and ``distributed.as_completed``).
     The budget counts completed evaluations. At the budget, work still in flight is cancelled
     (``drain="cancel"``, reported in ``cancelled``) or awaited and kept (``drain="await"``).
     Every result records when it was submitted, started and finished, on which worker, and
-    the generation (update) it joined.
+    the generation (update) it joined. On resume, the candidates that were in flight are
+    taken from the journal when they had finished, and submitted again otherwise.
     """
 
     def __init__(self, strategy, pool, evaluator, budget: int, in_flight: int, batch: int, out_dir: str | Path,
                  tracker: HypervolumeTracker | None = None, drain: str = "cancel",
                  on_result: Callable[[EvaluationResult], None] | None = None,
-                 on_generation: Callable[[int, list[EvaluationResult]], None] | None = None):
+                 on_generation: Callable[[int, list[EvaluationResult]], None] | None = None,
+                 checkpointer: Checkpointer | None = None, resume: bool = False):
         if not (0 < batch <= in_flight):
             raise ValueError(f"need 0 < batch <= in_flight, got batch={batch}, in_flight={in_flight}")
         if drain not in ("cancel", "await"):
             raise ValueError(f"drain must be 'cancel' or 'await', got {drain!r}")
-        self.strategy, self.pool, self.evaluator = strategy, pool, evaluator
+        self._init_common(strategy, pool, evaluator, out_dir, tracker, on_result, on_generation, checkpointer, resume)
         self.budget, self.in_flight, self.batch, self.drain = budget, in_flight, batch, drain
-        self.pop_dir = Path(out_dir) / "populations"
-        self.tracker = tracker
-        self.on_result, self.on_generation = on_result, on_generation
-        self.results: list[EvaluationResult] = []
-        self.generation_log: list[dict] = []
         self.cancelled: list[Genome] = []
         self.submitted = 0
         self.max_in_flight = 0
 
-    def _submit(self, n: int, queue, meta: dict) -> float:
+    def _state(self) -> dict:
+        return {"submitted": self.submitted, "max_in_flight": self.max_in_flight}
+
+    def _restore_state(self, doc: dict) -> None:
+        self.submitted = int(doc.get("submitted", 0))
+        self.max_in_flight = int(doc.get("max_in_flight", 0))
+
+    def _submit_genomes(self, genomes: list[Genome], queue, meta: dict) -> None:
         from nas.evaluators.base import evaluate
 
-        t = time.perf_counter()
-        genomes = self.strategy.ask(n) if n > 0 else []
-        ask_s = time.perf_counter() - t
+        timeout = getattr(self.pool, "timeout_s", None)
         for g in genomes:
             submitted_at = time.time()
-            fut = self.pool.client.submit(evaluate, self.evaluator, g, pure=False,
+            fut = self.pool.client.submit(evaluate, self.evaluator, g, timeout, pure=False,
                                           key=f"evaluate-{g.key()}-{self.submitted}")
             meta[fut.key] = (g, submitted_at, fut)
             self.submitted += 1
             queue.add(fut)
         self.max_in_flight = max(self.max_in_flight, queue.count())
+
+    def _submit(self, n: int, queue, meta: dict) -> float:
+        t = time.perf_counter()
+        genomes = self.strategy.ask(n) if n > 0 else []
+        ask_s = time.perf_counter() - t
+        self._submit_genomes(genomes, queue, meta)
         return ask_s
 
     def run(self) -> list[EvaluationResult]:
+        try:
+            return self._run()
+        finally:
+            self._finish()
+
+    def _run(self) -> list[EvaluationResult]:
         from distributed import as_completed
+
+        from nas.evaluators.dask import future_result
 
         if getattr(self.pool, "client", None) is None:
             raise TypeError("AsyncRunner needs a Dask pool (DaskPool) entered with `with`")
-        self._fresh_pop_dir()
+        gen = self._begin()
         meta: dict = {}
         queue = as_completed()
-        ask_s = self._submit(min(self.in_flight, self.budget), queue, meta)
-        gen, pending, t_gen = 0, [], time.perf_counter()
+        pending: list[EvaluationResult] = []
+        t_gen = time.perf_counter()
+        ask_s = 0.0
+        if self.resumed_from is None:
+            ask_s = self._submit(min(self.in_flight, self.budget), queue, meta)
+        else:  # what was in flight at the crash: finished ones from the journal, the rest again
+            left = self.budget - len(self.results)
+            for g in self.strategy.outstanding():
+                r = self._journaled.pop(g.key(), None)
+                if r is not None and len(pending) < left:
+                    pending.append(r)
+                    self.results.append(r)
+                    self.reused += 1
+                    self._record(r, journal=False)
+                elif r is None:
+                    self._submit_genomes([g], queue, meta)
+            if len(self.results) < self.budget:
+                ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
+            if pending and (len(pending) >= self.batch or len(self.results) >= self.budget or queue.is_empty()):
+                self._close_generation(gen, pending, 0.0, 0.0)
+                gen, pending = gen + 1, []
         for fut in queue:
             if len(self.results) >= self.budget:
                 break
-            _, submitted_at, _ = meta.pop(fut.key)
-            r = fut.result()
+            g, submitted_at, _ = meta.pop(fut.key)
+            r = future_result(fut, self.evaluator, g)
             r.extra.update(submitted_at=submitted_at, generation=gen)
             self.results.append(r)
             pending.append(r)
@@ -202,19 +305,20 @@ class AsyncRunner(_SnapshotRunner):
                 ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
                 if queue.is_empty():
                     break  # the strategy has nothing new to propose
-        leftover = [f for _, _, f in meta.values()]
+        leftover = [(g, f) for g, _, f in meta.values()]
         if self.drain == "await" and leftover:
             late = []
-            for fut in as_completed(leftover):
-                _, submitted_at, _ = meta.pop(fut.key)
-                r = fut.result()
+            for fut in as_completed([f for _, f in leftover]):
+                g, submitted_at, _ = meta.pop(fut.key)
+                r = future_result(fut, self.evaluator, g)
                 r.extra.update(submitted_at=submitted_at, generation=gen, late=True)
                 late.append(r)
+                self._record(r)
             if late:
                 self.results.extend(late)
                 self._close_generation(gen, late, 0.0, 0.0)
         else:
-            for fut in leftover:
+            for _, fut in leftover:
                 fut.cancel()
             self.cancelled = [g for g, _, _ in meta.values()]
         return self.results

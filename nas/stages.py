@@ -198,11 +198,45 @@ def builder_bounds(cfg: Config, space) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ideal), np.array(nadir)
 
 
-def run_search(cfg: Config) -> dict:
+def failure_counts(results: list[EvaluationResult]) -> dict[str, int]:
+    """Failed and timed-out candidates by reason (the exception type, or what went wrong)."""
+    out: dict[str, int] = {}
+    for r in results:
+        if r.ok:
+            continue
+        err = (r.error or "").split("\n")[0]
+        if r.status == "timeout":
+            reason = "timeout"
+        elif err.startswith("evaluation lost"):
+            reason = "worker lost"
+        elif err.startswith("non-finite"):
+            reason = "non-finite metric"
+        else:
+            reason = err.split(":")[0] or "unknown"
+        out[reason] = out.get(reason, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def discard_checkpoint(cfg: Config) -> None:
+    """Remove the search's checkpoint and journal, so the next search starts afresh."""
+    from nas.checkpoint import Checkpointer
+
+    Checkpointer(cfg.search.out_dir, {}).start_fresh()
+
+
+def run_search(cfg: Config, resume: bool | None = False, log=None) -> dict:
+    """Run the search stage. ``resume``: see :func:`nas.checkpoint.resume_decision` (the CLI's
+    ``--resume/--fresh``; the flows' ``resume`` parameter, auto by default)."""
+    from nas.checkpoint import Checkpointer, CheckpointError, fingerprint, resume_decision
     from nas.factory import build_evaluator, build_pool, build_space, build_strategy
 
     t0 = time.perf_counter()
     s = cfg.search
+    do_resume, why = resume_decision(cfg, resume)
+    if resume is not False:
+        from nas.progress import console
+
+        (log or console.print)(f"search: {why}")
     evaluator = build_evaluator(cfg)
     if cfg.evaluation.kind == "table":
         space, prior = build_space(cfg), []
@@ -217,30 +251,49 @@ def run_search(cfg: Config) -> dict:
         _check_space(cfg, bundle)
         space, prior = bundle.space, load_prior(cfg)
         ideal, nadir = objective_bounds(s.objectives, prior)
-    strategy = build_strategy(cfg, space, prior)
-    tracker = HypervolumeTracker(s.objectives, s.constraints, ideal, nadir)
     if s.mode == "async":
         total, label = s.async_budget, f"search ({s.strategy}, async K={s.async_.in_flight} M={s.async_.batch})"
     else:
         total, label = s.population * (s.generations + 1), f"search ({s.strategy}, {s.generations + 1} generations)"
+    checkpointer = Checkpointer(s.out_dir, fingerprint(cfg))
+
+    def make_runner(pool, on_result, resume_now: bool):
+        strategy = build_strategy(cfg, space, prior)
+        tracker = HypervolumeTracker(s.objectives, s.constraints, ideal, nadir)
+        if s.mode == "async":
+            return AsyncRunner(strategy, pool, evaluator, total, s.async_.in_flight, s.async_.batch, s.out_dir,
+                               tracker, drain=s.async_.drain, on_result=on_result, checkpointer=checkpointer,
+                               resume=resume_now)
+        return GenerationalRunner(strategy, pool, evaluator, s.population, s.generations, s.out_dir, tracker,
+                                  on_result=on_result, checkpointer=checkpointer, resume=resume_now)
+
     with build_pool(cfg) as pool, bar(label, total) as b:
         n_workers = pool.n_workers
-        on_result = lambda r: b.advance(info=f"hv {tracker.history[-1]['hypervolume']:.4f}")  # noqa: E731
-        if s.mode == "async":
-            runner = AsyncRunner(strategy, pool, evaluator, total, s.async_.in_flight, s.async_.batch, s.out_dir,
-                                 tracker, drain=s.async_.drain, on_result=on_result)
-        else:
-            runner = GenerationalRunner(strategy, pool, evaluator, s.population, s.generations, s.out_dir, tracker,
-                                        on_result=on_result)
+        runner = None
+        on_result = lambda r: b.advance(info=f"hv {runner.tracker.history[-1]['hypervolume']:.4f}")  # noqa: E731
+        runner = make_runner(pool, on_result, do_resume)
         t_eval = time.perf_counter()
-        results = runner.run()
+        try:
+            results = runner.run()
+        except CheckpointError as exc:  # replay failed (the strategy code changed): before any evaluation
+            if resume:
+                raise
+            from nas.progress import console
+
+            (log or console.print)(f"search: not resuming ({exc}); starting afresh")
+            runner = make_runner(pool, on_result, False)
+            results = runner.run()
+        tracker = runner.tracker
         eval_span = time.perf_counter() - t_eval
     wall = time.perf_counter() - t0
     busy = sum(r.eval_seconds for r in results)
     eval_wall = sum(g["evaluate_wall_seconds"] for g in runner.generation_log)
     summary = {
         "strategy": s.strategy, "mode": s.mode, "objectives": s.objectives, "constraints": s.constraints,
-        "n_evaluated": len(results), "n_failed": sum(not r.ok for r in results), "workers": n_workers,
+        "n_evaluated": len(results), "n_failed": sum(r.status == "failed" for r in results),
+        "n_timeout": sum(r.status == "timeout" for r in results), "failures": failure_counts(results),
+        "resumed_from_generation": runner.resumed_from, "reused_from_journal": runner.reused,
+        "workers": n_workers,
         "ideal": ideal.tolist(), "nadir": nadir.tolist(),
         "final_hypervolume": tracker.history[-1]["hypervolume"] if tracker.history else 0.0,
         "generations": runner.generation_log,
@@ -454,7 +507,9 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
         stage_seconds["surrogate"] = _seconds(Path(cfg.surrogate.out_dir) / "surrogate.json")
     stage_seconds.update(search=summary["seconds"], select=select_seconds)
     metrics = {
-        "n_evaluated": int(len(all_df)), "n_failed": int((all_df.status != "ok").sum()),
+        "n_evaluated": int(len(all_df)), "n_failed": int((all_df.status == "failed").sum()),
+        "n_timeout": int((all_df.status == "timeout").sum()), "failures": summary.get("failures", {}),
+        "resumed_from_generation": summary.get("resumed_from_generation"),
         "n_pareto": int(len(front)), "n_selected": int(front.selected.sum()),
         "hypervolume": hv,
         "best_val_accuracy": float(ok.val_accuracy.max()),

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.evaluators.base import check_deadline
+
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss."""
@@ -77,6 +79,7 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float
         model.train()
         total, n = 0.0, 0
         for xb, yb in batches(x, y, batch_size, rng, device):
+            check_deadline()  # evaluation.timeout_s: stop between batches
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(xb), yb)
             if not torch.isfinite(loss):

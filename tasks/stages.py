@@ -12,12 +12,32 @@ from nas import stages
 
 _opts = dict(cache_policy=NO_CACHE, persist_result=False)
 
+
+def transient(task, task_run, state) -> bool:
+    """Retry only failures that a second attempt can cure: a lost connection to the Dask
+    scheduler or a timed-out network call. A bad config or a missing file fails at once."""
+    from nas.evaluators.dask import ClusterError
+
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as e:  # noqa: BLE001 - only inspected
+            exc = e
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    return isinstance(exc, (ClusterError, ConnectionError, TimeoutError, OSError))
+
+
 prepare_data = task(name="load-and-split", **_opts)(stages.prepare_data)
 write_prepared = task(name="write-prepared", retries=2, retry_delay_seconds=1, **_opts)(stages.write_prepared)
 pretrain_supernet = task(name="train-supernet", **_opts)(stages.pretrain_supernet)
 sample_subnets = task(name="score-sampled-subnets", retries=1, retry_delay_seconds=2, **_opts)(stages.sample_subnets)
 fit_surrogate = task(name="fit-surrogate", **_opts)(stages.fit_surrogate)
-run_search = task(name="run-search", **_opts)(stages.run_search)
+discard_checkpoint = task(name="discard-checkpoint", **_opts)(stages.discard_checkpoint)
+# a retry resumes from the search's checkpoint: completed evaluations are not repeated
+run_search = task(name="run-search", retries=2, retry_delay_seconds=5, retry_condition_fn=transient,
+                  **_opts)(stages.run_search)
 pareto_front = task(name="pareto-front", **_opts)(stages.pareto_front)
 clear_models = task(name="clear-previous-models", **_opts)(stages.clear_models)
 choose = task(name="apply-selection-rules", **_opts)(stages.choose)

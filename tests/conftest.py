@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from nas.env import configure_environment
@@ -48,3 +51,31 @@ def evonas_bin() -> str:
     exe = shutil.which("evonas") or str(Path(os.sys.executable).parent / "evonas")
     assert Path(exe).exists(), "the evonas console script is not installed (run make install)"
     return exe
+
+
+OPTIMUM = (3, 3, 2, 1, 3, 3)
+
+
+def make_synthetic(path: Path) -> Path:
+    """Every NB201 cell, with renamed columns: a smooth additive score with one optimum
+    (OPTIMUM), a noisy cheap signal, and a latency that grows with conv count."""
+    from nas.genome import Genome
+    from nas.spaces.nb201 import format_arch
+
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0, 1, size=(6, 5))
+    for e, o in enumerate(OPTIMUM):
+        weights[e, o] = 2.5
+    rows = []
+    for vals in itertools.product(range(5), repeat=6):
+        score = 80 + 2 * sum(weights[e, o] for e, o in enumerate(vals))
+        rows.append({"cell": format_arch(Genome(vals, "nb201")), "final_acc": score,
+                     "cheap_acc": score + rng.normal(0, 0.3),
+                     "lat_ms": 1 + sum(v in (2, 3) for v in vals) + 0.01 * sum(vals)})
+    pd.DataFrame(rows).sample(frac=1.0, random_state=1).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> Path:
+    return make_synthetic(tmp_path_factory.mktemp("table") / "synthetic.csv")

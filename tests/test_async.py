@@ -15,7 +15,6 @@ from nas.spaces.nb201 import NB201Space
 from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
                             RandomStrategy, ThompsonStrategy)
 from tests.conftest import ROOT
-from tests.test_table import synthetic  # noqa: F401  (the fixture: every NB201 cell, renamed columns)
 
 OBJ = ["val_accuracy", "lat_ms"]
 

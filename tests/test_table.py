@@ -17,26 +17,7 @@ from nas.spaces.nb201 import NB201Space, format_arch, parse_arch
 from nas.spaces.nb201_build import build_nb201
 from nas.genome import Genome
 
-OPTIMUM = (3, 3, 2, 1, 3, 3)
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory) -> Path:
-    """Every NB201 cell, with renamed columns: a smooth additive score with one optimum
-    (OPTIMUM), a noisy cheap signal, and a latency that grows with conv count."""
-    rng = np.random.default_rng(0)
-    weights = rng.uniform(0, 1, size=(6, 5))
-    for e, o in enumerate(OPTIMUM):
-        weights[e, o] = 2.5
-    rows = []
-    for vals in itertools.product(range(5), repeat=6):
-        score = 80 + 2 * sum(weights[e, o] for e, o in enumerate(vals))
-        rows.append({"cell": format_arch(Genome(vals, "nb201")), "final_acc": score,
-                     "cheap_acc": score + rng.normal(0, 0.3),
-                     "lat_ms": 1 + sum(v in (2, 3) for v in vals) + 0.01 * sum(vals)})
-    path = tmp_path_factory.mktemp("table") / "synthetic.csv"
-    pd.DataFrame(rows).sample(frac=1.0, random_state=1).to_csv(path, index=False)
-    return path
+from tests.conftest import OPTIMUM  # noqa: E402  (the synthetic table's optimum)
 
 
 def test_evaluator_reads_renamed_columns(synthetic):

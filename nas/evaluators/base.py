@@ -6,8 +6,10 @@ Dask workers) and deterministic given the genome and its per-candidate seed.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import threading
 import time
 import traceback
 from typing import Protocol, runtime_checkable
@@ -32,23 +34,92 @@ def worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def evaluate(evaluator: Evaluator, genome: Genome) -> EvaluationResult:
-    """Run one evaluation, timing it and turning exceptions into a ``failed`` result."""
+class EvaluationTimeout(Exception):
+    """Raised inside an evaluation that ran past ``evaluation.timeout_s``."""
+
+
+_local = threading.local()
+
+
+def check_deadline() -> None:
+    """Long evaluation loops (training batches, simulated waits) call this; it raises
+    :class:`EvaluationTimeout` once the candidate's time is up."""
+    deadline = getattr(_local, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise EvaluationTimeout("past the evaluation deadline")
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep`` that stops at the candidate's deadline."""
+    end = time.monotonic() + seconds
+    while True:
+        check_deadline()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _metrics(evaluator: Evaluator, genome: Genome, seed: int) -> tuple[dict[str, float], str, str | None]:
+    try:
+        metrics = evaluator.metrics(genome, seed)
+    except EvaluationTimeout as exc:
+        return {}, "timeout", f"EvaluationTimeout: {exc}"
+    except Exception as exc:  # recorded, never silently dropped (a raise, out of memory, a diverging loss)
+        return {}, "failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    bad = [k for k, v in metrics.items() if not _finite(v)]
+    if bad:
+        return metrics, "failed", f"non-finite metric(s) {bad}"
+    return metrics, "ok", None
+
+
+def evaluate(evaluator: Evaluator, genome: Genome, timeout_s: float | None = None) -> EvaluationResult:
+    """Run one evaluation, timing it. Exceptions, NaN or infinite metrics and a diverging loss
+    give status ``failed`` with the reason; running past ``timeout_s`` gives ``timeout``.
+
+    With a timeout the evaluation runs in a helper thread and this call returns at the
+    deadline at the latest; the evaluation itself stops at its next :func:`check_deadline`
+    (every training batch), so the worker is soon free again.
+    """
     seed = candidate_seed(evaluator.base_seed, genome)
     start = time.time()
     t0 = time.perf_counter()
-    try:
-        metrics = evaluator.metrics(genome, seed)
-        status, error = "ok", None
-        bad = [k for k, v in metrics.items() if v != v]  # NaN
-        if bad:
-            status, error = "failed", f"non-finite metric(s) {bad}"
-    except Exception as exc:  # recorded, never silently dropped
-        metrics, status = {}, "failed"
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+    if not timeout_s:
+        metrics, status, error = _metrics(evaluator, genome, seed)
+    else:
+        box: dict = {}
+
+        def target() -> None:
+            _local.deadline = time.monotonic() + timeout_s
+            box["out"] = _metrics(evaluator, genome, seed)
+
+        th = threading.Thread(target=target, name=f"evaluate-{genome.key()}", daemon=True)
+        th.start()
+        th.join(timeout_s)
+        if "out" in box:
+            metrics, status, error = box["out"]
+        else:
+            metrics, status, error = {}, "timeout", f"evaluation exceeded evaluation.timeout_s = {timeout_s:g} s"
     return EvaluationResult(genome=genome, metrics=metrics, status=status, error=error, seed=seed,
                             worker=worker_name(), eval_seconds=time.perf_counter() - t0,
                             started_at=start, finished_at=time.time())
+
+
+def lost_result(evaluator: Evaluator, genome: Genome, exc: BaseException) -> EvaluationResult:
+    """The result recorded when Dask could not return one (its workers kept dying on it, or
+    the task could not be run at all)."""
+    now = time.time()
+    return EvaluationResult(genome=genome, metrics={}, status="failed",
+                            error=f"evaluation lost: {type(exc).__name__}: {exc}",
+                            seed=candidate_seed(evaluator.base_seed, genome), worker="", eval_seconds=0.0,
+                            started_at=now, finished_at=now)
 
 
 class LocalPool:
@@ -63,9 +134,11 @@ class LocalPool:
     def __exit__(self, *exc) -> None:
         return None
 
+    timeout_s: float | None = None
+
     def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None):
         for g in genomes:
-            r = evaluate(evaluator, g)
+            r = evaluate(evaluator, g, self.timeout_s)
             if on_result:
                 on_result(r)
             yield r

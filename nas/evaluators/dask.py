@@ -10,7 +10,7 @@ import contextlib
 import logging
 from typing import Callable, Iterator
 
-from nas.evaluators.base import Evaluator, evaluate
+from nas.evaluators.base import Evaluator, evaluate, lost_result
 from nas.genome import EvaluationResult, Genome
 
 
@@ -27,7 +27,8 @@ class DaskPool:
     """
 
     def __init__(self, workers: int = 2, threads_per_worker: int = 1, scheduler_address: str | None = None,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, timeout_s: float | None = None):
+        self.timeout_s = timeout_s
         self.workers, self.threads_per_worker = workers, threads_per_worker
         self.scheduler_address, self.connect_timeout = scheduler_address, connect_timeout
         self.client = None
@@ -72,10 +73,20 @@ class DaskPool:
 
         if not genomes:
             return
-        futures = [self.client.submit(evaluate, evaluator, g, pure=False, key=f"evaluate-{g.key()}-{i}")
-                   for i, g in enumerate(genomes)]
+        futures = {self.client.submit(evaluate, evaluator, g, self.timeout_s, pure=False,
+                                      key=f"evaluate-{g.key()}-{i}"): g for i, g in enumerate(genomes)}
         for fut in as_completed(futures):
-            res = fut.result()
+            res = future_result(fut, evaluator, futures[fut])
             if on_result:
                 on_result(res)
             yield res
+
+
+def future_result(fut, evaluator: Evaluator, genome: Genome) -> EvaluationResult:
+    """The future's result. A worker that died while running it makes Dask run it again
+    elsewhere (up to ``distributed.scheduler.allowed-failures`` times); when Dask gives up,
+    or the task cannot run at all, the candidate is recorded as failed, not lost."""
+    try:
+        return fut.result()
+    except Exception as exc:  # KilledWorker, a task that cannot be deserialised, ...
+        return lost_result(evaluator, genome, exc)

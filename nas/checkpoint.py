@@ -1,0 +1,341 @@
+"""Resumable searches: a checkpoint after every generation, a journal of every result.
+
+Two files live next to the population snapshots (``<search.out_dir>/``):
+
+- ``checkpoint.json``, rewritten atomically (temp file, then rename) each time a generation
+  closes (every M results in asynchronous mode): a fingerprint of the params that shape the
+  search, every call made to the strategy so far (``ask`` with what it returned, ``tell`` with
+  which results), those results, the strategy's random generator state, and the runner's
+  bookkeeping (generation log, hypervolume history, counters).
+- ``journal.jsonl``, appended (and flushed to disk) as each result arrives, so results that
+  came back after the last checkpoint are not lost either. A line cut short by a crash is
+  ignored.
+
+Resuming rebuilds the strategy by **replay**: a fresh strategy with the same seed is asked
+and told exactly what the checkpoint records, and must propose exactly the recorded genomes
+(strategies are deterministic given their seed and the calls made to them); its random
+generator must then be in the recorded state. No strategy object is pickled, so a checkpoint
+is plain JSON and never executes code when read. Candidates asked but not yet told when the
+process died are taken from the journal when their result is there, and evaluated again
+otherwise: a completed evaluation is never repeated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.genome import EvaluationResult, Genome
+from nas.io import atomic_write_text
+
+CHECKPOINT = "checkpoint.json"
+JOURNAL = "journal.jsonl"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: corrupt, from other params, or not reproducible."""
+
+
+# ----------------------------------------------------------------------------- fingerprint
+
+
+def fingerprint(cfg) -> dict[str, Any]:
+    """The params a checkpoint must share with the run that resumes it.
+
+    Left out, because they do not change which candidates are proposed or what they score:
+    ``search.generations`` and ``search.async.budget`` (raise them to extend a finished
+    search), ``search.async.drain``, output folders, and where evaluation runs (workers,
+    threads, scheduler address, device).
+    """
+    search = cfg.search.model_dump(by_alias=True)
+    search.pop("generations")
+    search.pop("out_dir")
+    search["async"].pop("budget")
+    search["async"].pop("drain")
+    if search["mode"] != "async":
+        search.pop("async")
+    ev = cfg.evaluation.model_dump()
+    for k in ("workers", "threads_per_worker", "scheduler_address", "device"):
+        ev.pop(k)
+    fp: dict[str, Any] = {"seed": cfg.seed, "space": cfg.space.model_dump(), "search": search, "evaluation": ev}
+    if cfg.evaluation.kind != "table":
+        fp["data"] = {k: v for k, v in cfg.data.model_dump().items() if k != "out_dir"}
+        fp["dataset_hash"] = _json_field(Path(cfg.data.out_dir) / "meta.json", "dataset_hash")
+    if cfg.evaluation.kind == "inherited":
+        fp["supernet"] = {k: v for k, v in cfg.supernet.model_dump().items() if k != "out_dir"}
+        fp["surrogate"] = {k: v for k, v in cfg.surrogate.model_dump().items() if k != "out_dir"}
+        fp["supernet_weights_sha256"] = _file_hash(Path(cfg.supernet.out_dir) / "supernet.pt")
+        fp["surrogate_samples_sha256"] = _file_hash(Path(cfg.surrogate.out_dir) / "samples.json")
+    if cfg.evaluation.kind == "table" and cfg.evaluation.table.path:
+        fp["table_sha256"] = _file_hash(Path(cfg.evaluation.table.path))
+    return fp
+
+
+def _file_hash(path: Path) -> str | None:
+    """sha256 (first 16 hex digits) of a file the search reads: a retrained supernet or an
+    edited table makes an old checkpoint stale."""
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _json_field(path: Path, key: str) -> Any:
+    try:
+        return json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def fingerprint_diff(old: dict, new: dict) -> list[str]:
+    a, b = _flat(old), _flat(new)
+    return [f"{k}: checkpoint {a.get(k, '(unset)')!r}, params {b.get(k, '(unset)')!r}"
+            for k in sorted(set(a) | set(b)) if a.get(k, "(unset)") != b.get(k, "(unset)")]
+
+
+# ----------------------------------------------------------------------------- results as JSON
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return v if np.isfinite(v) else repr(v)  # JSON has no NaN/inf: keep them as text
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _unnum(v: Any) -> Any:
+    return float(v) if v in ("nan", "inf", "-inf") else v
+
+
+def result_to_dict(r: EvaluationResult) -> dict:
+    return {"genome": list(r.genome.values), "space": r.genome.space,
+            "metrics": {k: _num(v) for k, v in r.metrics.items()}, "status": r.status, "error": r.error,
+            "seed": r.seed, "worker": r.worker, "eval_seconds": r.eval_seconds, "started_at": r.started_at,
+            "finished_at": r.finished_at, "extra": {k: _num(v) for k, v in r.extra.items()}}
+
+
+def result_from_dict(d: dict) -> EvaluationResult:
+    return EvaluationResult(genome=Genome(tuple(d["genome"]), d["space"]),
+                            metrics={k: _unnum(v) for k, v in d["metrics"].items()}, status=d["status"],
+                            error=d["error"], seed=int(d["seed"]), worker=d["worker"],
+                            eval_seconds=float(d["eval_seconds"]), started_at=float(d["started_at"]),
+                            finished_at=float(d["finished_at"]),
+                            extra={k: _unnum(v) for k, v in d.get("extra", {}).items()})
+
+
+# ----------------------------------------------------------------------------- recording
+
+
+def _rng_of(strategy) -> np.random.Generator | None:
+    for name in ("rng", "_rng"):
+        g = getattr(strategy, name, None)
+        if isinstance(g, np.random.Generator):
+            return g
+    return None
+
+
+def rng_state(strategy) -> dict | None:
+    g = _rng_of(strategy)
+    return json.loads(json.dumps(g.bit_generator.state, default=int)) if g is not None else None
+
+
+class RecordingStrategy:
+    """Wraps a strategy and records every ``ask`` (with what it returned) and ``tell`` (which
+    results, in order), so a checkpoint can replay them."""
+
+    def __init__(self, strategy):
+        self.inner = strategy
+        self.name = getattr(strategy, "name", type(strategy).__name__)
+        self.events: list[list] = []
+        self.results: dict[str, EvaluationResult] = {}  # told, by candidate id
+
+    def ask(self, n: int) -> list[Genome]:
+        out = self.inner.ask(n)
+        space = out[0].space if out else getattr(getattr(self.inner, "space", None), "name", "")
+        self.events.append(["ask", n, [list(g.values) for g in out], space])
+        return out
+
+    def tell(self, results: list[EvaluationResult]) -> None:
+        self.inner.tell(results)
+        for r in results:
+            self.results.setdefault(r.candidate_id, r)
+        self.events.append(["tell", [r.candidate_id for r in results]])
+
+    def outstanding(self) -> list[Genome]:
+        """Asked, not yet told (in flight when the checkpoint was written), in ask order."""
+        told = set(self.results)
+        out, seen = [], set()
+        for ev in self.events:
+            if ev[0] == "ask":
+                for v in ev[2]:
+                    g = Genome(tuple(v), ev[3])
+                    if g.key() not in told and g not in seen:
+                        seen.add(g)
+                        out.append(g)
+        return out
+
+    def __getattr__(self, name):  # archive, space, ... of the wrapped strategy
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def replay(strategy, events: list[list], results: dict[str, EvaluationResult], expected_rng: dict | None
+           ) -> RecordingStrategy:
+    """Drive a fresh ``strategy`` through the recorded calls; return it wrapped for recording."""
+    rec = RecordingStrategy(strategy)
+    for i, ev in enumerate(events):
+        if ev[0] == "ask":
+            got = [list(g.values) for g in rec.ask(int(ev[1]))]
+            ev = ev[:3]
+            if got != ev[2]:
+                raise CheckpointError(
+                    f"resume: call {i} (ask {ev[1]}) of the checkpointed search proposed different candidates "
+                    f"when replayed ({len(got)} vs {len(ev[2])} genomes, first difference at "
+                    f"{next((j for j, (a, b) in enumerate(zip(got, ev[2])) if a != b), min(len(got), len(ev[2])))}); "
+                    "the strategy code or its settings changed since the checkpoint was written. "
+                    "Start afresh (evonas stage search --fresh).")
+        else:
+            missing = [k for k in ev[1] if k not in results]
+            if missing:
+                raise CheckpointError(f"resume: checkpoint is inconsistent: results {missing[:3]} are told but not stored")
+            rec.tell([results[k] for k in ev[1]])
+    state = rng_state(strategy)
+    if expected_rng is not None and state != expected_rng:
+        raise CheckpointError("resume: after replaying the checkpoint the strategy's random generator is not in the "
+                              "recorded state; the strategy is not reproducible from this checkpoint. "
+                              "Start afresh (evonas stage search --fresh).")
+    return rec
+
+
+# ----------------------------------------------------------------------------- files
+
+
+class Checkpointer:
+    """Writes ``checkpoint.json`` and ``journal.jsonl`` in ``out_dir``."""
+
+    def __init__(self, out_dir: str | Path, fp: dict):
+        self.dir = Path(out_dir)
+        self.fp = fp
+        self.fp_hash = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+        self._journal = None
+
+    @property
+    def path(self) -> Path:
+        return self.dir / CHECKPOINT
+
+    @property
+    def journal_path(self) -> Path:
+        return self.dir / JOURNAL
+
+    # writing
+    def start_fresh(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for p in (self.path, self.journal_path):
+            if p.exists():
+                p.unlink()
+
+    def journal(self, r: EvaluationResult) -> None:
+        if self._journal is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._journal = open(self.journal_path, "a", encoding="utf-8")
+        self._journal.write(json.dumps(result_to_dict(r)) + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+
+    def save(self, rec: RecordingStrategy, state: dict) -> None:
+        doc = {"version": VERSION, "fingerprint": self.fp, "fingerprint_hash": self.fp_hash,
+               "events": rec.events, "results": {k: result_to_dict(r) for k, r in rec.results.items()},
+               "rng_state": rng_state(rec.inner), **state}
+        atomic_write_text(self.path, json.dumps(doc, separators=(",", ":")))
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    # reading
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> dict:
+        """The checkpoint document; :class:`CheckpointError` when unreadable or from other params."""
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{self.path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "
+                                  "it may be truncated or corrupt. Start afresh (evonas stage search --fresh).") from None
+        if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("events"), list) \
+                or not isinstance(doc.get("results"), dict):
+            raise CheckpointError(f"{self.path}: not an evonas checkpoint of version {VERSION}. "
+                                  "Start afresh (evonas stage search --fresh).")
+        if doc.get("fingerprint") != self.fp:
+            diff = fingerprint_diff(doc.get("fingerprint") or {}, self.fp)
+            raise CheckpointError(f"{self.path} was made with different search params, so it cannot be resumed: "
+                                  + "; ".join(diff[:6]) + (f" (and {len(diff) - 6} more)" if len(diff) > 6 else "")
+                                  + ". Restore those params, or start afresh (evonas stage search --fresh).")
+        try:
+            doc["results"] = {k: result_from_dict(v) for k, v in doc["results"].items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{self.path}: a stored result is malformed ({exc}). "
+                                  "Start afresh (evonas stage search --fresh).") from None
+        return doc
+
+    def compatible(self) -> bool:
+        try:
+            self.load()
+            return True
+        except CheckpointError:
+            return False
+
+    def journaled(self) -> dict[str, EvaluationResult]:
+        """Results journaled so far, by candidate id (a torn last line is skipped)."""
+        out: dict[str, EvaluationResult] = {}
+        if not self.journal_path.is_file():
+            return out
+        for line in self.journal_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                r = result_from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue
+            out.setdefault(r.candidate_id, r)
+        return out
+
+
+def resume_decision(cfg, resume: bool | None) -> tuple[bool, str]:
+    """Whether ``run_search`` resumes, and why. ``resume``: True (resume; refuse a checkpoint
+    made with other params), False (start afresh), None (resume when a compatible checkpoint
+    exists, else start afresh)."""
+    ck = Checkpointer(cfg.search.out_dir, fingerprint(cfg))
+    if resume is False:
+        return False, "starting afresh (resume off)"
+    if not ck.exists():
+        return False, "no checkpoint: starting afresh"
+    try:
+        doc = ck.load()
+    except CheckpointError as exc:
+        if resume:
+            raise
+        return False, f"not resuming: {exc}"
+    return True, f"resuming from {ck.path} at generation {doc['next_generation']} " \
+                 f"({len(doc['results'])} evaluations done)"

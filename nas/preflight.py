@@ -1,0 +1,90 @@
+"""Checks run before any flow starts, so bad input fails in seconds with one clear message.
+
+Each check raises :class:`PreflightError` naming the offending key or file and what was
+expected; nothing has been written when it does (the CLI exits with status 2).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from nas.config import Config
+
+
+class PreflightError(ValueError):
+    """Input that would make a stage fail: say so before anything runs."""
+
+
+def check(cfg: Config, stages: tuple[str, ...], resume: bool | None = None) -> None:
+    """``stages``: the stages about to run (in order)."""
+    first = stages[0] if stages else None
+    if "prepare" in stages:
+        _check_data(cfg)
+    if cfg.evaluation.kind == "table" and ("search" in stages or "select" in stages):
+        _check_table(cfg)
+    if any(s in stages for s in ("surrogate", "search")):
+        _check_scheduler(cfg)
+    if first == "surrogate" or (first == "search" and cfg.evaluation.kind == "inherited"):
+        _need(Path(cfg.supernet.out_dir) / "supernet.pt", "a trained supernet", "evonas stage pretrain")
+    if first == "search" and cfg.evaluation.kind == "inherited":
+        _need(Path(cfg.surrogate.out_dir) / "samples.json", "the surrogate stage's samples", "evonas stage surrogate")
+    if first == "search" and cfg.evaluation.kind == "train":
+        _need(Path(cfg.data.out_dir) / "data.npz", "prepared data", "evonas stage prepare")
+    if first == "select":
+        pops = Path(cfg.search.out_dir) / "populations"
+        if not any(pops.glob("gen_*.parquet")):
+            raise PreflightError(f"{pops}: no population snapshots to select from (run `evonas stage search` first)")
+    if first == "search" and resume:
+        from nas.checkpoint import resume_decision
+
+        resume_decision(cfg, True)  # a corrupt checkpoint or one from other params: CheckpointError
+
+
+def _need(path: Path, what: str, how: str) -> None:
+    if not path.is_file():
+        raise PreflightError(f"{path}: {what} is missing (run `{how}` first, or the whole pipeline with `evonas run`)")
+
+
+def _check_data(cfg: Config) -> None:
+    d = cfg.data
+    if d.kind == "digits":
+        return
+    path = Path(d.path)
+    if not path.exists():
+        expected = "a .npz file with arrays 'x' and 'y'" if d.kind == "npz" else "a folder of <class>/<image> files"
+        raise PreflightError(f"data.path {str(path)!r} does not exist (expected {expected})")
+    if d.kind == "npz":
+        from nas.data import load_source
+
+        load_source(d)  # shapes, dtypes, labels: DataError names what is wrong
+    elif not path.is_dir():
+        raise PreflightError(f"data.path {str(path)!r} is not a folder (data.kind is 'folder': expected "
+                             "<class>/<image> sub-folders)")
+
+
+def _check_table(cfg: Config) -> None:
+    from nas.evaluators.table import BUILDER_COSTS, load_table
+
+    t = cfg.evaluation.table
+    # a missing file or column, a cell that does not parse: TableError names it
+    load_table(t.path, t.arch_column, t.signal_column, t.report_column,
+               tuple(c for c in t.cost_columns if c not in BUILDER_COSTS),
+               (t.sim_seconds_column,) if t.sim_seconds_column else ())
+
+
+def _check_scheduler(cfg: Config, timeout: float = 3.0) -> None:
+    addr = cfg.evaluation.scheduler_address
+    if not addr:
+        return
+    url = urlparse(addr if "://" in addr else f"tcp://{addr}")
+    if url.scheme not in ("tcp", "tls") or not url.hostname or not url.port:
+        raise PreflightError(f"evaluation.scheduler_address {addr!r}: expected tcp://host:port")
+    try:
+        with socket.create_connection((url.hostname, url.port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise PreflightError(f"evaluation.scheduler_address {addr!r}: no Dask scheduler is listening there "
+                             f"({exc.strerror or exc}); start one with `dask scheduler`, or leave the key unset "
+                             "for a local cluster") from None

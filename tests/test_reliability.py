@@ -1,0 +1,441 @@
+"""Reliability: resume after SIGKILL, lost Dask workers, failing candidates, checkpoints.
+
+The integration tests use real processes: the ``evonas`` CLI killed with SIGKILL (its whole
+process group, Dask workers included), a ``dask scheduler`` and ``dask worker`` processes
+on 127.0.0.1 with one worker SIGKILLed mid-search.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas.checkpoint import Checkpointer, CheckpointError, RecordingStrategy, fingerprint, replay
+from nas.evaluators.base import EvaluationTimeout, evaluate, sleep
+from nas.evaluators.faults import FaultInjectingEvaluator, InjectedFault
+from nas.genome import Genome
+from tests.conftest import ROOT, tiny_config
+
+EXE = str(Path(sys.executable).parent / "evonas")
+
+
+# ----------------------------------------------------------------------------- failing candidates
+
+
+@dataclass(frozen=True)
+class Fn:
+    """An evaluator whose metrics come from ``kind``."""
+
+    kind: str
+    base_seed: int = 0
+
+    def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
+        if self.kind == "raise":
+            raise ValueError("broken candidate")
+        if self.kind == "nan":
+            return {"val_accuracy": float("nan")}
+        if self.kind == "inf":
+            return {"val_accuracy": 0.5, "params": float("inf")}
+        if self.kind == "oom":
+            raise MemoryError("cannot allocate 40 GiB")
+        if self.kind == "diverge":
+            import torch
+
+            from nas.training import train
+
+            rng = np.random.default_rng(seed)
+            x = rng.normal(size=(64, 1, 4, 4)).astype(np.float32) * 1e3
+            y = rng.integers(0, 3, size=64)
+            net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 3))
+            train(net, x, y, epochs=20, lr=1e9, batch_size=16, rng=rng)  # explodes
+            return {"val_accuracy": 0.5}
+        if self.kind == "slow_cooperative":
+            sleep(30)
+        if self.kind == "slow_stuck":
+            time.sleep(3)  # never checks the deadline
+        return {"val_accuracy": 0.9}
+
+
+G = Genome((1, 2, 3), "nb201")
+
+
+@pytest.mark.parametrize("kind, status, reason", [
+    ("raise", "failed", "ValueError: broken candidate"),
+    ("nan", "failed", "non-finite metric(s) ['val_accuracy']"),
+    ("inf", "failed", "non-finite metric(s) ['params']"),
+    ("oom", "failed", "MemoryError: cannot allocate"),
+    ("diverge", "failed", "DivergedError: loss became"),
+    ("ok", "ok", None),
+])
+def test_failing_candidates_are_recorded_with_status_and_reason(kind, status, reason):
+    r = evaluate(Fn(kind), G)
+    assert r.status == status
+    if reason:
+        assert r.error.startswith(reason), r.error
+    else:
+        assert r.error is None and r.metrics == {"val_accuracy": 0.9}
+
+
+@pytest.mark.parametrize("kind", ["slow_cooperative", "slow_stuck"])
+def test_timeout_returns_at_the_deadline(kind):
+    t0 = time.perf_counter()
+    r = evaluate(Fn(kind), G, timeout_s=0.5)
+    took = time.perf_counter() - t0
+    assert r.status == "timeout" and "timeout" in r.error.lower()
+    assert took < 2.0
+    assert evaluate(Fn("ok"), G, timeout_s=5).status == "ok"
+
+
+def test_a_cooperative_evaluation_stops_at_its_deadline():
+    """The helper thread of a timed-out training loop stops too (the worker is freed)."""
+    before = threading.active_count()
+    evaluate(Fn("slow_cooperative"), G, timeout_s=0.2)
+    time.sleep(0.3)
+    assert threading.active_count() == before
+    with pytest.raises(EvaluationTimeout):
+        from nas.evaluators import base
+
+        base._local.deadline = time.monotonic() - 1
+        try:
+            base.check_deadline()
+        finally:
+            base._local.deadline = None
+
+
+def test_fault_injection_is_seeded_by_candidate():
+    ev = FaultInjectingEvaluator(Fn("ok"), error_rate=0.2, nan_rate=0.2, hang_rate=0.0)
+    genomes = [Genome((a, b, c), "nb201") for a in range(5) for b in range(5) for c in range(5)]
+    first = [evaluate(ev, g).status for g in genomes]
+    assert first == [evaluate(ev, g).status for g in genomes]  # the same candidates fail every time
+    share = first.count("failed") / len(first)
+    assert 0.25 < share < 0.55
+    results = [evaluate(ev, g) for g in genomes]
+    raised = [r for r in results if r.error and r.error.startswith("InjectedFault")]
+    assert raised and any(r.error and r.error.startswith("non-finite") for r in results)
+    with pytest.raises(InjectedFault):
+        ev.metrics(raised[0].genome, raised[0].seed)
+
+
+@pytest.mark.integration
+def test_a_candidate_that_keeps_killing_workers_is_recorded_failed_not_lost():
+    """Dask retries a task whose worker died; when it gives up (KilledWorker) the candidate
+    is recorded as failed, with the reason, and every candidate still has exactly one result.
+    (A task that merely shared the dying worker may be retried too; Dask counts that against
+    it, so it is either ok or failed for the same reason, never missing.)"""
+    import dask
+
+    from nas.evaluators.dask import DaskPool
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with DaskPool(workers=2) as pool:
+            genomes = [Genome((i, 0, 0), "nb201") for i in range(4)]
+            results = list(pool.iter_evaluate(ExitOn(genomes[1]), genomes))
+    by = {r.genome: r for r in results}
+    assert len(results) == 4 and set(by) == set(genomes)
+    assert by[genomes[1]].status == "failed" and "evaluation lost" in by[genomes[1]].error
+    assert "KilledWorker" in by[genomes[1]].error
+    others = [by[g] for g in genomes if g != genomes[1]]
+    assert any(r.ok for r in others)
+    assert all(r.ok or "KilledWorker" in r.error for r in others)
+
+
+@dataclass(frozen=True)
+class ExitOn:
+    bad: Genome
+    base_seed: int = 0
+
+    def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
+        if genome == self.bad:
+            os._exit(1)  # the worker process dies, as under the OOM killer
+        return {"val_accuracy": 0.5}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _table_sets(table: Path, strategy: str = "nsga2", extra: tuple[str, ...] = ()) -> list[str]:
+    return ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={table}",
+            "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
+            "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
+            "search.objectives=[val_accuracy, lat_ms]", f"search.strategy={strategy}", "search.population=6",
+            "search.generations=4", "evaluation.table.sim_seconds=0.15", "evaluation.workers=2", *extra]
+
+
+def test_checkpoint_replay_restores_the_strategy(synthetic, tmp_path):
+    from nas.factory import build_strategy
+    from nas.spaces.nb201 import NB201Space
+
+    from nas.factory import build_evaluator
+
+    cfg = tiny_config(tmp_path, _table_sets(synthetic, "thompson"))
+    space = NB201Space()
+    ev = build_evaluator(cfg)
+    rec = RecordingStrategy(build_strategy(cfg, space, []))
+    for _ in range(3):
+        rec.tell([evaluate(ev, g) for g in rec.ask(4)])
+    ck = Checkpointer(tmp_path / "ck", fingerprint(cfg))
+    ck.save(rec, {"next_generation": 3, "generation_log": []})
+    doc = ck.load()
+    again = replay(build_strategy(cfg, space, []), doc["events"], doc["results"], doc["rng_state"])
+    assert again.ask(4) == rec.ask(4)  # the restored strategy proposes what the original would
+    # a strategy that proposes differently (other seed) is refused, not silently continued
+    other = tiny_config(tmp_path, _table_sets(synthetic, "thompson") + ["seed=1"])
+    with pytest.raises(CheckpointError, match="proposed different candidates"):
+        replay(build_strategy(other, space, []), doc["events"], doc["results"], doc["rng_state"])
+
+
+def test_checkpoint_from_other_params_is_refused_naming_the_keys(synthetic, tmp_path):
+    cfg = tiny_config(tmp_path, _table_sets(synthetic))
+    Checkpointer(tmp_path / "ck", fingerprint(cfg)).save(RecordingStrategy(object()), {"next_generation": 0,
+                                                                                        "generation_log": []})
+    changed = tiny_config(tmp_path, _table_sets(synthetic, extra=("search.population=7",)))
+    with pytest.raises(CheckpointError, match=r"search\.population: checkpoint 6, params 7"):
+        Checkpointer(tmp_path / "ck", fingerprint(changed)).load()
+    # what does not change the trajectory may change: more generations extend a search
+    longer = tiny_config(tmp_path, _table_sets(synthetic, extra=("search.generations=9", "evaluation.workers=3")))
+    Checkpointer(tmp_path / "ck", fingerprint(longer)).load()
+
+
+def test_truncated_checkpoint_is_a_clear_error(synthetic, tmp_path):
+    cfg = tiny_config(tmp_path, _table_sets(synthetic))
+    ck = Checkpointer(tmp_path / "ck", fingerprint(cfg))
+    ck.save(RecordingStrategy(object()), {"next_generation": 0, "generation_log": []})
+    text = ck.path.read_text()
+    ck.path.write_text(text[: len(text) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        ck.load()
+
+
+def _populations(root: Path) -> pd.DataFrame:
+    files = sorted((root / "artifacts/search/populations").glob("gen_*.parquet"))
+    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return df[["candidate_id", "genome", "val_accuracy", "lat_ms", "status", "generation"]]
+
+
+def _search(root: Path, sets: list[str], *flags: str, kill_after: str | None = None) -> subprocess.CompletedProcess | None:
+    """``evonas stage search`` in ``root``; with ``kill_after`` (a file under
+    artifacts/search), SIGKILL its whole process group once that file appears."""
+    root.mkdir(exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(root / ".prefect")}
+    args = [EXE, "stage", "search", "--params", str(ROOT / "params.yaml"), *flags] + [a for s in sets for a in ("--set", s)]
+    if kill_after is None:
+        return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    target = root / "artifacts/search" / kill_after
+    deadline = time.time() + 300
+    while not target.exists():
+        assert proc.poll() is None, "the search ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    time.sleep(0.4)  # a few results of the next generation reach the journal
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return None
+
+
+@pytest.mark.integration
+def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, tmp_path):
+    """pymoo's NSGA-II (the strategy with the most state outside our own generator); every
+    strategy is replayed the same way (see test_checkpoint_replay_restores_the_strategy)."""
+    from nas import stages
+
+    sets = _table_sets(synthetic, "nsga2")
+    ref_summary = stages.run_search(tiny_config(tmp_path / "ref", sets))  # uninterrupted, in this process
+
+    crash = tmp_path / "crash"
+    _search(crash, sets, kill_after="populations/gen_001.parquet")
+    assert (crash / "artifacts/search/checkpoint.json").is_file()
+    assert not (crash / "artifacts/search/summary.json").exists()  # it really died mid-search
+
+    # resuming with other search params is refused, and the checkpoint is left as it was
+    before = (crash / "artifacts/search/checkpoint.json").read_bytes()
+    bad = _search(crash, sets + ["search.population=7"], "--resume")
+    assert bad.returncode == 2 and "search.population" in bad.stderr and "Traceback" not in bad.stderr
+    assert (crash / "artifacts/search/checkpoint.json").read_bytes() == before
+
+    done = _search(crash, sets, "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming from" in done.stdout + done.stderr
+    summary = json.loads((crash / "artifacts/search/summary.json").read_text())
+    assert summary["resumed_from_generation"] >= 1
+    pd.testing.assert_frame_equal(_populations(crash), _populations(tmp_path / "ref"))
+    assert summary["final_hypervolume"] == pytest.approx(ref_summary["final_hypervolume"], abs=1e-12)
+
+
+@pytest.mark.integration
+def test_async_resume_repeats_no_completed_evaluation(synthetic, tmp_path):
+    sets = _table_sets(synthetic, "aging", ("search.mode=async", "search.async.in_flight=4", "search.async.batch=2",
+                                              "search.async.budget=24", "evaluation.table.sim_seconds=0.2"))
+    root = tmp_path / "run"
+    _search(root, sets, kill_after="populations/gen_003.parquet")
+    journal = [json.loads(line) for line in (root / "artifacts/search/journal.jsonl").read_text().splitlines()
+               if line.endswith("}")]
+    done_before = {tuple(r["genome"]): r["finished_at"] for r in journal}
+    proc = _search(root, sets)  # resume is the default when a compatible checkpoint exists
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pops = pd.concat([pd.read_parquet(f) for f in sorted((root / "artifacts/search/populations").glob("gen_*.parquet"))])
+    assert len(pops) == 24 and pops.candidate_id.is_unique  # none lost, none twice
+    finished = {tuple(json.loads(g)): t for g, t in zip(pops.genome, pops.finished_at)}
+    for g, t in done_before.items():  # evaluated before the crash: kept, not evaluated again
+        if g in finished:
+            assert finished[g] == pytest.approx(t)
+    summary = json.loads((root / "artifacts/search/summary.json").read_text())
+    assert summary["n_evaluated"] == 24 and summary["resumed_from_generation"] >= 3
+
+
+# ----------------------------------------------------------------------------- lost workers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 60) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.mark.integration
+def test_a_worker_killed_mid_search_costs_only_time(synthetic, tmp_path):
+    """A real ``dask scheduler`` and two ``dask worker`` processes; one worker is SIGKILLed
+    while it evaluates. Dask reruns its candidates on the other; none is lost, none counted
+    twice, none failed, and the search finishes."""
+    from nas import stages
+
+    dask_exe = str(Path(sys.executable).parent / "dask")
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([dask_exe, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        _wait_port(port)
+        workers = [subprocess.Popen([dask_exe, "worker", addr, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                     "--host", "127.0.0.1", "--name", f"w{i}"], env=env, cwd=ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+        procs += workers
+        from distributed import Client
+
+        with Client(addr, timeout=30) as c:
+            c.wait_for_workers(2, timeout=60)
+        cfg = tiny_config(tmp_path, _table_sets(synthetic, "aging", (f"evaluation.scheduler_address={addr}",
+                                                                      "evaluation.table.sim_seconds=0.3",
+                                                                      "search.generations=3")))
+        journal = Path(cfg.search.out_dir) / "journal.jsonl"
+
+        def killer():
+            while not journal.exists() or len(journal.read_text().splitlines()) < 8:
+                time.sleep(0.05)
+            workers[0].send_signal(signal.SIGKILL)
+
+        t = threading.Thread(target=killer, daemon=True)
+        t.start()
+        summary = stages.run_search(cfg)
+        t.join(5)
+        assert workers[0].poll() is not None  # it was killed during the search
+        pops = pd.concat([pd.read_parquet(f) for f in sorted(Path(cfg.search.out_dir, "populations").glob("gen_*.parquet"))])
+        assert len(pops) == 6 * 4 and pops.candidate_id.is_unique
+        assert summary["n_evaluated"] == 24 and summary["n_failed"] == 0 and summary["n_timeout"] == 0
+        assert (pops.status == "ok").all()
+        assert len(set(pops.worker)) == 2  # both worked, one of them until it was killed
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.integration
+def test_pipeline_survives_failing_nan_and_hanging_candidates(synthetic, tmp_path):
+    sets = _table_sets(synthetic, "thompson", ("evaluation.faults.error_rate=0.15", "evaluation.faults.nan_rate=0.1",
+                                               "evaluation.faults.hang_rate=0.1", "evaluation.faults.hang_seconds=30",
+                                               "evaluation.timeout_s=1", "evaluation.table.sim_seconds=0.05"))
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
+    proc = subprocess.run([EXE, "run", "--params", str(ROOT / "params.yaml")] + [a for s in sets for a in ("--set", s)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert metrics["n_evaluated"] == 30
+    assert metrics["n_failed"] > 0 and metrics["n_timeout"] > 0
+    assert metrics["failures"].get("InjectedFault", 0) > 0 and metrics["failures"].get("non-finite metric", 0) > 0
+    assert metrics["failures"]["timeout"] == metrics["n_timeout"]
+    front = pd.read_csv(tmp_path / "artifacts/select/pareto.csv")
+    pops = pd.concat([pd.read_parquet(f) for f in (tmp_path / "artifacts/search/populations").glob("gen_*.parquet")])
+    bad = set(pops[pops.status != "ok"].candidate_id)
+    assert bad and not bad & set(front.candidate_id)  # failed candidates are never on the front
+    assert pops[pops.status == "timeout"].error.str.contains("timeout_s").all()
+
+
+# ----------------------------------------------------------------------------- Prefect
+
+
+def test_only_transient_failures_are_retried():
+    from prefect.states import Failed
+
+    from nas.config import ConfigError
+    from nas.evaluators.dask import ClusterError
+    from tasks.stages import transient
+
+    def retried(exc: BaseException) -> bool:
+        return transient(None, None, Failed(data=exc))
+
+    assert retried(ClusterError("scheduler gone")) and retried(ConnectionResetError()) and retried(TimeoutError())
+    assert not retried(ConfigError("bad key")) and not retried(FileNotFoundError("x"))
+    assert not retried(RuntimeError("no feasible candidate")) and not retried(ValueError("bad"))
+
+
+@pytest.mark.integration
+def test_a_failing_stage_fails_its_flow_run_with_the_cause(synthetic, tmp_path):
+    """Every candidate fails: the search stage completes (failures are results), selection
+    then has nothing feasible; the select sub-flow and the parent pipeline run end Failed with
+    that cause as their state message (what the Prefect UI shows)."""
+    from prefect.client.orchestration import get_client
+
+    from flows.pipeline import pipeline_flow
+
+    cfg = tiny_config(tmp_path, _table_sets(synthetic, "random", ("evaluation.faults.error_rate=1.0",
+                                                                   "evaluation.table.sim_seconds=0",
+                                                                   "search.generations=1")))
+    state = pipeline_flow(cfg, return_state=True)
+    assert state.is_failed()
+    assert "no feasible successfully evaluated candidate" in state.message
+    summary = json.loads((Path(cfg.search.out_dir) / "summary.json").read_text())
+    assert summary["n_failed"] == summary["n_evaluated"] == 12 and summary["failures"] == {"InjectedFault": 12}
+
+    async def sub_runs():
+        async with get_client() as client:
+            run = await client.read_flow_run(state.state_details.flow_run_id)
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+            return run, await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])))
+
+    import asyncio
+
+    parent, subs = asyncio.run(sub_runs())
+    by = {r.name.split("-")[0]: r for r in subs}
+    assert by["search"].state.is_completed() and by["select"].state.is_failed()
+    assert "no feasible" in by["select"].state.message
