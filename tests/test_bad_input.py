@@ -155,6 +155,7 @@ def judge(outcome) -> list[str]:
 
 
 def run_all(root: Path, table: Path, workers: int = 4) -> list[tuple]:
+    root.mkdir(parents=True, exist_ok=True)
     todo = cases(root, table)
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(lambda c: run_case(c, root / "cases"), todo))
