@@ -179,7 +179,8 @@ class GenerationalRunner(_SnapshotRunner):
                         batch.append(r)
                         self.reused += 1
                         self._record(r, journal=False)
-                todo = [g for g in genomes if g.key() not in {r.candidate_id for r in batch}]
+                have = {r.candidate_id for r in batch}
+                todo = [g for g in genomes if g.key() not in have]
                 for r in self.pool.iter_evaluate(self.evaluator, todo):
                     batch.append(r)
                     self._record(r)
@@ -279,7 +280,7 @@ class AsyncRunner(_SnapshotRunner):
                     self.results.append(r)
                     self.reused += 1
                     self._record(r, journal=False)
-                elif r is None:
+                elif r is None and len(self.results) < self.budget:
                     self._submit_genomes([g], queue, meta)
             if len(self.results) < self.budget:
                 ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
