@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench ui ui-check clean
 
 install: $(STAMP)
 
@@ -29,6 +29,18 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py
+
+# A local Prefect server (UI and API) on 127.0.0.1:4200; Ctrl-C stops it.
+ui: install
+	$(BIN)/evonas ui
+
+# Run a tiny pipeline against a local Prefect server, render the UI's page of that run in
+# headless Chromium (installs Debian's chromium if missing), keep the screenshot in reports/ui-run.png.
+ui-check: install
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+	mkdir -p reports
+	EVONAS_UI_SCREENSHOT=$(CURDIR)/reports/ui-run.png $(BIN)/python -m pytest -ra tests/test_pipeline_e2e.py -k chromium
 
 clean:
 	rm -rf data/prepared artifacts reports/*.json reports/*.png reports/*.csv .prefect

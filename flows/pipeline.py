@@ -9,8 +9,14 @@ from nas.config import Config
 
 
 @flow(name="evonas-pipeline", flow_run_name=run_name("evonas"), log_prints=False)
-def pipeline_flow(cfg: Config, resume: bool | None = None) -> dict:
-    """``resume`` goes to the search stage (see ``search_flow``)."""
+def pipeline_flow(cfg: Config | None = None, resume: bool | None = None, params_file: str = "params.yaml") -> dict:
+    """The whole pipeline. ``cfg``: the run's config; without it, ``params_file`` is loaded
+    (what deployments made with ``prefect deploy`` from ``prefect.yaml`` do). ``resume`` goes
+    to the search stage (see ``search_flow``)."""
+    if cfg is None:
+        from nas.config import load_config
+
+        cfg = load_config(params_file)
     out = {}
     for name, stage in STAGE_FLOWS.items():
         if name not in STAGES_BY_EVALUATION[cfg.evaluation.kind]:

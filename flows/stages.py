@@ -19,6 +19,10 @@ def run_name(stage: str):
 
         cfg = flow_run.parameters.get("cfg")
         try:
+            if cfg is None:
+                from nas.config import load_config
+
+                cfg = load_config(flow_run.parameters.get("params_file", "params.yaml"))
             cfg = cfg if isinstance(cfg, Config) else Config.model_validate(cfg)
             mode = "-async" if cfg.search.mode == "async" else ""
             return f"{stage}-{cfg.space.kind}-{cfg.search.strategy}{mode}-seed{cfg.seed}"
@@ -26,6 +30,12 @@ def run_name(stage: str):
             return stage
 
     return name
+
+
+def run_tags(cfg: Config) -> list[str]:
+    """Tags for every flow run of a pipeline (filterable in the Prefect UI)."""
+    return ["evonas", f"space:{cfg.space.kind}", f"strategy:{cfg.search.strategy}", f"mode:{cfg.search.mode}",
+            f"evaluation:{cfg.evaluation.kind}", f"seed:{cfg.seed}"]
 
 
 @flow(name="prepare", flow_run_name=run_name("prepare"), log_prints=False)
@@ -50,15 +60,43 @@ def surrogate_flow(cfg: Config) -> dict:
 @flow(name="search", flow_run_name=run_name("search"), log_prints=False)
 def search_flow(cfg: Config, resume: bool | None = None) -> dict:
     """``resume``: None (default) resumes when a checkpoint made with the same search params
-    exists, True insists (a checkpoint from other params fails the run), False starts afresh."""
+    exists, True insists (a checkpoint from other params fails the run), False starts afresh.
+
+    While the search runs, the ``search-progress`` artifact shows evaluations done / budget
+    and a new version of ``hypervolume-per-generation`` appears after every generation."""
     if resume is False:
         t.discard_checkpoint(cfg)
-    summary = t.run_search(cfg, resume=True if resume else None)
+    summary = t.run_search(cfg, resume=True if resume else None, progress=_progress_reporter(cfg))
     create_table_artifact(key="hypervolume-per-generation", table=[
         {"generation": g["generation"], "evaluated": g["evaluated"], "failed": g["failed"],
          "hypervolume": g["hypervolume"]} for g in summary["generations"]],
         description="Hypervolume of the evaluated set after each generation")
     return summary
+
+
+def _progress_reporter(cfg: Config):
+    """A callback for ``nas.stages.run_search``: Prefect artifacts updated as generations close."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    state: dict = {"id": None}
+
+    def report(info: dict) -> None:
+        pct = 100.0 * min(1.0, info["evaluated"] / max(1, info["budget"]))
+        try:
+            if state["id"] is None:
+                state["id"] = create_progress_artifact(
+                    pct, key="search-progress",
+                    description=f"search ({cfg.search.strategy}, {cfg.search.mode}): evaluations done / budget")
+            else:
+                update_progress_artifact(state["id"], pct)
+            create_table_artifact(key="hypervolume-per-generation", table=[
+                {"generation": g["generation"], "evaluated": g["evaluated"], "failed": g["failed"],
+                 "hypervolume": g["hypervolume"]} for g in info["generations"]],
+                description=f"Hypervolume after each generation ({info['evaluated']}/{info['budget']} evaluated)")
+        except Exception:  # noqa: BLE001 - progress display must never fail a search
+            pass
+
+    return report
 
 
 @flow(name="select", flow_run_name=run_name("select"), log_prints=False)

@@ -91,9 +91,13 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: Re
     t0 = time.perf_counter()
 
     def go():
-        from flows.pipeline import pipeline_flow
+        from prefect import tags
 
-        return pipeline_flow(cfg, resume)
+        from flows.pipeline import pipeline_flow
+        from flows.stages import run_tags
+
+        with tags(*run_tags(cfg)):
+            return pipeline_flow(cfg, resume)
 
     metrics = _guarded(go, debug)
     _print_table(cfg)
@@ -119,9 +123,12 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
     _preflight(cfg, (name,), resume, debug)
 
     def go():
-        from flows.stages import STAGE_FLOWS
+        from prefect import tags
 
-        return STAGE_FLOWS[name](cfg, resume) if name == "search" else STAGE_FLOWS[name](cfg)
+        from flows.stages import STAGE_FLOWS, run_tags
+
+        with tags(*run_tags(cfg)):
+            return STAGE_FLOWS[name](cfg, resume) if name == "search" else STAGE_FLOWS[name](cfg)
 
     _guarded(go, debug)
     if name == "select":
@@ -133,6 +140,80 @@ def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, debug: De
     """Print the last run's Pareto table."""
     cfg = _load(params, set_, debug)
     _guarded(lambda: _print_table(cfg), debug)
+
+
+@app.command()
+def report(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
+           out: Annotated[Optional[Path], typer.Option(help="HTML file (default: <selection.reports_dir>/report.html)")] = None,
+           debug: DebugOpt = False) -> None:
+    """Write a self-contained HTML report of the last run (front, hypervolume, models, cards)."""
+    cfg = _load(params, set_, debug)
+
+    def go():
+        from nas.report import write_report
+
+        return write_report(cfg, out)
+
+    path = _guarded(go, debug)
+    from nas.progress import console
+
+    console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def ui(host: Annotated[str, typer.Option(help="address to bind; 127.0.0.1 keeps the UI local")] = "127.0.0.1",
+       port: Annotated[int, typer.Option(help="port of the UI and API")] = 4200) -> None:
+    """Start a local Prefect server (UI and API) and print how to run the pipeline against it."""
+    import subprocess
+
+    from nas.progress import console
+
+    url = f"http://{host}:{port}"
+    console.print(f"Prefect UI: {url}\nRun the pipeline against it from another terminal:\n"
+                  f"  export PREFECT_API_URL={url}/api\n  evonas run\n(Ctrl-C stops the server)", highlight=False)
+    import os
+
+    exe = Path(sys.executable).parent / "prefect"
+    # the UI (in the browser) must call this server's API, not the default port's
+    env = {**os.environ, "PREFECT_UI_API_URL": os.environ.get("PREFECT_UI_API_URL", f"{url}/api")}
+    env.pop("PREFECT_API_URL", None)  # the server itself must not talk to another API
+    try:
+        code = subprocess.call([str(exe), "server", "start", "--host", host, "--port", str(port)], env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(cron: Annotated[str, typer.Option(help="cron schedule, e.g. '0 2 * * *' (02:00 daily)")],
+          params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
+          name: Annotated[str, typer.Option(help="deployment name")] = "nightly",
+          timezone: Annotated[str, typer.Option(help="time zone of the cron schedule")] = "UTC",
+          debug: DebugOpt = False) -> None:
+    """Serve the pipeline flow on a cron schedule (Prefect's serve): registers the deployment
+    with the Prefect API in PREFECT_API_URL and runs scheduled runs until stopped."""
+    from nas.config import STAGES_BY_EVALUATION
+
+    cfg = _load(params, set_, debug)
+    _preflight(cfg, STAGES_BY_EVALUATION[cfg.evaluation.kind], None, debug)
+    try:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        CronSchedule(cron=cron, timezone=timezone)
+    except Exception as exc:  # noqa: BLE001 - pydantic's message names what is wrong
+        _fail(f"--cron {cron!r}: not a valid cron schedule ({str(exc).splitlines()[-1].strip()})", 2)
+
+    def go():
+        from prefect.client.schemas.schedules import CronSchedule
+
+        from flows.pipeline import pipeline_flow
+        from flows.stages import run_tags
+
+        pipeline_flow.serve(name=name, schedules=[CronSchedule(cron=cron, timezone=timezone)],
+                            parameters={"cfg": cfg.model_dump(by_alias=True)}, tags=run_tags(cfg),
+                            description=f"evonas pipeline on schedule {cron} ({timezone}) with {params}")
+
+    _guarded(go, debug)
 
 
 @app.command()

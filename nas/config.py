@@ -227,6 +227,21 @@ class FaultsConfig(_Section):
         return self.error_rate + self.nan_rate + self.hang_rate > 0
 
 
+class SlurmConfig(_Section):
+    """Dask workers as Slurm jobs (dask-jobqueue's SLURMCluster), for ``evaluation.cluster: slurm``."""
+
+    queue: Optional[str] = Field(None, description="partition (#SBATCH -p)")
+    account: Optional[str] = Field(None, description="account to charge (#SBATCH -A)")
+    jobs: int = Field(2, gt=0, description="Slurm jobs, one Dask worker each")
+    cores: int = Field(1, gt=0, description="cores per job (one evaluation thread per core)")
+    memory: str = Field("4GB", description="memory per job, e.g. 4GB")
+    walltime: str = Field("02:00:00", description="wall time per job (HH:MM:SS)")
+    job_extra_directives: list[str] = Field(default_factory=list, description="extra #SBATCH lines, e.g. ['--gres=gpu:1']")
+    job_script_prologue: list[str] = Field(default_factory=list, description="shell lines run before the worker starts")
+    interface: Optional[str] = Field(None, description="network interface the scheduler and workers use, e.g. ib0")
+    log_directory: str = Field("logs/dask", description="where Slurm writes the workers' output")
+
+
 class EvaluationConfig(_Section):
     kind: Literal["inherited", "train", "table"] = Field(
         "inherited", description="supernet-inherited weights, stand-alone training from scratch, or table lookup")
@@ -237,6 +252,9 @@ class EvaluationConfig(_Section):
     workers: int = Field(2, gt=0, description="Dask LocalCluster worker processes")
     threads_per_worker: int = Field(1, gt=0)
     scheduler_address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler")
+    cluster: Literal["local", "slurm"] = Field(
+        "local", description="without scheduler_address: a LocalCluster, or Dask workers as Slurm jobs (evaluation.slurm)")
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bn_batches: int = Field(4, gt=0, description="training batches used to recalibrate BatchNorm of a subnet")
     batch_size: int = Field(128, gt=0)
@@ -245,6 +263,12 @@ class EvaluationConfig(_Section):
     timeout_s: Optional[float] = Field(
         None, gt=0, description="a candidate still running after this many seconds is recorded as 'timeout'")
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+
+    @model_validator(mode="after")
+    def _where(self):
+        if self.cluster == "slurm" and self.scheduler_address:
+            raise ValueError("evaluation.cluster 'slurm' starts its own scheduler: leave evaluation.scheduler_address unset")
+        return self
 
 
 class Config(_Section):

@@ -12,6 +12,7 @@ DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_LOG_PRINTS": "false",
     "OMP_NUM_THREADS": "1",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "evonas",  # our log lines (e.g. the Dask dashboard address) reach the UI
 }
 
 

@@ -76,4 +76,10 @@ def _build_evaluator(cfg: Config):
 def build_pool(cfg: Config) -> DaskPool:
     e = cfg.evaluation
     return DaskPool(workers=e.workers, threads_per_worker=e.threads_per_worker, scheduler_address=e.scheduler_address,
-                    timeout_s=e.timeout_s)
+                    timeout_s=e.timeout_s, cluster=e.cluster, slurm=e.slurm.model_dump(), log=_console)
+
+
+def _console(msg: str) -> None:
+    from nas.progress import console
+
+    console.print(msg, highlight=False)

@@ -224,9 +224,11 @@ def discard_checkpoint(cfg: Config) -> None:
     Checkpointer(cfg.search.out_dir, {}).start_fresh()
 
 
-def run_search(cfg: Config, resume: bool | None = False, log=None) -> dict:
+def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None) -> dict:
     """Run the search stage. ``resume``: see :func:`nas.checkpoint.resume_decision` (the CLI's
-    ``--resume/--fresh``; the flows' ``resume`` parameter, auto by default)."""
+    ``--resume/--fresh``; the flows' ``resume`` parameter, auto by default). ``progress``, if
+    given, is called after every generation with ``{"evaluated", "budget", "generation",
+    "hypervolume", "generations"}`` (the flows turn it into Prefect artifacts)."""
     from nas.checkpoint import Checkpointer, CheckpointError, fingerprint, resume_decision
     from nas.factory import build_evaluator, build_pool, build_space, build_strategy
 
@@ -257,15 +259,22 @@ def run_search(cfg: Config, resume: bool | None = False, log=None) -> dict:
         total, label = s.population * (s.generations + 1), f"search ({s.strategy}, {s.generations + 1} generations)"
     checkpointer = Checkpointer(s.out_dir, fingerprint(cfg))
 
+    def on_generation(gen: int, batch) -> None:
+        if progress is not None:
+            log_ = runner.generation_log
+            progress({"evaluated": sum(g["evaluated"] for g in log_), "budget": total, "generation": gen,
+                      "hypervolume": log_[-1]["hypervolume"] if log_ else None, "generations": list(log_)})
+
     def make_runner(pool, on_result, resume_now: bool):
         strategy = build_strategy(cfg, space, prior)
         tracker = HypervolumeTracker(s.objectives, s.constraints, ideal, nadir)
         if s.mode == "async":
             return AsyncRunner(strategy, pool, evaluator, total, s.async_.in_flight, s.async_.batch, s.out_dir,
-                               tracker, drain=s.async_.drain, on_result=on_result, checkpointer=checkpointer,
-                               resume=resume_now)
+                               tracker, drain=s.async_.drain, on_result=on_result, on_generation=on_generation,
+                               checkpointer=checkpointer, resume=resume_now)
         return GenerationalRunner(strategy, pool, evaluator, s.population, s.generations, s.out_dir, tracker,
-                                  on_result=on_result, checkpointer=checkpointer, resume=resume_now)
+                                  on_result=on_result, on_generation=on_generation, checkpointer=checkpointer,
+                                  resume=resume_now)
 
     with build_pool(cfg) as pool, bar(label, total) as b:
         n_workers = pool.n_workers

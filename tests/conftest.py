@@ -79,3 +79,52 @@ def make_synthetic(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory) -> Path:
     return make_synthetic(tmp_path_factory.mktemp("table") / "synthetic.csv")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server (API and UI) on a free 127.0.0.1 port, started with `evonas ui`."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    home = tmp_path_factory.mktemp("prefect-server")
+    env = {**os.environ, "PREFECT_HOME": str(home / ".prefect")}
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "w")
+    exe = str(Path(sys.executable).parent / "evonas")
+    proc = subprocess.Popen([exe, "ui", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
+        assert time.time() < deadline, "the Prefect server did not answer within 180 s"
+        time.sleep(0.5)
+    try:
+        yield {"url": url, "api": f"{url}/api", "log": home / "server.log", "port": port}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

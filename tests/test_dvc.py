@@ -70,3 +70,17 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     assert "Running stage 'search'" in out and "Running stage 'pretrain'" not in out
     show = sh(["dvc", "exp", "show", "--csv"], repo, env)
     assert "async-exp" in show and "n_pareto" in show and "async" in show
+
+    # a local DVC remote round trip: push, delete the outputs and the cache, pull, clean status
+    remote = tmp_path / "remote"
+    sh(["dvc", "remote", "add", "-d", "localremote", str(remote)], repo, env)
+    sh(["dvc", "push"], repo, env)
+    assert any(remote.rglob("*")), "dvc push wrote nothing to the remote"
+    before = {p.relative_to(repo): p.read_bytes() for p in (repo / "artifacts/search/populations").glob("*.parquet")}
+    for out_dir in ("data/prepared", "artifacts"):
+        shutil.rmtree(repo / out_dir)
+    shutil.rmtree(repo / ".dvc/cache")
+    sh(["dvc", "pull"], repo, env)
+    after = {p.relative_to(repo): p.read_bytes() for p in (repo / "artifacts/search/populations").glob("*.parquet")}
+    assert after == before and (repo / "artifacts/supernet/supernet.pt").is_file()
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower()

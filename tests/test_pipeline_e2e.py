@@ -27,11 +27,11 @@ def write_tiny_params(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
+def pipeline_run(tmp_path_factory, prefect_server):
+    """The pipeline run against a real Prefect server (``evonas ui`` on a free port)."""
     work = tmp_path_factory.mktemp("e2e")
     write_tiny_params(work)
-    env = {**os.environ, "PREFECT_HOME": str(work / ".prefect")}
-    env.pop("PREFECT_API_URL", None)
+    env = {**os.environ, "PREFECT_HOME": str(work / ".prefect"), "PREFECT_API_URL": prefect_server["api"]}
     exe = Path(sys.executable).parent / "evonas"
     proc = subprocess.run([str(exe), "run", "--params", "params.yaml"], cwd=work, env=env, capture_output=True,
                           text=True, timeout=900)
@@ -91,6 +91,21 @@ def test_show_prints_the_last_front(pipeline_run):
         assert cid in proc.stdout
 
 
+def test_report_is_a_self_contained_html_page(pipeline_run):
+    work, env, _ = pipeline_run
+    proc = subprocess.run([str(Path(sys.executable).parent / "evonas"), "report"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    page = (work / "reports/report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # the front and the hypervolume curve, embedded
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # nothing fetched
+    front = pd.read_csv(work / "artifacts/select/pareto.csv")
+    for cid in front.candidate_id:
+        assert cid in page
+    for cid in front.loc[front.selected, "candidate_id"]:
+        assert f"<h3>{cid}</h3>" in page  # its model card
+
+
 def test_prefect_recorded_the_parent_run_stage_runs_and_artifacts(pipeline_run):
     work, env, _ = pipeline_run
     script = """
@@ -99,11 +114,16 @@ from prefect.client.orchestration import get_client
 
 async def main():
     async with get_client() as c:
-        runs = await c.read_flow_runs()
+        runs = [r for r in await c.read_flow_runs() if r.deployment_id is None]  # not scheduled deployment runs
         flows = {f.id: f.name for f in await c.read_flows()}
-        arts = await c.read_artifacts()
+        arts = await c.read_latest_artifacts()
         print(json.dumps({"runs": [[flows[r.flow_id], r.state_type.value, r.name] for r in runs],
-                          "artifacts": {a.key: a.data for a in arts if a.key}}))
+                          "tags": {r.name: r.tags for r in runs},
+                          "parents": {r.name: str(r.parent_task_run_id) if r.parent_task_run_id else None for r in runs},
+                          "params": {r.name: sorted(r.parameters) for r in runs},
+                          "api": str(c.api_url),
+                          "artifacts": {a.key: a.data for a in arts if a.key},
+                          "artifact_types": {a.key: a.type for a in arts if a.key}}))
 asyncio.run(main())
 """
     proc = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=180)
@@ -116,8 +136,58 @@ asyncio.run(main())
     assert run_names["search"] == "search-elastic_cnn-msunas-seed0"
     for stage in ("prepare", "pretrain", "surrogate", "search", "select"):
         assert names.get(stage) == "COMPLETED", names
+    assert out["api"].startswith(env["PREFECT_API_URL"])  # recorded by the real server, not an ephemeral one
     assert "pareto-front" in out["artifacts"] and "run-summary" in out["artifacts"]
+    # tags and parameters, on the parent and on every stage run
+    tags = out["tags"]["evonas-elastic_cnn-msunas-seed0"]
+    assert {"evonas", "space:elastic_cnn", "strategy:msunas", "mode:generational", "seed:0"} <= set(tags)
+    assert set(tags) <= set(out["tags"]["search-elastic_cnn-msunas-seed0"])
+    assert "cfg" in out["params"]["evonas-elastic_cnn-msunas-seed0"]
+    assert all(out["parents"][f"{s}-elastic_cnn-msunas-seed0"] for s in ("prepare", "search", "select"))
+    # progress during search: evaluations done / budget reached 100 %; hypervolume per generation
+    assert out["artifact_types"]["search-progress"] == "progress" and float(out["artifacts"]["search-progress"]) == 100.0
+    hv = out["artifacts"]["hypervolume-per-generation"]
+    hv = json.loads(hv) if isinstance(hv, str) else hv
+    assert [row["generation"] for row in hv] == [0, 1, 2] and all(0 < row["hypervolume"] <= 1 for row in hv)
+    summary = out["artifacts"]["run-summary"]
+    assert "hypervolume" in summary and "artifacts/select/models" in summary
     front = pd.read_csv(work / "artifacts/select/pareto.csv")
     table = out["artifacts"]["pareto-front"]
     table = json.loads(table) if isinstance(table, str) else table
     assert {row["candidate_id"] for row in table} == set(front.candidate_id)
+
+
+def test_ui_run_page_renders_in_headless_chromium(pipeline_run, prefect_server, tmp_path):
+    """The UI's page of the pipeline run, rendered by headless Chromium: its DOM names the run
+    and its stage runs, and a screenshot is saved (``make ui-check`` installs Chromium and
+    keeps the screenshot in reports/ui-run.png)."""
+    import asyncio
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("Chromium is not installed (Debian package 'chromium'); `make ui-check` installs it and runs this")
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def parent_id():
+        async with get_client() as c:
+            runs = await c.read_flow_runs(flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=["evonas-elastic_cnn-msunas-seed0"])))
+            return str(runs[0].id)
+
+    with temporary_settings({PREFECT_API_URL: prefect_server["api"]}):
+        run_id = asyncio.run(parent_id())
+    url = f"{prefect_server['url']}/runs/flow-run/{run_id}"
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,1000",
+            "--virtual-time-budget=20000"]
+    dom = subprocess.run(args + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert "evonas-elastic_cnn-msunas-seed0" in dom, dom[-2000:]
+    assert "Completed" in dom
+    shot = tmp_path / "run.png"
+    subprocess.run(args + [f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    keep = os.environ.get("EVONAS_UI_SCREENSHOT")
+    if keep:
+        shutil.copy2(shot, keep)

@@ -27,8 +27,11 @@ class DaskPool:
     """
 
     def __init__(self, workers: int = 2, threads_per_worker: int = 1, scheduler_address: str | None = None,
-                 connect_timeout: float = 10.0, timeout_s: float | None = None):
+                 connect_timeout: float = 10.0, timeout_s: float | None = None, cluster: str = "local",
+                 slurm: dict | None = None, log: Callable[[str], None] | None = None):
         self.timeout_s = timeout_s
+        self.cluster, self.slurm = cluster, dict(slurm or {})
+        self.log = log
         self.workers, self.threads_per_worker = workers, threads_per_worker
         self.scheduler_address, self.connect_timeout = scheduler_address, connect_timeout
         self.client = None
@@ -44,12 +47,34 @@ class DaskPool:
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"evaluation.scheduler_address {self.scheduler_address!r}: "
                                    f"no Dask scheduler answered within {self.connect_timeout:.0f}s ({exc})") from None
+        elif self.cluster == "slurm":
+            self._cluster = slurm_cluster(self.slurm)
+            self._cluster.scale(jobs=int(self.slurm.get("jobs", 2)))
+            self.client = Client(self._cluster)
         else:
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=self.threads_per_worker,
-                                         processes=True, host="127.0.0.1", dashboard_address=None,
+                                         processes=True, host="127.0.0.1",
+                                         dashboard_address="127.0.0.1:0" if _has_bokeh() else None,
                                          silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
+        self._announce()
         return self
+
+    def _announce(self) -> None:
+        """Log where the Dask dashboard is (the scheduler's, when it serves one)."""
+        try:
+            link = self.client.dashboard_link if self.client.scheduler_info().get("services", {}).get("dashboard") \
+                else None
+        except Exception:  # noqa: BLE001 - information only
+            link = None
+        msg = f"Dask: {self.client.scheduler.address}, dashboard " + (
+            link or "off (the scheduler serves none; install bokeh to get one)")
+        logger = logging.getLogger("evonas")
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+        logger.info(msg)
+        if self.log:
+            self.log(msg)
+        self.dashboard_link = link
 
     def __exit__(self, *exc) -> None:
         with contextlib.suppress(Exception):
@@ -90,3 +115,25 @@ def future_result(fut, evaluator: Evaluator, genome: Genome) -> EvaluationResult
         return fut.result()
     except Exception as exc:  # KilledWorker, a task that cannot be deserialised, ...
         return lost_result(evaluator, genome, exc)
+
+
+def _has_bokeh() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def slurm_cluster(opts: dict):
+    """dask-jobqueue's SLURMCluster from ``evaluation.slurm`` (one worker process per job)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:  # pragma: no cover - pinned in requirements.lock
+        raise ClusterError(f"evaluation.cluster 'slurm' needs dask-jobqueue ({exc})") from None
+    kw = dict(queue=opts.get("queue"), account=opts.get("account"), cores=int(opts.get("cores", 1)), processes=1,
+              memory=opts.get("memory", "4GB"), walltime=opts.get("walltime", "02:00:00"),
+              job_extra_directives=list(opts.get("job_extra_directives") or []),
+              job_script_prologue=list(opts.get("job_script_prologue") or []),
+              log_directory=opts.get("log_directory"), interface=opts.get("interface"),
+              job_name="evonas-worker", silence_logs="error",
+              scheduler_options={"dashboard_address": ":0"})  # a free port, logged when the client starts
+    return SLURMCluster(**{k: v for k, v in kw.items() if v is not None})
