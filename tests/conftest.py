@@ -81,6 +81,20 @@ def synthetic(tmp_path_factory) -> Path:
     return make_synthetic(tmp_path_factory.mktemp("table") / "synthetic.csv")
 
 
+def stop_group(proc, grace: float) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and its children; SIGKILL
+    them if they are still there after ``grace`` seconds."""
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def free_port() -> int:
     import socket
 
@@ -121,10 +135,5 @@ def prefect_server(tmp_path_factory):
     try:
         yield {"url": url, "api": f"{url}/api", "log": home / "server.log", "port": port}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, 30)
         log.close()

@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stop_group
 
 BIN = Path(sys.executable).parent
 
@@ -73,12 +72,7 @@ def test_serve_registers_the_pipeline_with_a_cron_schedule(prefect_server, tmp_p
         assert dep.parameters["cfg"]["search"]["generations"] == 3
         assert "evonas" in dep.tags
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, 20)
 
 
 def test_serve_rejects_a_bad_cron(tmp_path):
