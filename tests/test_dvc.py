@@ -59,7 +59,10 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     gens = sorted(p.name for p in (repo / "artifacts/search/populations").glob("gen_*.parquet"))
     assert gens == ["gen_000.parquet", "gen_001.parquet"]
     html = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
-    assert (tmp_path / "plots" / "index.html").is_file(), html
+    index = (tmp_path / "plots" / "index.html").read_text()
+    assert '"title": "hypervolume"' in index and '"title": "evaluations"' in index, html  # the curve
+    assert '"title": "val_accuracy"' in index and '"title": "params"' in index  # the front scatter
+    assert 'id="reports_pareto_png"' in index
 
     # an experiment in async mode (`dvc exp run -S`): only search and select rerun, and
     # `dvc exp show` lists the experiment with its metrics
