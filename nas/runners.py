@@ -103,9 +103,8 @@ class _SnapshotRunner:
         self.strategy = replay(self.strategy.inner, doc["events"], doc["results"], doc.get("rng_state"))
         told = [k for ev in doc["events"] if ev[0] == "tell" for k in ev[1]]
         self.results = [doc["results"][k] for k in told]
-        for r in self.results:
-            if self.tracker:
-                self.tracker.add(r)
+        for r in self.results:  # the hypervolume history and the progress bar pick up where they were
+            self._record(r, journal=False)
         self.generation_log = list(doc["generation_log"])
         self._restore_state(doc)
         nxt = int(doc["next_generation"])
