@@ -13,6 +13,7 @@ DEFAULTS = {
     "PREFECT_LOGGING_LOG_PRINTS": "false",
     "OMP_NUM_THREADS": "1",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "evonas",  # our log lines (e.g. the Dask dashboard address) reach the UI
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # ... and outside a flow run they only go to the terminal
 }
 
 

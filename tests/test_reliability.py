@@ -135,6 +135,7 @@ def test_a_candidate_that_keeps_killing_workers_is_recorded_failed_not_lost():
     (A task that merely shared the dying worker may be retried too; Dask counts that against
     it, so it is either ok or failed for the same reason, never missing.)"""
     import dask
+    import distributed  # noqa: F401  (its config defaults must exist before dask.config.set overlays them)
 
     from nas.evaluators.dask import DaskPool
 
