@@ -37,12 +37,6 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(pred, what: str, timeout: float = 120, proc: subprocess.Popen | None = None) -> None:
     end = time.time() + timeout
     while not pred():
@@ -60,6 +54,8 @@ def listening(port: int) -> bool:
 
 class Cluster:
     def __init__(self, n_workers: int, log_dir: Path):
+        from tests.conftest import free_port
+
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -87,10 +83,9 @@ class Cluster:
 
 
 def search_args(table: Path, address: str, a) -> list[str]:
-    sets = ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={table}",
-            "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
-            "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
-            "search.objectives=[val_accuracy, lat_ms]", f"search.strategy={a.strategy}",
+    from tests.conftest import synthetic_table_sets
+
+    sets = [*synthetic_table_sets(table), f"search.strategy={a.strategy}",
             f"search.population={a.population}", f"search.generations={a.generations}",
             f"evaluation.table.sim_seconds={a.sim_seconds}", f"evaluation.scheduler_address={address}",
             f"evaluation.faults.error_rate={a.error_rate}", f"evaluation.faults.nan_rate={a.nan_rate}",

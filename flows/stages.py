@@ -66,12 +66,7 @@ def search_flow(cfg: Config, resume: bool | None = None) -> dict:
     and a new version of ``hypervolume-per-generation`` appears after every generation."""
     if resume is False:
         t.discard_checkpoint(cfg)
-    summary = t.run_search(cfg, resume=True if resume else None, progress=_progress_reporter(cfg))
-    create_table_artifact(key="hypervolume-per-generation", table=[
-        {"generation": g["generation"], "evaluated": g["evaluated"], "failed": g["failed"],
-         "hypervolume": g["hypervolume"]} for g in summary["generations"]],
-        description="Hypervolume of the evaluated set after each generation")
-    return summary
+    return t.run_search(cfg, resume=True if resume else None, progress=_progress_reporter(cfg))
 
 
 def _progress_reporter(cfg: Config):

@@ -239,6 +239,7 @@ class Checkpointer:
         self.fp = fp
         self.fp_hash = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
         self._journal = None
+        self._doc: dict | None = None  # the loaded checkpoint, until this object writes one
 
     @property
     def path(self) -> Path:
@@ -250,6 +251,7 @@ class Checkpointer:
 
     # writing
     def start_fresh(self) -> None:
+        self._doc = None
         self.dir.mkdir(parents=True, exist_ok=True)
         for p in (self.path, self.journal_path):
             if p.exists():
@@ -268,6 +270,7 @@ class Checkpointer:
                "events": rec.events, "results": {k: result_to_dict(r) for k, r in rec.results.items()},
                "rng_state": rng_state(rec.inner), **state}
         atomic_write_text(self.path, json.dumps(doc, separators=(",", ":")))
+        self._doc = None
 
     def close(self) -> None:
         if self._journal is not None:
@@ -280,6 +283,8 @@ class Checkpointer:
 
     def load(self) -> dict:
         """The checkpoint document; :class:`CheckpointError` when unreadable or from other params."""
+        if self._doc is not None:
+            return self._doc
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -299,14 +304,8 @@ class Checkpointer:
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{self.path}: a stored result is malformed ({exc}). "
                                   "Start afresh (evonas stage search --fresh).") from None
+        self._doc = doc
         return doc
-
-    def compatible(self) -> bool:
-        try:
-            self.load()
-            return True
-        except CheckpointError:
-            return False
 
     def journaled(self) -> dict[str, EvaluationResult]:
         """Results journaled so far, by candidate id (a torn last line is skipped)."""
@@ -322,11 +321,11 @@ class Checkpointer:
         return out
 
 
-def resume_decision(cfg, resume: bool | None) -> tuple[bool, str]:
+def resume_decision(cfg, resume: bool | None, ck: Checkpointer | None = None) -> tuple[bool, str]:
     """Whether ``run_search`` resumes, and why. ``resume``: True (resume; refuse a checkpoint
     made with other params), False (start afresh), None (resume when a compatible checkpoint
-    exists, else start afresh)."""
-    ck = Checkpointer(cfg.search.out_dir, fingerprint(cfg))
+    exists, else start afresh). ``ck``: the search's checkpointer, if it has one already."""
+    ck = ck or Checkpointer(cfg.search.out_dir, fingerprint(cfg))
     if resume is False:
         return False, "starting afresh (resume off)"
     if not ck.exists():

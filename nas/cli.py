@@ -196,20 +196,18 @@ def serve(cron: Annotated[str, typer.Option(help="cron schedule, e.g. '0 2 * * *
 
     cfg = _load(params, set_, debug)
     _preflight(cfg, STAGES_BY_EVALUATION[cfg.evaluation.kind], None, debug)
-    try:
-        from prefect.client.schemas.schedules import CronSchedule
+    from prefect.client.schemas.schedules import CronSchedule
 
-        CronSchedule(cron=cron, timezone=timezone)
+    try:
+        schedule = CronSchedule(cron=cron, timezone=timezone)
     except Exception as exc:  # noqa: BLE001 - pydantic's message names what is wrong
         _fail(f"--cron {cron!r}: not a valid cron schedule ({str(exc).splitlines()[-1].strip()})", 2)
 
     def go():
-        from prefect.client.schemas.schedules import CronSchedule
-
         from flows.pipeline import pipeline_flow
         from flows.stages import run_tags
 
-        pipeline_flow.serve(name=name, schedules=[CronSchedule(cron=cron, timezone=timezone)],
+        pipeline_flow.serve(name=name, schedules=[schedule],
                             parameters={"cfg": cfg.model_dump(by_alias=True)}, tags=run_tags(cfg),
                             description=f"evonas pipeline on schedule {cron} ({timezone}) with {params}")
 

@@ -65,13 +65,14 @@ def _check_data(cfg: Config) -> None:
 
 
 def _check_table(cfg: Config) -> None:
-    from nas.evaluators.table import BUILDER_COSTS, load_table
+    from nas.evaluators.table import TableEvaluator
 
     t = cfg.evaluation.table
-    # a missing file or column, a cell that does not parse: TableError names it
-    load_table(t.path, t.arch_column, t.signal_column, t.report_column,
-               tuple(c for c in t.cost_columns if c not in BUILDER_COSTS),
-               (t.sim_seconds_column,) if t.sim_seconds_column else ())
+    # a missing file or column, a cell that does not parse: TableError names it. The table is
+    # cached, so a search in this process does not read it again.
+    TableEvaluator(path=t.path, signal_column=t.signal_column, report_column=t.report_column,
+                   cost_columns=tuple(t.cost_columns), arch_column=t.arch_column,
+                   sim_seconds_column=t.sim_seconds_column).table()
 
 
 def _check_scheduler(cfg: Config, timeout: float = 3.0) -> None:

@@ -234,7 +234,8 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
 
     t0 = time.perf_counter()
     s = cfg.search
-    do_resume, why = resume_decision(cfg, resume)
+    checkpointer = Checkpointer(s.out_dir, fingerprint(cfg))
+    do_resume, why = resume_decision(cfg, resume, checkpointer)
     if resume is not False:
         from nas.progress import console
 
@@ -257,7 +258,6 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
         total, label = s.async_budget, f"search ({s.strategy}, async K={s.async_.in_flight} M={s.async_.batch})"
     else:
         total, label = s.population * (s.generations + 1), f"search ({s.strategy}, {s.generations + 1} generations)"
-    checkpointer = Checkpointer(s.out_dir, fingerprint(cfg))
 
     def on_generation(gen: int, batch) -> None:
         if progress is not None:
@@ -278,7 +278,6 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
 
     with build_pool(cfg) as pool, bar(label, total) as b:
         n_workers = pool.n_workers
-        runner = None
         on_result = lambda r: b.advance(info=f"hv {runner.tracker.history[-1]['hypervolume']:.4f}")  # noqa: E731
         runner = make_runner(pool, on_result, do_resume)
         t_eval = time.perf_counter()

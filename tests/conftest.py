@@ -76,6 +76,14 @@ def make_synthetic(path: Path) -> Path:
     return path
 
 
+def synthetic_table_sets(path) -> list[str]:
+    """`--set` values that point the table evaluator at the synthetic table (columns renamed)."""
+    return ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={path}",
+            "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
+            "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
+            "search.objectives=[val_accuracy, lat_ms]"]
+
+
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory) -> Path:
     return make_synthetic(tmp_path_factory.mktemp("table") / "synthetic.csv")

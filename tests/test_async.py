@@ -14,7 +14,7 @@ from nas.runners import AsyncRunner, HypervolumeTracker
 from nas.spaces.nb201 import NB201Space
 from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
                             RandomStrategy, ThompsonStrategy)
-from tests.conftest import ROOT
+from tests.conftest import ROOT, synthetic_table_sets
 
 OBJ = ["val_accuracy", "lat_ms"]
 
@@ -99,10 +99,7 @@ def test_search_stage_in_async_mode_feeds_selection(synthetic, tmp_path, monkeyp
 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(ROOT / "params.yaml", [
-        "space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={synthetic}",
-        "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
-        "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
-        "search.objectives=[val_accuracy, lat_ms]", "search.strategy=thompson", "search.mode=async",
+        *synthetic_table_sets(synthetic), "search.strategy=thompson", "search.mode=async",
         "search.async.in_flight=4", "search.async.batch=2", "search.async.budget=24", "evaluation.workers=2",
         "evaluation.table.sim_seconds=0.005"])
     summary = stages.run_search(cfg)

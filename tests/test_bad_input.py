@@ -5,7 +5,6 @@ leaving the outputs of an earlier run untouched."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, synthetic_table_sets
 
 EXE = str(Path(sys.executable).parent / "evonas")
 SENTINELS = {"reports/metrics.json": '{"from": "an earlier run"}\n',
@@ -24,17 +23,9 @@ SENTINELS = {"reports/metrics.json": '{"from": "an earlier run"}\n',
              "data/prepared/meta.json": '{"from": "an earlier run"}\n'}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _table(t: Path, *extra: str) -> list[str]:
-    sets = ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={t}",
-            "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
-            "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
-            "search.objectives=[val_accuracy, lat_ms]", *extra]
+    sets = [*synthetic_table_sets(t), *extra]
     return [a for s in sets for a in ("--set", s)]
 
 
@@ -63,7 +54,7 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
     not_mapping.write_text("- a\n- b\n")
     bad_table = tmp / "no_cost.csv"
     bad_table.write_text(Path(table).read_text().replace("lat_ms", "latency"))
-    port = _free_port()
+    port = free_port()
     ck = "artifacts/search/checkpoint.json"
     return [
         ("unknown key", ["run", *P, *_sets("search.populaton=3")], "search.populaton", {}),

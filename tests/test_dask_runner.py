@@ -57,14 +57,6 @@ def test_failed_evaluation_is_recorded_not_raised(trained):
     assert r.status == "failed" and "out of bounds" in r.error
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_existing_scheduler_via_scheduler_address(trained, tmp_path):
     """A real `dask scheduler` and `dask worker` processes; the pool connects by address."""
     import subprocess
@@ -72,7 +64,9 @@ def test_existing_scheduler_via_scheduler_address(trained, tmp_path):
     import time
     from pathlib import Path
 
-    port = _free_port()
+    from tests.conftest import free_port
+
+    port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
     dask = str(Path(sys.executable).parent / "dask")
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),

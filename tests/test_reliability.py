@@ -26,7 +26,7 @@ from nas.checkpoint import Checkpointer, CheckpointError, RecordingStrategy, fin
 from nas.evaluators.base import EvaluationTimeout, evaluate, sleep
 from nas.evaluators.faults import FaultInjectingEvaluator, InjectedFault
 from nas.genome import Genome
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import ROOT, free_port, synthetic_table_sets, tiny_config
 
 EXE = str(Path(sys.executable).parent / "evonas")
 
@@ -167,10 +167,7 @@ class ExitOn:
 
 
 def _table_sets(table: Path, strategy: str = "nsga2", extra: tuple[str, ...] = ()) -> list[str]:
-    return ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={table}",
-            "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
-            "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
-            "search.objectives=[val_accuracy, lat_ms]", f"search.strategy={strategy}", "search.population=6",
+    return [*synthetic_table_sets(table), f"search.strategy={strategy}", "search.population=6",
             "search.generations=4", "evaluation.table.sim_seconds=0.15", "evaluation.workers=2", *extra]
 
 
@@ -300,11 +297,6 @@ def test_async_resume_repeats_no_completed_evaluation(synthetic, tmp_path):
 # ----------------------------------------------------------------------------- lost workers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _wait_port(port: int, timeout: float = 60) -> None:
     end = time.time() + timeout
@@ -324,7 +316,7 @@ def test_a_worker_killed_mid_search_costs_only_time(synthetic, tmp_path):
     from nas import stages
 
     dask_exe = str(Path(sys.executable).parent / "dask")
-    port = _free_port()
+    port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([dask_exe, "scheduler", "--host", "127.0.0.1", "--port", str(port),

@@ -17,7 +17,7 @@ from nas.spaces.nb201 import NB201Space, format_arch, parse_arch
 from nas.spaces.nb201_build import build_nb201
 from nas.genome import Genome
 
-from tests.conftest import OPTIMUM  # noqa: E402  (the synthetic table's optimum)
+from tests.conftest import OPTIMUM, synthetic_table_sets  # noqa: E402  (the synthetic table: optimum, settings)
 
 
 def test_evaluator_reads_renamed_columns(synthetic):
@@ -128,10 +128,7 @@ def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path, mode):
     from tests.conftest import ROOT
 
     exe = str(Path(sys.executable).parent / "evonas")
-    sets = ["space.kind=nb201", "evaluation.kind=table", f"evaluation.table.path={synthetic}",
-            "evaluation.table.arch_column=cell", "evaluation.table.signal_column=cheap_acc",
-            "evaluation.table.report_column=final_acc", "evaluation.table.cost_columns=[lat_ms]",
-            "search.objectives=[val_accuracy, lat_ms]", "search.strategy=thompson", "search.population=8",
+    sets = [*synthetic_table_sets(synthetic), "search.strategy=thompson", "search.population=8",
             "search.generations=3", "evaluation.table.sim_seconds=0.01", f"search.mode={mode}",
             "search.async.in_flight=6", "search.async.batch=2"]
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
