@@ -15,13 +15,25 @@ Arch strings look exactly like NAS-Bench-201's, e.g.::
 There are no inactive genes, so every genome in bounds is already canonical (cells that are
 isomorphic or disconnected by ``none`` edges are *not* merged: NAS-Bench-201 lists them as
 distinct rows too). This module never builds torch modules.
+
+Crossover is uniform (each edge's op from either parent) by default, or the Shortest-Edit-Path
+crossover of Qiu & Miikkulainen (2023) with ``NB201Space(crossover="sep")``. SEP works on the
+edge-to-node form of a cell that the paper uses for NAS-Bench-201 (``cell_to_graph``): the
+four cell nodes become structural nodes with fixed roles (``input``, ``node1``, ``node2``,
+``output``; never inserted, deleted or matched with anything but their namesake) and every
+edge whose op is not ``none`` becomes an op node wired ``from -> op node -> to``.
+``graph_to_cell`` is the inverse, and None for graphs that are not cells.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import networkx as nx
 import numpy as np
 
 from nas.genome import Genome
+from nas.operators.sep import EditPath, edit_path, sep_crossover
 from nas.spaces.base import IntegerVectorSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -29,6 +41,11 @@ N_NODES = 4
 #: ``(to_node, from_node)`` of each gene, in arch-string order.
 EDGES: tuple[tuple[int, int], ...] = tuple((j, i) for j in range(1, N_NODES) for i in range(j))
 SPACE_NAME = "nb201"
+#: Crossover operators ``NB201Space`` accepts.
+CROSSOVERS: tuple[str, ...] = ("uniform", "sep")
+#: ``(role, op)`` of the structural graph node of each cell node 0..3 (see ``cell_to_graph``).
+CELL_NODES: tuple[tuple[str, str], ...] = (("input", "input"), ("node1", "sum"), ("node2", "sum"),
+                                           ("output", "output"))
 
 
 def _input_output_paths() -> list[tuple[tuple[int, int], ...]]:
@@ -93,6 +110,75 @@ def format_arch(genome: Genome, ops: tuple[str, ...] = OPS) -> str:
     return "+".join(parts)
 
 
+def cell_to_graph(genome: Genome, ops: tuple[str, ...] = OPS) -> nx.DiGraph:
+    """The edge-to-node graph of a cell, as SEP crossover uses it (Qiu & Miikkulainen, 2023).
+
+    Graph nodes 0..3 are the cell nodes, with ``role``/``op`` from ``CELL_NODES``; then one node
+    per edge whose op is not ``none``, in arch-string order, with ``op`` the op name, wired
+    ``from_node -> op node -> to_node``."""
+    v = tuple(genome.values)
+    if len(v) != len(EDGES) or any(not 0 <= x < len(ops) for x in v):
+        raise ValueError(f"genome {list(v)} is not {len(EDGES)} op indices in 0..{len(ops) - 1}")
+    g = nx.DiGraph()
+    for n, (role, op) in enumerate(CELL_NODES):
+        g.add_node(n, op=op, role=role)
+    nid = len(CELL_NODES)
+    for (to, frm), x in zip(EDGES, v):
+        if ops[x] == "none":
+            continue
+        g.add_node(nid, op=ops[x])
+        g.add_edge(frm, nid)
+        g.add_edge(nid, to)
+        nid += 1
+    return g
+
+
+def graph_to_cell(graph: nx.DiGraph, ops: tuple[str, ...] = OPS) -> Genome | None:
+    """The genome of a cell graph (inverse of ``cell_to_graph``), or None if ``graph`` is not one:
+    the four structural roles must each appear exactly once and be linked only through op
+    nodes; every other node must carry a known op other than ``none``, have exactly one
+    in-edge from a structural node ``i`` and one out-edge to a structural node ``j > i``, and
+    no two op nodes may sit on the same ``(i, j)``. Pairs without an op node are ``none``
+    (invalid when ``ops`` has no ``none``)."""
+    cell_of: dict[object, int] = {}
+    roles = {role: i for i, (role, _op) in enumerate(CELL_NODES)}
+    for n, d in graph.nodes(data=True):
+        r = d.get("role")
+        if r is None:
+            continue
+        if r not in roles or roles[r] in cell_of.values():
+            return None
+        cell_of[n] = roles[r]
+    if len(cell_of) != len(CELL_NODES):
+        return None
+    chosen: dict[tuple[int, int], int] = {}
+    for n, d in graph.nodes(data=True):
+        if n in cell_of:
+            if any(s in cell_of for s in graph.successors(n)):
+                return None  # structural nodes connect only through op nodes
+            continue
+        op = d.get("op")
+        if op not in ops or op == "none":
+            return None
+        preds, succs = list(graph.predecessors(n)), list(graph.successors(n))
+        if len(preds) != 1 or len(succs) != 1 or preds[0] not in cell_of or succs[0] not in cell_of:
+            return None
+        i, j = cell_of[preds[0]], cell_of[succs[0]]
+        if not i < j or (j, i) in chosen:
+            return None
+        chosen[(j, i)] = ops.index(op)
+    if len(chosen) < len(EDGES) and "none" not in ops:
+        return None
+    none = ops.index("none") if "none" in ops else -1
+    return Genome(tuple(chosen.get(e, none) for e in EDGES), SPACE_NAME)
+
+
+@lru_cache(maxsize=1 << 16)
+def _cell_edit_path(a: tuple[int, ...], b: tuple[int, ...], ops: tuple[str, ...]) -> EditPath:
+    """The (exact, cached) edit path between the graphs of two cells."""
+    return edit_path(cell_to_graph(Genome(a, SPACE_NAME), ops), cell_to_graph(Genome(b, SPACE_NAME), ops))
+
+
 class NB201Space(IntegerVectorSpace):
     """The 6-edge x 5-op NAS-Bench-201 cell space, with the same interface as ``ElasticSpace``.
 
@@ -101,14 +187,21 @@ class NB201Space(IntegerVectorSpace):
     all-``none`` cell, but unlike that one it still passes the signal through (an all-``none``
     cell outputs zeros, so the network would be degenerate). If the ops tuple has no
     ``skip_connect`` it falls back to index 0.
+
+    ``crossover`` picks the operator ``crossover()`` applies (kept as ``crossover_kind``):
+    ``"uniform"`` (default) or ``"sep"`` (Shortest-Edit-Path crossover on the cell graphs,
+    falling back to uniform crossover when SEP finds no valid child).
     """
 
     name = SPACE_NAME
 
-    def __init__(self, ops: tuple[str, ...] = OPS):
+    def __init__(self, ops: tuple[str, ...] = OPS, crossover: str = "uniform"):
         self.ops = tuple(ops)
         if len(set(self.ops)) != len(self.ops) or not self.ops:
             raise ValueError(f"ops must be non-empty and distinct, got {self.ops}")
+        if crossover not in CROSSOVERS:
+            raise ValueError(f"unknown crossover {crossover!r}; expected one of {', '.join(CROSSOVERS)}")
+        self.crossover_kind = crossover
         self.edges = EDGES
 
     # --- encoding -----------------------------------------------------------------
@@ -192,9 +285,29 @@ class NB201Space(IntegerVectorSpace):
         return self.canonical(child)
 
     def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
-        """Uniform crossover: each edge from ``a`` or ``b`` with probability 1/2."""
+        """Crossover of ``a`` and ``b`` by ``crossover_kind``: uniform (each edge from ``a`` or
+        ``b`` with probability 1/2) or SEP (see ``sep_crossover``; uniform if it gives None)."""
+        if self.crossover_kind == "sep":
+            child = self.sep_crossover(a, b, rng)
+            if child is not None:
+                return child
+        return self.uniform_crossover(a, b, rng)
+
+    def uniform_crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
+        """Each edge's op from ``a`` or ``b`` with probability 1/2."""
         mask = rng.random(self.n_var) < 0.5
         return self.canonical(np.where(mask, np.array(a.values), np.array(b.values)))
+
+    def sep_crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome | None:
+        """SEP crossover of the two cell graphs (edit paths cached per parent pair), or None
+        when it finds no valid cell distinct from both parents."""
+        self.validate(a)
+        self.validate(b)
+        path = _cell_edit_path(a.values, b.values, self.ops)
+        ops = self.ops
+        child = sep_crossover(cell_to_graph(a, ops), cell_to_graph(b, ops), rng,
+                              is_valid=lambda g: graph_to_cell(g, ops) is not None, path=path)
+        return None if child is None else graph_to_cell(child, ops)
 
     def distance(self, a: Genome, b: Genome) -> float:
         """Number of edges whose ops differ (Hamming distance)."""
