@@ -128,14 +128,14 @@ def _unnum(v: Any) -> Any:
 
 
 def result_to_dict(r: EvaluationResult) -> dict:
-    return {"genome": list(r.genome.values), "space": r.genome.space,
+    return {"genome": r.genome.payload(), "space": r.genome.space,
             "metrics": {k: _num(v) for k, v in r.metrics.items()}, "status": r.status, "error": r.error,
             "seed": r.seed, "worker": r.worker, "eval_seconds": r.eval_seconds, "started_at": r.started_at,
             "finished_at": r.finished_at, "extra": {k: _num(v) for k, v in r.extra.items()}}
 
 
 def result_from_dict(d: dict) -> EvaluationResult:
-    return EvaluationResult(genome=Genome(tuple(d["genome"]), d["space"]),
+    return EvaluationResult(genome=Genome.from_payload(d["genome"], d["space"]),
                             metrics={k: _unnum(v) for k, v in d["metrics"].items()}, status=d["status"],
                             error=d["error"], seed=int(d["seed"]), worker=d["worker"],
                             eval_seconds=float(d["eval_seconds"]), started_at=float(d["started_at"]),
@@ -172,7 +172,7 @@ class RecordingStrategy:
     def ask(self, n: int) -> list[Genome]:
         out = self.inner.ask(n)
         space = out[0].space if out else getattr(getattr(self.inner, "space", None), "name", "")
-        self.events.append(["ask", n, [list(g.values) for g in out], space])
+        self.events.append(["ask", n, [g.payload() for g in out], space])
         return out
 
     def tell(self, results: list[EvaluationResult]) -> None:
@@ -188,7 +188,7 @@ class RecordingStrategy:
         for ev in self.events:
             if ev[0] == "ask":
                 for v in ev[2]:
-                    g = Genome(tuple(v), ev[3])
+                    g = Genome.from_payload(v, ev[3])
                     if g.key() not in told and g not in seen:
                         seen.add(g)
                         out.append(g)
@@ -206,7 +206,7 @@ def replay(strategy, events: list[list], results: dict[str, EvaluationResult], e
     rec = RecordingStrategy(strategy)
     for i, ev in enumerate(events):
         if ev[0] == "ask":
-            got = [list(g.values) for g in rec.ask(int(ev[1]))]
+            got = [g.payload() for g in rec.ask(int(ev[1]))]
             ev = ev[:3]
             if got != ev[2]:
                 raise CheckpointError(

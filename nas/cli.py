@@ -136,10 +136,37 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
 
 
 @app.command()
-def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, debug: DebugOpt = False) -> None:
-    """Print the last run's Pareto table."""
+def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
+         draw: Annotated[Optional[str], typer.Option(
+             help="draw this network of the front (a candidate id, or 'best' for the most accurate); codeepneat")] = None,
+         out: Annotated[Optional[Path], typer.Option(
+             help="drawing file: .png/.svg/.pdf (matplotlib) or .dot (Graphviz); default reports/<id>.png")] = None,
+         debug: DebugOpt = False) -> None:
+    """Print the last run's Pareto table, or draw one network of it (--draw)."""
     cfg = _load(params, set_, debug)
-    _guarded(lambda: _print_table(cfg), debug)
+    if draw is None:
+        _guarded(lambda: _print_table(cfg), debug)
+        return
+
+    def go():
+        from nas.draw import draw_network
+        from nas.factory import build_space
+        from nas.genome import Genome
+        from nas.stages import pareto_table
+
+        df = pareto_table(cfg)
+        row = df.loc[df.val_accuracy.idxmax()] if draw == "best" else df[df.candidate_id == draw].squeeze()
+        if draw != "best" and not len(df[df.candidate_id == draw]):
+            raise ValueError(f"no candidate {draw!r} on the front; ids: {', '.join(df.candidate_id)}")
+        space = build_space(cfg)
+        genome = Genome.from_json(row["genome"], space.name)
+        path = out or Path(cfg.selection.reports_dir) / f"{row['candidate_id']}.png"
+        return draw_network(space, genome, path, f"{row['candidate_id']}: val_accuracy {row['val_accuracy']:.4f}")
+
+    path = _guarded(go, debug)
+    from nas.progress import console
+
+    console.print(f"drawing: {path}", highlight=False)
 
 
 @app.command()

@@ -58,8 +58,36 @@ class DataConfig(_Section):
         return self
 
 
+class CoDeepNEATSpaceConfig(_Section):
+    """The layers CoDeepNEAT modules are made of, and how large graphs may grow."""
+
+    layers: list[Literal["conv", "dense", "maxpool", "avgpool", "dropout", "batchnorm", "activation"]] = Field(
+        default_factory=lambda: ["conv", "dense", "maxpool", "avgpool", "dropout", "batchnorm", "activation"],
+        min_length=1, description="layer types modules may contain")
+    conv_channels: list[int] = Field(default_factory=lambda: [8, 16, 32, 64], min_length=1)
+    conv_kernels: list[int] = Field(default_factory=lambda: [1, 3, 5], min_length=1)
+    dense_units: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1)
+    dropout_rates: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=1)
+    activations: list[Literal["relu", "elu", "tanh", "gelu", "silu", "leaky_relu", "sigmoid", "identity"]] = Field(
+        default_factory=lambda: ["relu", "elu", "tanh", "gelu", "silu"], min_length=1)
+    max_module_layers: int = Field(6, gt=0, description="layers per module at most")
+    max_blueprint_modules: int = Field(5, gt=0, description="module slots per blueprint at most")
+
+    @model_validator(mode="after")
+    def _check(self) -> "CoDeepNEATSpaceConfig":
+        for name in ("conv_channels", "conv_kernels", "dense_units"):
+            vals = getattr(self, name)
+            if any(v <= 0 for v in vals) or sorted(set(vals)) != vals:
+                raise ValueError(f"space.codeepneat.{name} must be strictly increasing positive integers, got {vals}")
+        if any(k % 2 == 0 for k in self.conv_kernels):
+            raise ValueError(f"space.codeepneat.conv_kernels must be odd, got {self.conv_kernels}")
+        if any(not 0 < r < 1 for r in self.dropout_rates):
+            raise ValueError(f"space.codeepneat.dropout_rates must lie in (0, 1), got {self.dropout_rates}")
+        return self
+
+
 class SpaceConfig(_Section):
-    kind: Literal["elastic_cnn", "nb201"] = "elastic_cnn"
+    kind: Literal["elastic_cnn", "nb201", "codeepneat"] = "elastic_cnn"
     stem_channels: int = Field(16, gt=0)
     stage_channels: list[int] = Field(default_factory=lambda: [16, 24, 32], min_length=1)
     stage_strides: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1)
@@ -68,6 +96,9 @@ class SpaceConfig(_Section):
     expand_ratios: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1)
     nb201_channels: int = Field(16, gt=0, description="nb201: channels of the first stage (doubled per stage)")
     nb201_cells: int = Field(5, gt=0, description="nb201: cells per stage")
+    crossover: Literal["uniform", "sep"] = Field(
+        "uniform", description="nb201: how two cells are crossed (uniform per edge, or Shortest-Edit-Path)")
+    codeepneat: CoDeepNEATSpaceConfig = Field(default_factory=CoDeepNEATSpaceConfig)
 
     @model_validator(mode="after")
     def _check(self) -> "SpaceConfig":
@@ -120,7 +151,34 @@ class AsyncConfig(_Section):
         return self
 
 
-ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2", "msunas")
+ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2", "msunas", "codeepneat")
+GRAPH_STRATEGIES = ("codeepneat", "random")  # what works on graph genomes (space.kind codeepneat)
+
+
+class CoDeepNEATConfig(_Section):
+    """Coevolution of modules and blueprints (search.strategy codeepneat)."""
+
+    module_population: int = Field(20, gt=1, description="modules kept")
+    blueprint_population: int = Field(10, gt=1, description="blueprints kept")
+    module_species: int = Field(3, gt=0, description="target number of module species")
+    blueprint_species: int = Field(2, gt=0, description="target number of blueprint species")
+    elitism: int = Field(1, ge=0, description="best members of each species kept unchanged")
+    survival_threshold: float = Field(0.5, gt=0, le=1, description="share of each species that may reproduce")
+    stagnation: int = Field(6, gt=0, description="generations without improvement before a species is culled")
+    crossover: Literal["sep", "none"] = Field("sep", description="Shortest-Edit-Path crossover, or mutation only")
+    crossover_prob: float = Field(0.5, ge=0, le=1)
+    mutation: dict[Literal["add_layer", "remove_layer", "add_edge", "remove_edge", "change_layer", "mutate_param"],
+                   float] = Field(default_factory=lambda: {"add_layer": 0.25, "remove_layer": 0.1, "add_edge": 0.15,
+                                                           "remove_edge": 0.05, "change_layer": 0.15,
+                                                           "mutate_param": 0.3},
+                                  description="relative weights of the mutation operators")
+
+    @field_validator("mutation")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+            raise ValueError(f"mutation weights must be non-negative with one positive, got {v}")
+        return v
 
 
 class SearchConfig(_Section):
@@ -128,7 +186,9 @@ class SearchConfig(_Section):
         "generational", description="generational: evaluate a whole population, then evolve; async: keep "
         "search.async.in_flight candidates in flight and evolve whenever search.async.batch return")
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
-    strategy: Literal["msunas", "nsga2", "aging", "local_search", "thompson", "random"] = "msunas"
+    strategy: Literal["auto", "msunas", "nsga2", "aging", "local_search", "thompson", "random", "codeepneat"] = Field(
+        "auto", description="auto: msunas on elastic_cnn, aging on nb201, codeepneat on codeepneat")
+    codeepneat: CoDeepNEATConfig = Field(default_factory=CoDeepNEATConfig)
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
     generations: int = Field(6, gt=0, description="generations after the initial population")
     objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1)
@@ -137,6 +197,8 @@ class SearchConfig(_Section):
     surrogate_population: int = Field(60, gt=1, description="MSuNAS: inner NSGA-II population")
     aging_population: int = Field(20, gt=1, description="aging evolution: population (FIFO) size")
     aging_tournament: int = Field(5, gt=0, description="aging evolution: tournament size")
+    aging_crossover_prob: float = Field(
+        0.0, ge=0, le=1, description="aging evolution: share of children made by crossover (space.crossover)")
     thompson_init: int = Field(5, gt=0, description="thompson: random architectures before the model proposes")
     thompson_interaction_prior: float = Field(
         50.0, gt=0, description="thompson: prior precision of pairwise gene interactions (higher = closer to additive)")
@@ -243,8 +305,11 @@ class SlurmConfig(_Section):
 
 
 class EvaluationConfig(_Section):
-    kind: Literal["inherited", "train", "table"] = Field(
-        "inherited", description="supernet-inherited weights, stand-alone training from scratch, or table lookup")
+    kind: Literal["auto", "inherited", "train", "table"] = Field(
+        "auto", description="supernet-inherited weights, stand-alone training from scratch, or table lookup; "
+        "auto: inherited on elastic_cnn, train on the other spaces")
+    init: Literal["autoinit", "default"] = Field(
+        "default", description="weights of networks built from scratch: AutoInit, or torch's default")
     train_epochs: int = Field(5, gt=0, description="kind train: epochs each candidate is trained")
     train_lr: float = Field(0.05, gt=0, description="kind train: learning rate")
     train_batch_size: int = Field(64, gt=0, description="kind train: batch size")
@@ -281,6 +346,25 @@ class Config(_Section):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _auto(cls, data: Any) -> Any:
+        """Resolve ``auto`` choices from the space, so every later reader sees a concrete one."""
+        if not isinstance(data, dict):
+            return data
+        space = data.get("space") if isinstance(data.get("space"), dict) else {}
+        kind = space.get("kind", "elastic_cnn")
+        for section, key, by_kind in (("evaluation", "kind", {"elastic_cnn": "inherited"}),
+                                      ("search", "strategy", {"elastic_cnn": "msunas", "nb201": "aging",
+                                                              "codeepneat": "codeepneat"})):
+            sec = data.get(section)
+            if sec is None or isinstance(sec, dict):
+                sec = dict(sec or {})
+                if sec.get(key, "auto") == "auto":
+                    sec[key] = by_kind.get(kind, "train")
+                data = {**data, section: sec}
+        return data
+
     @model_validator(mode="after")
     def _cross(self) -> "Config":
         if "val_accuracy" not in self.search.objectives:
@@ -294,6 +378,15 @@ class Config(_Section):
             allowed = ["val_accuracy", *self.evaluation.table.cost_columns]
         elif self.space.kind != "elastic_cnn" and self.evaluation.kind == "inherited":
             raise ValueError(f"space.kind '{self.space.kind}' has no supernet: use evaluation.kind 'train' or 'table'")
+        if self.space.crossover == "sep" and self.space.kind != "nb201":
+            raise ValueError("space.crossover 'sep' applies to nb201 cells (CoDeepNEAT: search.codeepneat.crossover)")
+        graph = self.space.kind == "codeepneat"
+        if graph and self.search.strategy not in GRAPH_STRATEGIES:
+            raise ValueError(f"search.strategy '{self.search.strategy}' needs a fixed-length genome; on space.kind "
+                             f"'codeepneat' use one of {list(GRAPH_STRATEGIES)}")
+        if self.search.strategy == "codeepneat" and not graph:
+            raise ValueError("search.strategy 'codeepneat' evolves blueprints and modules: it needs space.kind "
+                             "'codeepneat'")
         bad = [o for o in self.search.objectives if o not in allowed]
         if bad:
             raise ValueError(f"unknown objective(s) {bad} in search.objectives; choose from {allowed}")

@@ -15,7 +15,11 @@ def build_space(cfg: Config):
     if cfg.space.kind == "nb201":
         from nas.spaces.nb201 import NB201Space
 
-        return NB201Space()
+        return NB201Space(crossover=cfg.space.crossover)
+    if cfg.space.kind == "codeepneat":
+        from nas.spaces.codeepneat import CoDeepNEATSpace
+
+        return CoDeepNEATSpace(cfg.space.codeepneat)
     return ElasticSpace(cfg.space)
 
 
@@ -23,9 +27,13 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
     s = cfg.search
     if s.strategy == "random":
         return RandomStrategy(space, s.objectives, s.constraints, cfg.seed)
+    if s.strategy == "codeepneat":
+        from nas.strategies.codeepneat import CoDeepNEATStrategy
+
+        return CoDeepNEATStrategy(space, s.objectives, s.constraints, cfg.seed, s.codeepneat, s.population)
     if s.strategy == "aging":
         return AgingEvolutionStrategy(space, s.objectives, s.constraints, cfg.seed, s.aging_population,
-                                      s.aging_tournament)
+                                      s.aging_tournament, s.aging_crossover_prob)
     if s.strategy == "local_search":
         return LocalSearchStrategy(space, s.objectives, s.constraints, cfg.seed)
     if s.strategy == "thompson":
@@ -67,7 +75,7 @@ def _build_evaluator(cfg: Config):
         return StandaloneEvaluator(space=cfg.space, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
                                    epochs=e.train_epochs, lr=e.train_lr, batch_size=e.train_batch_size,
                                    latency_repeats=e.latency_repeats, latency_warmup=e.latency_warmup,
-                                   device=e.device, threads=e.threads_per_worker)
+                                   device=e.device, threads=e.threads_per_worker, init=e.init)
     return InheritedEvaluator(supernet_dir=cfg.supernet.out_dir, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
                               bn_batches=e.bn_batches, batch_size=e.batch_size, latency_repeats=e.latency_repeats,
                               latency_warmup=e.latency_warmup, device=e.device, threads=e.threads_per_worker)

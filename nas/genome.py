@@ -8,26 +8,47 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def canonical_json(obj: Any) -> str:
+    """The one text form of a JSON value (sorted keys, no spaces): equal values, equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True, order=True)
 class Genome:
-    """An immutable, hashable architecture encoding: a fixed-length integer vector."""
+    """An immutable, hashable architecture encoding.
 
-    values: tuple[int, ...]
+    Vector spaces (elastic CNN, NAS-Bench-201) use ``values``, a fixed-length integer vector.
+    Graph spaces (CoDeepNEAT) leave ``values`` empty and describe the whole architecture in
+    ``spec``, the canonical JSON of a plain dict (see :func:`canonical_json`)."""
+
+    values: tuple[int, ...] = ()
     space: str = "elastic_cnn"
+    spec: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", tuple(int(v) for v in self.values))
 
     def key(self) -> str:
         """Stable identity across processes and runs (not Python's salted ``hash``)."""
-        return hashlib.sha1(f"{self.space}:{','.join(map(str, self.values))}".encode()).hexdigest()[:12]
+        body = self.spec if self.spec else ",".join(map(str, self.values))
+        return hashlib.sha1(f"{self.space}:{body}".encode()).hexdigest()[:12]
+
+    def payload(self) -> Any:
+        """The JSON value that describes this genome: the integer list, or the spec dict."""
+        return json.loads(self.spec) if self.spec else list(self.values)
 
     def to_json(self) -> str:
-        return json.dumps(list(self.values))
+        return self.spec if self.spec else json.dumps(list(self.values))
+
+    @classmethod
+    def from_payload(cls, obj: Any, space: str = "elastic_cnn") -> "Genome":
+        if isinstance(obj, dict):
+            return cls((), space, canonical_json(obj))
+        return cls(tuple(obj), space)
 
     @classmethod
     def from_json(cls, text: str, space: str = "elastic_cnn") -> "Genome":
-        return cls(tuple(json.loads(text)), space)
+        return cls.from_payload(json.loads(text), space)
 
 
 def candidate_seed(base_seed: int, genome: Genome) -> int:

@@ -128,7 +128,7 @@ def fit_surrogate(cfg: Config, samples: list[EvaluationResult], seconds_so_far: 
     }
     out = Path(s.out_dir)
     atomic_write_text(out / "samples.json", json.dumps([
-        {"candidate_id": r.candidate_id, "genome": list(r.genome.values), "status": r.status, "error": r.error,
+        {"candidate_id": r.candidate_id, "genome": r.genome.payload(), "status": r.status, "error": r.error,
          "metrics": r.metrics, "eval_seconds": r.eval_seconds, "worker": r.worker} for r in samples], indent=1))
     atomic_write_json(out / "surrogate.json", report)
     atomic_write_json(Path(cfg.selection.reports_dir) / "surrogate.json", {
@@ -191,7 +191,7 @@ def builder_bounds(cfg: Config, space) -> tuple[np.ndarray, np.ndarray]:
     from nas.evaluators.standalone import build_model
 
     data = load_prepared(cfg.data.out_dir)
-    net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes)
+    net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes, data.input_shape)
     largest = cost_metrics(net, data.input_shape, cfg.evaluation.latency_repeats, cfg.evaluation.latency_warmup)
     ideal = [-1.0 if o == "val_accuracy" else 0.0 for o in cfg.search.objectives]
     nadir = [0.0 if o == "val_accuracy" else float(largest[o]) for o in cfg.search.objectives]
@@ -315,6 +315,9 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
                             "budget": total, "cancelled": len(runner.cancelled),
                             "late_results": sum(bool(r.extra.get("late")) for r in results)}
     atomic_write_json(Path(s.out_dir) / "summary.json", summary)
+    snapshot = getattr(runner.strategy, "snapshot", None)
+    if snapshot is not None:  # CoDeepNEAT: the final module and blueprint populations, readable
+        atomic_write_json(Path(s.out_dir) / f"{s.strategy}_populations.json", snapshot())
     hv = pd.DataFrame(tracker.history)
     atomic_write_text(Path(cfg.selection.reports_dir) / "hypervolume.csv", hv.to_csv(index=False))
     return summary
@@ -385,7 +388,7 @@ def table_card(cfg: Config, row: dict, rules: list[str]) -> dict:
     genome = Genome.from_json(row["genome"], space.name)
     t = cfg.evaluation.table
     card = {
-        "candidate_id": row["candidate_id"], "genome": list(genome.values), "space": genome.space,
+        "candidate_id": row["candidate_id"], "genome": genome.payload(), "space": genome.space,
         "architecture": space.describe(genome), "selected_by": rules,
         "val_accuracy": float(row["val_accuracy"]), "test_accuracy": float(row["report_accuracy"]),
         "signal_column": t.signal_column, "report_column": t.report_column, "table": t.path,
@@ -420,7 +423,8 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
     device = resolve_device(cfg.evaluation.device)
     sel, ev = cfg.selection, cfg.evaluation
     if ev.kind == "train":  # no shared weights: train from scratch for the search budget plus fine-tuning
-        net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes).to(device)
+        net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init,
+                          seed).to(device)
         train(net, data.x_train, data.y_train, ev.train_epochs + sel.finetune_epochs, ev.train_lr,
               ev.train_batch_size, rng, device)
     else:
@@ -439,7 +443,7 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
     export_program(net, shape, out / f"{cid}.pt2")
     onnx_diff = onnx_max_abs_diff(net, out / f"{cid}.onnx", data.x_test[:16])
     card = {
-        "candidate_id": cid, "genome": list(genome.values), "space": genome.space,
+        "candidate_id": cid, "genome": genome.payload(), "space": genome.space,
         "architecture": space.describe(genome), "selected_by": rules,
         "params": count_params(net), "flops": count_flops(net, shape),
         "latency_ms": measure_latency_ms(net, shape, cfg.evaluation.latency_repeats, cfg.evaluation.latency_warmup),
@@ -500,6 +504,8 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
             "worker", "eval_seconds"]
     front = front[[c for c in dict.fromkeys(cols) if c in front.columns]]
     atomic_write_text(Path(sel.out_dir) / "pareto.csv", front.to_csv(index=False))
+    if cfg.space.kind == "codeepneat":
+        write_graph_front(cfg, front)
     reports = Path(sel.reports_dir)
     plot_front(reports / "pareto.png", all_df, front, cfg.search.objectives)
 
@@ -530,6 +536,32 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
     }
     atomic_write_json(reports / "metrics.json", metrics)
     return metrics
+
+
+def write_graph_front(cfg: Config, front: pd.DataFrame) -> Path:
+    """The blueprint and modules of every network on the front, readable, in
+    ``<selection.out_dir>/codeepneat_front.json``."""
+    from nas.factory import build_space
+
+    space = build_space(cfg)
+    rows = []
+    for r in front.to_dict("records"):
+        genome = Genome.from_json(r["genome"], space.name)
+        blueprint, modules = space.parts(genome)
+        rows.append({"candidate_id": r["candidate_id"],
+                     **{m: _plain(r[m]) for m in ("val_accuracy", "params", "flops", "latency_ms", "test_accuracy",
+                                                  "selected") if m in r},
+                     "architecture": space.describe(genome), "blueprint": blueprint, "modules": modules})
+    path = Path(cfg.selection.out_dir) / "codeepneat_front.json"
+    atomic_write_json(path, rows)
+    return path
+
+
+def _plain(v):
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    v = float(v)
+    return None if v != v else v
 
 
 def _seconds(path: Path) -> float | None:

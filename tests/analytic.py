@@ -31,3 +31,28 @@ class AnalyticEvaluator:
         acc = 0.99 - 0.4 * np.exp(-capacity / 12.0)
         return {"val_accuracy": float(acc), "params": float(params), "flops": float(params * 40),
                 "latency_ms": float(0.1 * len(blocks) + params / 1e5)}
+
+
+@dataclass(frozen=True)
+class AnalyticGraphEvaluator:
+    """The same idea for assembled CoDeepNEAT networks: real parameter counts of the built
+    network; accuracy grows with convolutional capacity (channels x kernel area, with
+    diminishing returns) and a little with depth, so growth pays up to a point."""
+
+    base_seed: int = 0
+    fail_keys: tuple[str, ...] = ()
+
+    def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
+        from nas.spaces.codeepneat import CoDeepNEATSpace
+        from nas.spaces.codeepneat_build import build_codeepneat
+
+        if genome.key() in self.fail_keys:
+            raise RuntimeError("injected failure")
+        space = CoDeepNEATSpace()
+        g = space.layer_graph(genome)
+        layers = [a for _, a in g.nodes(data="attrs") if a["op"] in ("conv", "dense")]
+        capacity = sum(a["channels"] * a["kernel"] ** 2 / 64 for a in layers if a["op"] == "conv")
+        acc = 0.99 - 0.5 * np.exp(-capacity / 10.0) - 0.02 * max(0, 3 - len(layers))
+        params = count_params(build_codeepneat(space, genome, 1, 10, (1, 8, 8)))
+        return {"val_accuracy": float(acc), "params": float(params), "flops": float(params * 40),
+                "latency_ms": float(0.05 * g.number_of_nodes() + params / 1e5)}

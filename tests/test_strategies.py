@@ -11,7 +11,9 @@ from nas.pareto import hypervolume
 from nas.spaces.elastic import ElasticSpace
 from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy, RandomStrategy,
                             Strategy, ThompsonStrategy)
-from tests.analytic import AnalyticEvaluator
+from nas.spaces.codeepneat import CoDeepNEATSpace
+from nas.strategies.codeepneat import CoDeepNEATStrategy
+from tests.analytic import AnalyticEvaluator, AnalyticGraphEvaluator
 
 OBJ = ["val_accuracy", "params"]
 
@@ -19,6 +21,11 @@ OBJ = ["val_accuracy", "params"]
 def make(name, seed=0, constraints=None, prior=None):
     space = ElasticSpace(SpaceConfig())
     c = constraints or {}
+    if name == "codeepneat":
+        from nas.config import CoDeepNEATConfig
+
+        return CoDeepNEATStrategy(CoDeepNEATSpace(), OBJ, c, seed, CoDeepNEATConfig(module_population=12,
+                                                                                   blueprint_population=6), 12)
     if name == "random":
         return RandomStrategy(space, OBJ, c, seed)
     if name == "nsga2":
@@ -32,10 +39,17 @@ def make(name, seed=0, constraints=None, prior=None):
     return MSuNASStrategy(space, OBJ, c, seed, ["random_forest", "ridge"], 1, 3, 10, 24, prior)
 
 
-STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson"]
+STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat"]
+IMPROVERS = ["aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat"]
 
 
-def run(strategy, generations=4, n=12, evaluator=AnalyticEvaluator()):
+def analytic(strategy, **kw):
+    """The analytic evaluator for the strategy's space (vector or graph genomes)."""
+    return (AnalyticGraphEvaluator if strategy.space.name == "codeepneat" else AnalyticEvaluator)(**kw)
+
+
+def run(strategy, generations=4, n=12, evaluator=None):
+    evaluator = evaluator or analytic(strategy)
     pool, history = LocalPool(), []
     for _ in range(generations):
         asked = strategy.ask(n)
@@ -55,7 +69,8 @@ def test_ask_proposes_valid_distinct_unseen_genomes(name):
         assert len(set(asked)) == len(asked)
         for g in asked:
             s.space.validate(g)
-            assert g == s.space.canonical(g.values), "proposals must be canonical"
+            if hasattr(s.space, "canonical"):
+                assert g == s.space.canonical(g.values), "proposals must be canonical"
             assert g not in seen, "a strategy must never re-propose an evaluated architecture"
         seen.update(asked)
 
@@ -74,7 +89,7 @@ def test_failed_candidates_are_told_and_not_retried(name):
     s = make(name)
     first = s.ask(12)
     bad = first[:3]
-    ev = AnalyticEvaluator(fail_keys=tuple(g.key() for g in bad))
+    ev = analytic(s, fail_keys=tuple(g.key() for g in bad))
     results = LocalPool().evaluate(ev, first)
     assert sum(not r.ok for r in results) == 3 and all("injected" in r.error for r in results if not r.ok)
     s.tell(results)
@@ -84,7 +99,7 @@ def test_failed_candidates_are_told_and_not_retried(name):
         s.tell(LocalPool().evaluate(ev, nxt))
 
 
-@pytest.mark.parametrize("name", ["aging", "local_search", "nsga2", "msunas", "thompson"])
+@pytest.mark.parametrize("name", IMPROVERS)
 def test_search_improves_the_front(name):
     history = run(make(name, seed=1), generations=6)
     ideal, nadir = np.array([-1.0, 0.0]), np.array([-0.5, 130000.0])
@@ -97,9 +112,10 @@ def test_search_improves_the_front(name):
     assert final > first * 1.02
 
 
-@pytest.mark.parametrize("name", ["aging", "local_search", "nsga2", "msunas", "thompson"])
+@pytest.mark.parametrize("name", IMPROVERS)
 def test_constraints_steer_towards_feasible_candidates(name):
-    limit = {"max_params": 15000}
+    # CoDeepNEAT starts minimal (one convolution per network), so its limit must bite from the start
+    limit = {"max_params": 4000 if name == "codeepneat" else 15000}
     history = run(make(name, seed=2, constraints=limit), generations=5)
     frac = [np.mean([feasible(r.metrics, limit) for r in rs]) for _, rs in history]
     assert np.mean(frac[-2:]) > frac[0]

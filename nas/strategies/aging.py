@@ -4,7 +4,10 @@ A FIFO population of the last ``population`` evaluated candidates. Each child is
 of the winner of a tournament of ``tournament`` members drawn at random from the
 population; the oldest member dies when a new one arrives, whatever its fitness. With
 several objectives the tournament winner is the member of best non-domination rank in the
-tournament (ties broken at random). Works one candidate at a time or in batches, so it
+tournament (ties broken at random). With ``crossover_prob > 0`` a child is, with that
+probability, the space's crossover of two tournament winners (uniform, or Shortest-Edit-Path
+with ``space.crossover: sep``), mutated with probability 1/2 (always when it repeats a
+genome already seen). Works one candidate at a time or in batches, so it
 suits both generational and asynchronous runners.
 """
 
@@ -23,13 +26,14 @@ class AgingEvolutionStrategy:
     name = "aging"
 
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
-                 population: int = 20, tournament: int = 5):
+                 population: int = 20, tournament: int = 5, crossover_prob: float = 0.0):
         if tournament > population:
             raise ValueError(f"tournament ({tournament}) cannot exceed population ({population})")
         self.space = space
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.population_size, self.tournament = population, tournament
+        self.crossover_prob = crossover_prob
         self.population: deque[Genome] = deque()
         self._asked: set[Genome] = set()
 
@@ -54,7 +58,7 @@ class AgingEvolutionStrategy:
             out += fresh_samples(self.space, self.rng, min(n, fill), taken)
         while len(out) < n and self.population:
             for _ in range(50):
-                child = self.space.mutate(self._winner(), self.rng)
+                child = self._child(taken | set(out))
                 if child not in taken and child not in out:
                     out.append(child)
                     break
@@ -67,6 +71,14 @@ class AgingEvolutionStrategy:
             out += fresh_samples(self.space, self.rng, n - len(out), taken | set(out))
         self._asked.update(out)
         return out
+
+    def _child(self, seen: set[Genome]) -> Genome:
+        if self.crossover_prob > 0 and len(self.population) > 1 and self.rng.random() < self.crossover_prob:
+            child = self.space.crossover(self._winner(), self._winner(), self.rng)
+            if child in seen or self.rng.random() < 0.5:
+                child = self.space.mutate(child, self.rng)
+            return child
+        return self.space.mutate(self._winner(), self.rng)
 
     def tell(self, results: list[EvaluationResult]) -> None:
         self.archive.add(results)

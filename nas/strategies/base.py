@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nas.genome import EvaluationResult, Genome
 from nas.objectives import constraint_violations, to_minimise
@@ -62,6 +64,23 @@ class Archive:
         if not r.ok:
             return np.full(len(self.constraints), PENALTY)
         return constraint_violations(r.metrics, self.constraints)
+
+    def ranked(self) -> list[Genome]:
+        """Every told genome, best first: feasible before infeasible, then by non-domination
+        rank, then (several objectives) by crowding distance, largest first; failed last."""
+        gs = list(self.results)
+        if not gs:
+            return []
+        F = np.array([self.F(g) + (np.maximum(self.G(g), 0).sum() > 0) * 1e9 for g in gs])
+        order: list[int] = []
+        for front in NonDominatedSorting().do(F):
+            if F.shape[1] > 1 and len(front) > 2:
+                cd = calc_crowding_distance(F[front])
+                front = front[np.argsort(-cd, kind="stable")]
+            else:
+                front = front[np.argsort(F[front, 0], kind="stable")]
+            order += list(front)
+        return [gs[i] for i in order]
 
 
 def fresh_samples(space, rng: np.random.Generator, n: int, exclude, tries: int = 50) -> list[Genome]:

@@ -15,7 +15,6 @@ budget on the most promising neighbours first.
 from __future__ import annotations
 
 import numpy as np
-from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nas.genome import EvaluationResult, Genome
@@ -53,17 +52,7 @@ class LocalSearchStrategy:
         self._stale = 0
 
     def _ranked_archive(self) -> list[Genome]:
-        gs = list(self.archive.results)
-        F = np.array([self.archive.F(g) + (np.maximum(self.archive.G(g), 0).sum() > 0) * 1e9 for g in gs])
-        order: list[int] = []
-        for front in NonDominatedSorting().do(F):
-            if F.shape[1] > 1 and len(front) > 2:
-                cd = calc_crowding_distance(F[front])
-                front = front[np.argsort(-cd, kind="stable")]
-            else:
-                front = front[np.argsort(F[front, 0], kind="stable")]
-            order += list(front)
-        return [gs[i] for i in order]
+        return self.archive.ranked()
 
     def _scores(self, cands: list[Genome]) -> np.ndarray:
         """Higher is more promising. One multi-output random forest predicts every objective and
