@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from nas.autoinit import AutoInitWarning, init_model  # noqa: E402
 from nas.training import DivergedError, accuracy, train  # noqa: E402
 
-SPACES = ("nb201",)
+SPACES = ("nb201", "codeepneat")
 INITS = ("default", "autoinit")
 LR, BATCH = 0.05, 64
 
@@ -86,6 +86,19 @@ def sample_networks(kind: str, n: int, seed: int) -> list[NetworkSpec]:
                             lambda c, k, g=g: build_nb201(g, in_channels=c, num_classes=k, channels=8,
                                                           cells_per_stage=1))
                 for g in genomes]
+    if kind == "codeepneat":  # random assembled networks, grown by up to 6 mutations per graph (no BN forced)
+        from nas.spaces.codeepneat import CoDeepNEATSpace
+        from nas.spaces.codeepneat_build import build_codeepneat
+
+        space = CoDeepNEATSpace()
+        nets: list = []
+        while len(nets) < n:
+            g = space.sample(rng, mutations=6)
+            if g not in nets:
+                nets.append(g)
+        return [NetworkSpec(space.describe(g),
+                            lambda c, k, g=g: build_codeepneat(space, g, c, k, (c, 8, 8)))
+                for g in nets]
     raise ValueError(f"unknown --space {kind!r}; supported: {', '.join(SPACES)} "
                      "(add a branch to sample_networks for a new space)")
 
