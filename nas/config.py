@@ -40,22 +40,96 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class DataSourceConfig(_Section):
+    """One entry of ``data.datasets`` (``data.kind: multi``): a task source.
+
+    digits, npz and folder entries are one task each (named by ``name``, else ``digits``, the
+    file stem or the folder name); an omniglot entry is one task per alphabet.
+    """
+
+    kind: Literal["digits", "npz", "folder", "omniglot"]
+    path: str | None = Field(None, description="npz: .npz (x, y); folder: <class>/<image>; omniglot: zip or folder "
+                             "<set>/<alphabet>/<character>/<image>.png, null = the packaged 5-alphabet subset")
+    tasks: list[str] | None = Field(None, description="omniglot: alphabets to use (null: all)")
+    name: str | None = Field(None, description="task name (digits, npz, folder; omniglot tasks are the alphabets)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataSourceConfig":
+        if self.kind in ("npz", "folder") and not self.path:
+            raise ValueError(f"path is required for a data.datasets entry of kind '{self.kind}'")
+        if self.kind == "digits" and self.path:
+            raise ValueError("a data.datasets entry of kind 'digits' takes no path (the digits are bundled)")
+        if self.tasks is not None and self.kind != "omniglot":
+            raise ValueError(f"tasks selects Omniglot alphabets; a data.datasets entry of kind '{self.kind}' is "
+                             "one task (use name to name it)")
+        if self.name is not None and self.kind == "omniglot":
+            raise ValueError("an omniglot entry of data.datasets is named by its alphabets; select them with tasks "
+                             "instead of name")
+        if self.name is not None and not self.name.strip():
+            raise ValueError("name must not be empty")
+        _check_task_list(self.tasks, "tasks")
+        return self
+
+
+def _check_task_list(tasks: list[str] | None, key: str) -> None:
+    if tasks is None:
+        return
+    if not tasks:
+        raise ValueError(f"{key} must name at least one alphabet (or be null for all)")
+    dup = sorted({t for t in tasks if tasks.count(t) > 1})
+    if dup:
+        raise ValueError(f"{key} names {dup} more than once")
+
+
 class DataConfig(_Section):
-    kind: Literal["digits", "npz", "folder"] = "digits"
-    path: str | None = Field(None, description="local .npz (x, y) or folder <class>/<image>; unused for digits")
-    image_size: int = Field(16, gt=0, description="side length images from a folder are resized to")
-    grayscale: bool = Field(True, description="convert folder images to one channel")
+    """Where the examples come from. ``kind`` picks one source; ``kind: multi`` reads the list
+    ``datasets`` instead (each entry its own task, an omniglot entry one task per alphabet) and
+    is the only kind that reads it. ``image_size`` null means 16 for folder, 28 for omniglot and
+    multi; digits and npz alone keep their own size (image_size is not read for them)."""
+
+    kind: Literal["digits", "npz", "folder", "omniglot", "multi"] = "digits"
+    path: str | None = Field(None, description="local .npz (x, y) or folder <class>/<image>; omniglot: zip or "
+                             "folder <set>/<alphabet>/<character>/<image>.png, null = the packaged 5-alphabet "
+                             "subset; unused for digits and multi")
+    image_size: int | None = Field(None, gt=0, description="side length images are resized to; null: 16 for "
+                                   "folder, 28 for omniglot and multi (digits and npz keep their size)")
+    grayscale: bool = Field(True, description="one channel (else three); multi: every task converted alike")
+    tasks: list[str] | None = Field(None, description="omniglot: alphabets to use (null: all)")
+    datasets: list[DataSourceConfig] = Field(default_factory=list,
+                                             description="kind multi: the task sources, one entry each")
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     out_dir: str = "data/prepared"
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
-        if self.kind != "digits" and not self.path:
+        if self.kind in ("npz", "folder") and not self.path:
             raise ValueError(f"data.path is required when data.kind is '{self.kind}'")
+        if self.kind == "multi":
+            if not self.datasets:
+                raise ValueError("data.datasets must list at least one source when data.kind is 'multi'")
+            if self.path:
+                raise ValueError("data.path is not read when data.kind is 'multi': give each data.datasets entry "
+                                 "its own path")
+        elif self.datasets:
+            raise ValueError(f"data.datasets is only read when data.kind is 'multi' (data.kind is '{self.kind}'): "
+                             "set data.kind to 'multi' or remove data.datasets")
+        if self.tasks is not None and self.kind != "omniglot":
+            hint = " (put tasks on the omniglot entry of data.datasets)" if self.kind == "multi" else ""
+            raise ValueError(f"data.tasks selects Omniglot alphabets: only for data.kind 'omniglot', not "
+                             f"'{self.kind}'{hint}")
+        _check_task_list(self.tasks, "data.tasks")
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ValueError("data.val_fraction + data.test_fraction must leave at least 10% for training")
         return self
+
+    def resolved_image_size(self) -> int | None:
+        """The side length images end with; None: digits and npz keep their own size."""
+        if self.kind in ("digits", "npz"):
+            return None
+        if self.image_size is not None:
+            return self.image_size
+        return {"folder": 16, "omniglot": 28, "multi": 28}.get(self.kind)
 
 
 class CoDeepNEATSpaceConfig(_Section):
