@@ -161,7 +161,10 @@ def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
         space = build_space(cfg)
         genome = Genome.from_json(row["genome"], space.name)
         path = out or Path(cfg.selection.reports_dir) / f"{row['candidate_id']}.png"
-        return draw_network(space, genome, path, f"{row['candidate_id']}: val_accuracy {row['val_accuracy']:.4f}")
+        from nas.factory import prepared_tasks
+
+        tasks = prepared_tasks(cfg) if cfg.space.multitask != "none" else None
+        return draw_network(space, genome, path, f"{row['candidate_id']}: val_accuracy {row['val_accuracy']:.4f}", tasks)
 
     path = _guarded(go, debug)
     from nas.progress import console

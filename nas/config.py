@@ -173,6 +173,10 @@ class SpaceConfig(_Section):
     crossover: Literal["uniform", "sep"] = Field(
         "uniform", description="nb201: how two cells are crossed (uniform per edge, or Shortest-Edit-Path)")
     codeepneat: CoDeepNEATSpaceConfig = Field(default_factory=CoDeepNEATSpaceConfig)
+    multitask: Literal["none", "heads", "routing"] = Field(
+        "none", description="codeepneat on multi-task data: one evolved network with a head per task (heads), or "
+        "shared modules with a topology per task (routing)")
+    routing_channels: int = Field(32, gt=0, description="routing: width of every shared module (and of the stem)")
 
     @model_validator(mode="after")
     def _check(self) -> "SpaceConfig":
@@ -454,6 +458,12 @@ class Config(_Section):
             raise ValueError(f"space.kind '{self.space.kind}' has no supernet: use evaluation.kind 'train' or 'table'")
         if self.space.crossover == "sep" and self.space.kind != "nb201":
             raise ValueError("space.crossover 'sep' applies to nb201 cells (CoDeepNEAT: search.codeepneat.crossover)")
+        if self.space.multitask != "none" and self.space.kind != "codeepneat":
+            raise ValueError(f"space.multitask '{self.space.multitask}' evolves CoDeepNEAT networks: it needs "
+                             "space.kind 'codeepneat'")
+        if self.data.kind in ("omniglot", "multi") and self.space.multitask == "none":
+            raise ValueError(f"data.kind '{self.data.kind}' gives one task per alphabet or dataset: search multi-task "
+                             "networks with space.kind 'codeepneat' and space.multitask 'heads' or 'routing'")
         graph = self.space.kind == "codeepneat"
         if graph and self.search.strategy not in GRAPH_STRATEGIES:
             raise ValueError(f"search.strategy '{self.search.strategy}' needs a fixed-length genome; on space.kind "

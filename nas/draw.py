@@ -46,10 +46,13 @@ def to_dot(space, genome: Genome) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draw_network(space, genome: Genome, path: str | Path, title: str | None = None) -> Path:
+def draw_network(space, genome: Genome, path: str | Path, title: str | None = None,
+                 task_names: list[str] | None = None) -> Path:
     """Draw ``genome`` (an assembled CoDeepNEAT network) to ``path``; the suffix picks the
     format (``.dot`` writes Graphviz text, anything else is a matplotlib image)."""
     path = Path(path)
+    if getattr(space, "name", "") == "codeepneat_routing":
+        return _draw_routes(space, genome, path, title, task_names)
     if not hasattr(space, "layer_graph"):
         raise ValueError(f"drawing needs a graph space (codeepneat); space {space.name!r} has fixed-length genomes "
                          "(see 'architecture' in the model cards)")
@@ -80,6 +83,61 @@ def draw_network(space, genome: Genome, path: str | Path, title: str | None = No
     nx.draw_networkx_labels(g, pos, ax=ax, labels=nx.get_node_attributes(g, "label"), font_size=7)
     ax.set_title(title or f"network {genome.key()}", fontsize=9)
     ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _draw_routes(space, genome: Genome, path: Path, title: str | None, task_names: list[str] | None) -> Path:
+    """Multi-task routing: one panel per task, its topology over the shared modules; a module
+    has the same colour in every task that uses it (``.dot``: one cluster per task)."""
+    from nas.spaces.codeepneat import from_dict, layer_text
+
+    routes, modules = space.parts(genome)
+    names = list(task_names or []) + [f"task {t}" for t in range(len(task_names or []), len(routes))]
+    legend = {k: " > ".join(layer_text(n) for n in m["nodes"] if n["op"] not in ("input", "output"))
+              for k, m in enumerate(modules)}
+    graphs = []
+    for r in routes:
+        g = from_dict(r)
+        for n, a in g.nodes(data="attrs"):
+            g.nodes[n]["label"] = f"m{a['module']}" if a["op"] == "module" else a["op"]
+            g.nodes[n]["group"] = a.get("module", -1)
+        graphs.append(g)
+    if path.suffix == ".dot":
+        lines = [f'digraph "{genome.key()}" {{', "  rankdir=LR;", "  node [shape=box, style=rounded];"]
+        for t, g in enumerate(graphs):
+            lines.append(f'  subgraph cluster_task{t} {{ label="{names[t]}";')
+            lines += [f'    t{t}n{n} [label="{g.nodes[n]["label"]}"];' for n in sorted(g)]
+            lines += [f"    t{t}n{u} -> t{t}n{v};" for u, v in sorted(g.edges)]
+            lines.append("  }")
+        lines += [f'  // m{k}: {text}' for k, text in legend.items()]
+        atomic_write_text(path, "\n".join(lines + ["}"]) + "\n")
+        return path
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(len(graphs), 1, figsize=(8, 1.8 * len(graphs) + 1.2), squeeze=False)
+    for t, (g, ax) in enumerate(zip(graphs, axes[:, 0])):
+        for depth, layer in enumerate(nx.topological_generations(g)):
+            for n in layer:
+                g.nodes[n]["depth"] = depth
+        pos = nx.multipartite_layout(g, subset_key="depth")
+        colors = ["lightgray" if g.nodes[n]["group"] < 0 else cmap(g.nodes[n]["group"] % 10) for n in g]
+        nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, edge_color="gray", node_size=900, node_shape="s")
+        nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colors, node_size=900, node_shape="s", alpha=0.5)
+        nx.draw_networkx_labels(g, pos, ax=ax, labels=nx.get_node_attributes(g, "label"), font_size=8)
+        ax.set_title(names[t], fontsize=9, loc="left")
+        ax.axis("off")
+    fig.suptitle((title or f"network {genome.key()}") + "\n" +
+                 "; ".join(f"m{k}: {v}" for k, v in legend.items()), fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")

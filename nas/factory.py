@@ -17,10 +17,25 @@ def build_space(cfg: Config):
 
         return NB201Space(crossover=cfg.space.crossover)
     if cfg.space.kind == "codeepneat":
+        if cfg.space.multitask == "routing":  # one topology per task: the prepared data says how many tasks
+            from nas.spaces.multitask import RoutingSpace
+
+            return RoutingSpace(cfg.space.codeepneat, len(prepared_tasks(cfg)), cfg.space.routing_channels)
         from nas.spaces.codeepneat import CoDeepNEATSpace
 
         return CoDeepNEATSpace(cfg.space.codeepneat)
     return ElasticSpace(cfg.space)
+
+
+def prepared_tasks(cfg: Config) -> list[str]:
+    """Task names of the prepared data (from its meta.json; one task for single-task data)."""
+    import json
+    from pathlib import Path
+
+    meta = Path(cfg.data.out_dir) / "meta.json"
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta}: no prepared data (run `evonas stage prepare` first)")
+    return list(json.loads(meta.read_text()).get("tasks") or ["main"])
 
 
 def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float]]] | None = None):

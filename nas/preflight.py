@@ -51,6 +51,14 @@ def _check_data(cfg: Config) -> None:
     d = cfg.data
     if d.kind == "digits":
         return
+    if d.kind in ("omniglot", "multi"):  # task data: reading it is quick and checks every path and layout
+        from nas.data import DataError, load_tasks
+
+        try:
+            load_tasks(d, cfg.seed)
+        except DataError as exc:
+            raise PreflightError(str(exc)) from None
+        return
     path = Path(d.path)
     if not path.exists():
         expected = "a .npz file with arrays 'x' and 'y'" if d.kind == "npz" else "a folder of <class>/<image> files"

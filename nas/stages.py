@@ -191,8 +191,16 @@ def builder_bounds(cfg: Config, space) -> tuple[np.ndarray, np.ndarray]:
     from nas.evaluators.standalone import build_model
 
     data = load_prepared(cfg.data.out_dir)
-    net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes, data.input_shape)
-    largest = cost_metrics(net, data.input_shape, cfg.evaluation.latency_repeats, cfg.evaluation.latency_warmup)
+    ev = cfg.evaluation
+    if data.is_multitask or cfg.space.multitask != "none":
+        from nas.evaluators.standalone import multitask_costs
+
+        net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes, data.input_shape,
+                          task_classes=data.task_num_classes)
+        largest = multitask_costs(net, data.input_shape, data.n_tasks, ev.latency_repeats, ev.latency_warmup)
+    else:
+        net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes, data.input_shape)
+        largest = cost_metrics(net, data.input_shape, ev.latency_repeats, ev.latency_warmup)
     ideal = [-1.0 if o == "val_accuracy" else 0.0 for o in cfg.search.objectives]
     nadir = [0.0 if o == "val_accuracy" else float(largest[o]) for o in cfg.search.objectives]
     return np.array(ideal), np.array(nadir)
@@ -422,6 +430,8 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
     rng = np.random.default_rng(seed)
     device = resolve_device(cfg.evaluation.device)
     sel, ev = cfg.selection, cfg.evaluation
+    if data.is_multitask or cfg.space.multitask != "none":
+        return _train_and_export_multitask(cfg, row, rules, data, space, genome, seed, rng, device, t0)
     if ev.kind == "train":  # no shared weights: train from scratch for the search budget plus fine-tuning
         net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init,
                           seed).to(device)
@@ -456,6 +466,62 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
         "onnx_max_abs_diff": onnx_diff,
         "files": {"onnx": f"{cid}.onnx", "torch_export": f"{cid}.pt2"},
     }
+    write_model_card(out / f"{cid}.json", card)
+    card["seconds"] = time.perf_counter() - t0
+    return card
+
+
+def _task_file(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _train_and_export_multitask(cfg: Config, row: dict, rules: list[str], data, space, genome: Genome, seed: int,
+                                rng: np.random.Generator, device, t0: float) -> dict:
+    """A selected multi-task network: trained from scratch on every task jointly for the
+    search budget plus fine-tuning, scored per task, exported as one model per task
+    (``<id>_<task>.onnx`` / ``.pt2``, each a plain one-input model)."""
+    from nas.evaluators.standalone import build_model, multitask_costs
+    from nas.export import export_onnx, export_program, onnx_max_abs_diff, write_model_card
+    from nas.spaces.multitask_build import TaskView
+    from nas.training import accuracy_by_task, train_multitask
+
+    sel, ev = cfg.selection, cfg.evaluation
+    net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init, seed,
+                      task_classes=data.task_num_classes).to(device)
+    train_multitask(net, data.x_train, data.y_train, data.t_train, data.n_tasks, ev.train_epochs + sel.finetune_epochs,
+                    ev.train_lr, ev.train_batch_size, rng, device)
+    val = accuracy_by_task(net, data.x_val, data.y_val, data.t_val, data.n_tasks, device=device)
+    test = accuracy_by_task(net, data.x_test, data.y_test, data.t_test, data.n_tasks, device=device)
+    net = net.cpu().eval()
+    out = Path(sel.out_dir) / "models"
+    cid, shape = row["candidate_id"], data.input_shape
+    files, diffs = {}, {}
+    for k, task in enumerate(data.tasks):
+        view, stem = TaskView(net, k), f"{cid}_{_task_file(task)}"
+        export_onnx(view, shape, out / f"{stem}.onnx")
+        export_program(view, shape, out / f"{stem}.pt2")
+        sample = data.x_test[data.t_test == k][:16]
+        diffs[task] = onnx_max_abs_diff(view, out / f"{stem}.onnx", sample) if len(sample) else 0.0
+        files[f"onnx:{task}"], files[f"torch_export:{task}"] = f"{stem}.onnx", f"{stem}.pt2"
+    card = {
+        "candidate_id": cid, "genome": genome.payload(), "space": genome.space, "multitask": cfg.space.multitask,
+        "architecture": space.describe(genome), "selected_by": rules, "tasks": list(data.tasks),
+        "task_classes": [list(c) for c in data.task_classes],
+        **multitask_costs(net, shape, data.n_tasks, ev.latency_repeats, ev.latency_warmup),
+        "search_val_accuracy": float(row["val_accuracy"]), "evaluation": ev.kind,
+        "val_accuracy": float(np.mean(val)), "test_accuracy": float(np.mean(test)),
+        "per_task_val_accuracy": dict(zip(data.tasks, map(float, val))),
+        "per_task_test_accuracy": dict(zip(data.tasks, map(float, test))),
+        "finetune_epochs": sel.finetune_epochs, "dataset_hash": data.dataset_hash, "seed": seed, "base_seed": cfg.seed,
+        "input_shape": [1, *shape],
+        "input_normalisation": {"mean": data.mean, "std": data.std,
+                                "formula": "x = (pixels scaled to [0, 1] - mean) / std"},
+        "onnx_max_abs_diff": max(diffs.values()) if diffs else 0.0,
+        "files": files,
+        "usage": "one exported model per task: <id>_<task>.onnx takes a batch of images and returns that task's logits",
+    }
+    if hasattr(space, "sharing"):
+        card["sharing"] = space.sharing(genome)
     write_model_card(out / f"{cid}.json", card)
     card["seconds"] = time.perf_counter() - t0
     return card
@@ -502,6 +568,7 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
     cols = ["candidate_id", "genome", "val_accuracy", "params", "flops", "latency_ms", *cfg.search.objectives,
             "report_accuracy", "selected", "test_accuracy", "finetuned_val_accuracy", "selected_by", "generation",
             "worker", "eval_seconds"]
+    cols[3:3] = [c for c in front.columns if c.startswith("val_acc:")]  # multi-task: each task's accuracy
     front = front[[c for c in dict.fromkeys(cols) if c in front.columns]]
     atomic_write_text(Path(sel.out_dir) / "pareto.csv", front.to_csv(index=False))
     if cfg.space.kind == "codeepneat":
@@ -534,6 +601,9 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
         "search_evaluation_wall_seconds": summary["evaluation_wall_seconds"],
         "objectives": cfg.search.objectives, "strategy": cfg.search.strategy, "seed": cfg.seed,
     }
+    per_task = {c["candidate_id"]: c["per_task_test_accuracy"] for c in cards if "per_task_test_accuracy" in c}
+    if per_task:
+        metrics["per_task_test_accuracy"] = per_task
     atomic_write_json(reports / "metrics.json", metrics)
     return metrics
 
@@ -547,11 +617,12 @@ def write_graph_front(cfg: Config, front: pd.DataFrame) -> Path:
     rows = []
     for r in front.to_dict("records"):
         genome = Genome.from_json(r["genome"], space.name)
-        blueprint, modules = space.parts(genome)
         rows.append({"candidate_id": r["candidate_id"],
-                     **{m: _plain(r[m]) for m in ("val_accuracy", "params", "flops", "latency_ms", "test_accuracy",
-                                                  "selected") if m in r},
-                     "architecture": space.describe(genome), "blueprint": blueprint, "modules": modules})
+                     **{m: _plain(r[m]) for m in r if m in ("val_accuracy", "params", "flops", "latency_ms",
+                                                          "test_accuracy", "selected") or m.startswith("val_acc:")},
+                     "architecture": space.describe(genome), **space.readable(genome)})
+        if hasattr(space, "sharing"):
+            rows[-1]["sharing"] = space.sharing(genome)
     path = Path(cfg.selection.out_dir) / "codeepneat_front.json"
     atomic_write_json(path, rows)
     return path

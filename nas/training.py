@@ -93,3 +93,58 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float
         if on_epoch:
             on_epoch(ep, losses[-1])
     return losses
+
+
+def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int, epochs: int,
+                    lr: float, batch_size: int, rng: np.random.Generator, device: torch.device | str = "cpu",
+                    weight_decay: float = 3e-5) -> list[float]:
+    """Joint training of a multi-task model (``model(x, task)``): every epoch visits each
+    task's examples once, in single-task mini-batches interleaved in a random order, so the
+    shared parameters see every task throughout. SGD with Nesterov momentum and a cosine
+    schedule, as :func:`train`; returns the mean loss per epoch."""
+    model.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    per_task = [np.flatnonzero(t == k) for k in range(n_tasks)]
+    steps_per_epoch = sum(math.ceil(len(i) / batch_size) for i in per_task)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs * steps_per_epoch))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    losses = []
+    for ep in range(epochs):
+        model.train()
+        plan = []
+        for k, idx in enumerate(per_task):
+            idx = rng.permutation(idx)
+            plan += [(k, idx[i:i + batch_size]) for i in range(0, len(idx), batch_size) if len(idx[i:i + batch_size]) > 1]
+        total, n = 0.0, 0
+        for j in rng.permutation(len(plan)):
+            check_deadline()
+            k, b = plan[int(j)]
+            xb, yb = xt[b].to(device), yt[b].to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb, int(k)), yb)
+            if not torch.isfinite(loss):
+                raise DivergedError(f"loss became {loss.item()} in epoch {ep} (task {k})")
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b)
+            n += len(b)
+        losses.append(total / max(n, 1))
+    return losses
+
+
+@torch.no_grad()
+def accuracy_by_task(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int,
+                     batch_size: int = 256, device: torch.device | str = "cpu") -> list[float]:
+    """Accuracy of ``model(x, task)`` on each task's examples."""
+    model.eval().to(device)
+    out = []
+    for k in range(n_tasks):
+        idx = np.flatnonzero(t == k)
+        correct = 0
+        for i in range(0, len(idx), batch_size):
+            b = idx[i:i + batch_size]
+            pred = model(torch.from_numpy(x[b]).to(device), k).argmax(1).cpu().numpy()
+            correct += int((pred == y[b]).sum())
+        out.append(correct / max(len(idx), 1))
+    return out

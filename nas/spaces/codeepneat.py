@@ -100,9 +100,16 @@ def _label(attrs: dict) -> str:
     return attrs["op"]
 
 
+def _role(attrs: dict) -> str | None:
+    """``input``/``output`` (``input3``/``output3`` for task 3 of a multi-task routing graph)."""
+    if attrs["op"] not in IO:
+        return None
+    return attrs["op"] + (str(attrs["task"]) if "task" in attrs else "")
+
+
 def add_node(g: nx.DiGraph, attrs: dict) -> int:
     nid = max(g.nodes, default=-1) + 1
-    role = attrs["op"] if attrs["op"] in IO else None
+    role = _role(attrs)
     g.add_node(nid, op=_label(attrs), attrs=dict(attrs), **({"role": role} if role else {}))
     return nid
 
@@ -151,7 +158,7 @@ def from_dict(d: dict) -> nx.DiGraph:
     for k, attrs in enumerate(d["nodes"]):
         if not isinstance(attrs, dict) or "op" not in attrs:
             raise ValueError(f"graph node {k} must be a mapping with an 'op'")
-        role = attrs["op"] if attrs["op"] in IO else None
+        role = _role(attrs)
         g.add_node(k, op=_label(attrs), attrs=dict(attrs), **({"role": role} if role else {}))
     for e in d["edges"]:
         if not (isinstance(e, list) and len(e) == 2 and all(x in g for x in e)):
@@ -226,6 +233,23 @@ class CoDeepNEATSpace:
     def __init__(self, cfg=None):
         self.vocab = Vocabulary(cfg)
 
+    def valid_module(self, g: nx.DiGraph) -> bool:
+        return is_valid(g, self.vocab.max_module_layers)
+
+    def valid_blueprint(self, g: nx.DiGraph) -> bool:
+        return is_valid(g, self.vocab.max_blueprint_modules)
+
+    def crossover_module(self, a: nx.DiGraph, b: nx.DiGraph, rng: np.random.Generator) -> nx.DiGraph | None:
+        """Shortest-Edit-Path crossover (None when no valid child differs from both parents)."""
+        from nas.operators.sep import sep_crossover
+
+        return sep_crossover(a, b, rng, is_valid=self.valid_module)
+
+    def crossover_blueprint(self, a: nx.DiGraph, b: nx.DiGraph, rng: np.random.Generator) -> nx.DiGraph | None:
+        from nas.operators.sep import sep_crossover
+
+        return sep_crossover(a, b, rng, is_valid=self.valid_blueprint)
+
     # --- modules -----------------------------------------------------------------
     def minimal_module(self, rng: np.random.Generator) -> nx.DiGraph:
         """Start minimal: one layer (a convolution when allowed) between input and output."""
@@ -269,7 +293,7 @@ class CoDeepNEATSpace:
         ops = {"add_layer": add_layer, "remove_layer": lambda c: _remove_node(c, rng),
                "add_edge": lambda c: _add_edge(c, rng), "remove_edge": lambda c: _remove_edge(c, rng),
                "change_layer": change_layer, "mutate_param": mutate_param}
-        return _mutate(g, rng, weights, ops, lambda c: is_valid(c, v.max_module_layers))
+        return _mutate(g, rng, weights, ops, self.valid_module)
 
     # --- blueprints ----------------------------------------------------------------
     def minimal_blueprint(self, rng: np.random.Generator, species: list[int]) -> nx.DiGraph:
@@ -293,7 +317,7 @@ class CoDeepNEATSpace:
             others = [s for s in species if s != c.nodes[n]["attrs"]["species"]]
             if not others:
                 return False
-            _relabel(c, n, {"op": "module", "species": int(others[int(rng.integers(len(others)))])})
+            _relabel(c, n, {**c.nodes[n]["attrs"], "species": int(others[int(rng.integers(len(others)))])})
             return True
 
         ops = {"add_layer": add_node_, "remove_layer": lambda c: _remove_node(c, rng),
@@ -328,6 +352,11 @@ class CoDeepNEATSpace:
             raise ValueError(f"genome of space {genome.space!r} is not a {SPACE_NAME} network")
         d = json.loads(genome.spec)
         return d["blueprint"], d["modules"]
+
+    def readable(self, genome: Genome) -> dict:
+        """The network's graphs as plain JSON-ready data."""
+        bp, mods = self.parts(genome)
+        return {"blueprint": bp, "modules": mods}
 
     def validate(self, genome: Genome) -> None:
         bp, mods = self.parts(genome)

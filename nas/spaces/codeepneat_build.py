@@ -45,6 +45,16 @@ class Merge(nn.Module):
         return torch.cat([a(x) for a, x in zip(self.adapters, xs)], dim=1)
 
 
+class Sum(nn.Module):
+    """Add inputs of one shape (shape-preserving modules, e.g. multi-task routing)."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
 def to_vector(shape: torch.Size) -> nn.Module:
     """Feature map to vector: average-pool to at most 4x4 (bounding the weights that follow),
     then flatten. Keeping some spatial layout matters on small images: global pooling alone
@@ -93,7 +103,10 @@ def make_layer(attrs: dict, shape: torch.Size) -> nn.Module:
 class GraphNet(nn.Module):
     """A network computed node by node in a fixed topological order."""
 
-    def __init__(self, graph: nx.DiGraph, input_shape: tuple[int, ...], num_classes: int):
+    def __init__(self, graph: nx.DiGraph, input_shape: tuple[int, ...], num_classes: int | None,
+                 merge: str = "concat"):
+        """``num_classes=None`` leaves out the head (the output node's tensor is returned, its
+        shape in ``out_shape``); ``merge="sum"`` adds several inputs instead of concatenating."""
         super().__init__()
         order = list(nx.lexicographical_topological_sort(graph))
         self.order = order
@@ -111,7 +124,7 @@ class GraphNet(nn.Module):
                     continue
                 xs = [outs[p] for p in preds]
                 if len(xs) > 1:
-                    self.merges[str(n)] = _merge([x.shape for x in xs])
+                    self.merges[str(n)] = Sum() if merge == "sum" else _merge([x.shape for x in xs])
                     x = self.merges[str(n)](xs)
                 else:
                     x = xs[0]
@@ -119,8 +132,11 @@ class GraphNet(nn.Module):
                 self.layers[str(n)].eval()
                 outs[n] = self.layers[str(n)](x)
             out = outs[self.output_node]
+        self.out_shape = tuple(out.shape[1:])
         self.pool = to_vector(out.shape) if out.dim() == 4 else nn.Identity()
-        self.head = nn.Linear(int(self.pool(out).shape[1]), num_classes)
+        self.head = nn.Linear(int(self.pool(out).shape[1]), num_classes) if num_classes else nn.Identity()
+        if not num_classes:
+            self.pool = nn.Identity()
         self.train()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

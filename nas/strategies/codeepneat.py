@@ -39,7 +39,7 @@ import networkx as nx
 import numpy as np
 
 from nas.genome import EvaluationResult, Genome
-from nas.spaces.codeepneat import CoDeepNEATSpace, compatibility, inner_nodes, is_valid, to_dict
+from nas.spaces.codeepneat import CoDeepNEATSpace, compatibility, inner_nodes, to_dict
 from nas.strategies.base import Archive
 
 
@@ -196,7 +196,8 @@ class CoDeepNEATStrategy:
             s = graph.nodes[n]["attrs"]["species"]
             if s not in self.modules.species:  # that species died out: a slot takes a living one
                 s = existing[int(self.rng.integers(len(existing)))]
-                graph.nodes[n]["attrs"] = {"op": "module", "species": s}
+                graph.nodes[n]["attrs"] = {**graph.nodes[n]["attrs"], "species": s}
+                graph.nodes[n]["op"] = f"module:{s}"
             if s not in chosen:
                 chosen[s] = self._least_used("m", sorted(self.modules.species[s].members))
         if mutate_module:  # every assembly was a duplicate: vary one module, as a new member of its species
@@ -266,15 +267,13 @@ class CoDeepNEATStrategy:
                 s = scores.get((kind, m.id))
                 m.fitness = float(np.mean(s)) if s else None
 
-    def _child(self, pool: list[Member], rng: np.random.Generator, mutate, max_inner: int):
+    def _child(self, pool: list[Member], rng: np.random.Generator, mutate, cross):
         a = pool[int(rng.integers(len(pool)))]
         if self.cfg.crossover == "sep" and len(pool) > 1 and rng.random() < self.cfg.crossover_prob:
-            from nas.operators.sep import sep_crossover
-
             b = pool[int(rng.integers(len(pool) - 1))]
             b = b if b.id != a.id else pool[-1]
             fitter, other = (a, b) if (a.fitness, -a.id) >= (b.fitness, -b.id) else (b, a)
-            child = sep_crossover(fitter.graph, other.graph, rng, is_valid=lambda g: is_valid(g, max_inner))
+            child = cross(fitter.graph, other.graph, rng)
             if child is not None:
                 if rng.random() < 0.5:
                     child = mutate(child)
@@ -283,12 +282,12 @@ class CoDeepNEATStrategy:
 
     def _module_child(self, pool, rng):
         return self._child(pool, rng, lambda g: self.space.mutate_module(g, rng, self.cfg.mutation),
-                           self.space.vocab.max_module_layers)
+                           self.space.crossover_module)
 
     def _blueprint_child(self, pool, rng):
         species = sorted(self.modules.species)
         return self._child(pool, rng, lambda g: self.space.mutate_blueprint(g, rng, self.cfg.mutation, species),
-                           self.space.vocab.max_blueprint_modules)
+                           self.space.crossover_blueprint)
 
     def snapshot(self) -> dict:
         """Both populations, readable: every member's graph, species, fitness and parents."""

@@ -1,0 +1,218 @@
+"""Multi-task architectures: shared-trunk heads and per-task routing over shared modules
+(shapes, per-task outputs, real parameter sharing), their search and training."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+from nas.config import CoDeepNEATConfig, SpaceConfig
+from nas.spaces.codeepneat import CoDeepNEATSpace, add_node, new_graph, to_dict
+from nas.spaces.multitask import RoutingSpace, join_tasks, split_tasks
+from nas.spaces.multitask_build import HeadsNet, RoutingNet, TaskView, build_multitask
+from nas.training import accuracy_by_task, train_multitask
+
+CLASSES = [5, 7, 3]
+
+
+def chain(*nodes) -> nx.DiGraph:
+    g = new_graph()
+    prev = 0
+    for attrs in nodes:
+        n = add_node(g, attrs)
+        g.add_edge(prev, n)
+        prev = n
+    g.add_edge(prev, 1)
+    return g
+
+
+def conv(c=16, k=3, act="relu"):
+    return {"op": "conv", "channels": c, "kernel": k, "act": act}
+
+
+def slot(s):
+    return {"op": "module", "species": s}
+
+
+def routing_net(space=None):
+    """Task 0 uses modules A then B, task 1 uses A only, task 2 uses B only."""
+    space = space or RoutingSpace(None, 3, 16)
+    bp = join_tasks([chain(slot(0), slot(1)), chain(slot(0)), chain(slot(1))])
+    g = space.assemble(bp, {0: chain(conv()), 1: chain(conv(k=1, act="tanh"), {"op": "batchnorm"})})
+    return space, g, RoutingNet(space, g, (1, 28, 28), CLASSES)
+
+
+def test_routing_shares_module_parameters_between_tasks():
+    space, g, net = routing_net()
+    assert len(net.blocks) == 2  # two modules, however many tasks route through them
+    n_params = sum(p.numel() for p in net.parameters())
+    assert n_params == sum(p.numel() for p in net.stem.parameters()) + sum(
+        p.numel() for p in net.blocks.parameters()) + sum(p.numel() for p in net.heads.parameters())
+    x = torch.randn(4, 1, 28, 28)
+    for t, k in enumerate(CLASSES):
+        assert net(x, t).shape == (4, k)
+    # task 1's loss trains module A (shared with task 0) and not module B (tasks 0 and 2 only)
+    net.zero_grad()
+    net(x, 1).sum().backward()
+    grads = [any(p.grad is not None and p.grad.abs().sum() > 0 for p in b.parameters()) for b in net.blocks]
+    assert grads == [True, False]
+    # changing module A changes what task 0 and task 1 compute, not task 2
+    net.eval()
+    before = [net(x, t).detach() for t in range(3)]
+    with torch.no_grad():
+        next(net.blocks[0].parameters()).add_(0.5)
+    after = [net(x, t).detach() for t in range(3)]
+    assert [not torch.allclose(a, b) for a, b in zip(before, after)] == [True, True, False]
+    assert space.sharing(g)["tasks_per_module"] == [[0, 1], [0, 2]]
+
+
+def test_heads_share_one_trunk_with_a_head_per_task():
+    space = CoDeepNEATSpace()
+    g = space.assemble(chain(slot(0)), {0: chain(conv(8), {"op": "maxpool"})})
+    net = HeadsNet(space, g, (1, 28, 28), CLASSES)
+    x = torch.randn(3, 1, 28, 28)
+    assert [net(x, t).shape for t in range(3)] == [(3, k) for k in CLASSES]
+    net.zero_grad()
+    net(x, 2).sum().backward()
+    assert all(p.grad is not None for p in net.trunk.parameters())
+    assert all(p.grad is None for h in (net.heads[0], net.heads[1]) for p in h.parameters())
+    assert all(p.grad is not None for p in net.heads[2].parameters())
+
+
+@pytest.mark.parametrize("multitask", ["heads", "routing"])
+def test_task_views_trace_export_and_autoinit(multitask, tmp_path):
+    from nas.autoinit import init_model
+    from nas.export import export_onnx, onnx_max_abs_diff
+
+    cfg = SpaceConfig(kind="codeepneat", multitask=multitask, routing_channels=16)
+    rng = np.random.default_rng(0)
+    space = RoutingSpace(cfg.codeepneat, 3, 16) if multitask == "routing" else CoDeepNEATSpace(cfg.codeepneat)
+    g = space.sample(rng, 4)
+    net = build_multitask(cfg, g, (1, 28, 28), CLASSES)
+    for t in range(3):
+        rep = init_model(TaskView(net, t), "autoinit", (1, 28, 28), rng_seed=0)
+        assert rep.traced and rep.applied
+    view = TaskView(net, 1).eval()
+    path = export_onnx(view, (1, 28, 28), tmp_path / "t1.onnx")
+    assert onnx_max_abs_diff(view, path, np.random.default_rng(0).normal(size=(4, 1, 28, 28)).astype(np.float32)) < 1e-4
+
+
+def test_routing_space_mutates_one_task_at_a_time_and_validates():
+    space = RoutingSpace(None, 3, 16)
+    rng = np.random.default_rng(1)
+    bp = space.minimal_blueprint(rng, [0, 1])
+    for _ in range(30):
+        child = space.mutate_blueprint(bp, rng, {"add_layer": 1, "add_edge": 1, "change_layer": 1}, [0, 1])
+        assert space.valid_blueprint(child)
+        changed = [to_dict(a) != to_dict(b) for a, b in zip(split_tasks(bp), split_tasks(child))]
+        assert sum(changed) <= 1
+        bp = child
+    # an edge between two tasks' graphs, or a module that changes the width, is refused
+    bad = bp.copy()
+    a = next(n for n, x in bad.nodes(data="attrs") if x.get("task") == 0 and x["op"] == "input")
+    b = next(n for n, x in bad.nodes(data="attrs") if x.get("task") == 1 and x["op"] == "output")
+    bad.add_edge(a, b)
+    assert not space.valid_blueprint(bad)
+    wide = space.assemble(join_tasks([chain(slot(0))] * 3), {0: chain(conv(64))})
+    with pytest.raises(ValueError, match="not shape-preserving"):
+        space.validate(wide)
+    assert all(op in ("conv", "batchnorm", "dropout", "activation") for op in space.vocab.layers)
+
+
+def test_sep_crossover_of_routings_keeps_every_task_valid():
+    space = RoutingSpace(None, 2, 16)
+    a = join_tasks([chain(slot(0), slot(1)), chain(slot(0))])
+    b = join_tasks([chain(slot(2)), chain(slot(1), slot(2), slot(0))])
+    rng = np.random.default_rng(0)
+    kids = [k for k in (space.crossover_blueprint(a, b, rng) for _ in range(8)) if k is not None]
+    assert kids and all(space.valid_blueprint(k) for k in kids)
+    assert any(to_dict(x) != to_dict(y) for k in kids for x, y in zip(split_tasks(k), split_tasks(a)))
+
+
+def _two_digit_tasks():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = ((d.images / 16.0 - 0.3) / 0.4).astype(np.float32)[:, None]
+    t = (d.target >= 5).astype(np.int64)
+    y = (d.target - 5 * t).astype(np.int64)
+    return x, y, t
+
+
+def test_joint_training_learns_every_task():
+    x, y, t = _two_digit_tasks()
+    space = RoutingSpace(None, 2, 16)
+    g = space.assemble(join_tasks([chain(slot(0)), chain(slot(0))]), {0: chain(conv(16))})
+    torch.manual_seed(0)
+    net = RoutingNet(space, g, (1, 8, 8), [5, 5])
+    tr, va = np.arange(len(y)) % 4 != 0, np.arange(len(y)) % 4 == 0
+    losses = train_multitask(net, x[tr], y[tr], t[tr], 2, 3, 0.05, 64, np.random.default_rng(0))
+    acc = accuracy_by_task(net, x[va], y[va], t[va], 2)
+    assert losses[-1] < losses[0] and min(acc) > 0.8
+
+
+def test_coevolution_runs_on_routings():
+    from nas.genome import EvaluationResult
+    from nas.strategies.codeepneat import CoDeepNEATStrategy
+
+    space = RoutingSpace(None, 3, 16)
+    s = CoDeepNEATStrategy(space, ["val_accuracy"], {}, 0, CoDeepNEATConfig(module_population=8,
+                                                                              blueprint_population=4), 8)
+    seen = set()
+    for _ in range(4):
+        asked = s.ask(8)
+        assert asked and not set(asked) & seen
+        seen.update(asked)
+        for g in asked:
+            space.validate(g)
+        # reward routes that share modules between tasks (a stand-in for transfer)
+        s.tell([EvaluationResult(g, {"val_accuracy": float(np.mean(list(space.sharing(g)["module_overlap"].values())))})
+                for g in asked])
+    assert s.history and all(h["module_species"] >= 1 for h in s.history)
+
+
+def test_omniglot_example_runs_end_to_end_with_per_task_outputs(evonas_bin, tmp_path):
+    """The committed example (shrunk budgets), through Prefect, Dask and real training on the
+    packaged Omniglot alphabets: per-task metrics, one exported model per task, a drawing of
+    the per-task topologies."""
+    import json
+    import os
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    sets = [f"data.out_dir={tmp_path}/data", f"search.out_dir={tmp_path}/search",
+            f"selection.out_dir={tmp_path}/select", f"selection.reports_dir={tmp_path}/reports",
+            "search.population=4", "search.generations=1", "evaluation.train_epochs=1", "selection.finetune_epochs=1",
+            "selection.rules=[best_accuracy]", "evaluation.latency_repeats=2", "evaluation.latency_warmup=0"]
+
+    def cli(*args):
+        cmd = [evonas_bin, *args, "--params", "examples/omniglot_multitask.yaml"]
+        for s in sets:
+            cmd += ["--set", s]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    cli("run")
+    tasks = ["Balinese", "Early_Aramaic", "Greek", "Korean", "Latin"]
+    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    per_task = metrics["per_task_test_accuracy"]
+    assert per_task and all(sorted(v) == tasks and all(0 <= a <= 1 for a in v.values()) for v in per_task.values())
+    cid = next(iter(per_task))
+    card = json.loads((tmp_path / "select" / "models" / f"{cid}.json").read_text())
+    assert card["tasks"] == tasks and card["multitask"] == "routing" and card["sharing"]["modules_per_task"]
+    assert card["test_accuracy"] == pytest.approx(np.mean(list(card["per_task_test_accuracy"].values())))
+    for t in tasks:
+        assert (tmp_path / "select" / "models" / card["files"][f"onnx:{t}"]).is_file()
+    import pandas as pd
+
+    front = pd.read_csv(tmp_path / "select" / "pareto.csv")
+    assert all(f"val_acc:{t}" in front.columns for t in tasks)
+    rows = json.loads((tmp_path / "select" / "codeepneat_front.json").read_text())
+    assert all(len(r["routes"]) == 5 for r in rows)
+    out = tmp_path / "routes.png"
+    cli("show", "--draw", cid, "--out", str(out))
+    assert out.stat().st_size > 5000
