@@ -83,13 +83,7 @@ def draw_network(space, genome: Genome, path: str | Path, title: str | None = No
     nx.draw_networkx_labels(g, pos, ax=ax, labels=nx.get_node_attributes(g, "label"), font_size=7)
     ax.set_title(title or f"network {genome.key()}", fontsize=9)
     ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)
 
 
 def _draw_routes(space, genome: Genome, path: Path, title: str | None, task_names: list[str] | None) -> Path:
@@ -138,6 +132,13 @@ def _draw_routes(space, genome: Genome, path: Path, title: str | None, task_name
         ax.axis("off")
     fig.suptitle((title or f"network {genome.key()}") + "\n" +
                  "; ".join(f"m{k}: {v}" for k, v in legend.items()), fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    """Write the figure to a temporary file beside ``path``, then rename it into place."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")

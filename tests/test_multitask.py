@@ -216,3 +216,21 @@ def test_omniglot_example_runs_end_to_end_with_per_task_outputs(evonas_bin, tmp_
     out = tmp_path / "routes.png"
     cli("show", "--draw", cid, "--out", str(out))
     assert out.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("scheme", ["heads", "routing"])
+def test_evaluator_records_every_task_and_the_mean(scheme, tmp_path):
+    from nas import stages
+    from nas.evaluators.standalone import StandaloneEvaluator
+    from nas.factory import build_space
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path, ["data.kind=omniglot", "data.tasks=[Latin, Greek]", "space.kind=codeepneat",
+                                 f"space.multitask={scheme}", "space.routing_channels=8"])
+    stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
+    space = build_space(cfg)
+    ev = StandaloneEvaluator(space=cfg.space, data_dir=cfg.data.out_dir, epochs=1, latency_repeats=2, latency_warmup=0,
+                             init="autoinit")
+    m = ev.metrics(space.sample(np.random.default_rng(0), 2), 0)
+    assert set(m) >= {"val_accuracy", "val_acc:Latin", "val_acc:Greek", "params", "flops", "latency_ms"}
+    assert m["val_accuracy"] == pytest.approx((m["val_acc:Latin"] + m["val_acc:Greek"]) / 2)

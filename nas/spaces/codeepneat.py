@@ -114,6 +114,18 @@ def add_node(g: nx.DiGraph, attrs: dict) -> int:
     return nid
 
 
+def chain_graph(nodes: list[dict]) -> nx.DiGraph:
+    """``input -> nodes[0] -> ... -> output``."""
+    g = new_graph()
+    prev = 0
+    for attrs in nodes:
+        n = add_node(g, attrs)
+        g.add_edge(prev, n)
+        prev = n
+    g.add_edge(prev, 1)
+    return g
+
+
 def io_nodes(g: nx.DiGraph) -> tuple[int, int]:
     ins = [n for n, r in g.nodes(data="role") if r == "input"]
     outs = [n for n, r in g.nodes(data="role") if r == "output"]
@@ -419,24 +431,15 @@ class CoDeepNEATSpace:
         most module slots, each module a chain of the most convolutions at the widest channels
         and kernel (the nadir of the cost objectives when they are normalised)."""
         v = self.vocab
-        bp = new_graph()
-        prev, modules = 0, {}
-        for s in range(v.max_blueprint_modules):
-            w = add_node(bp, {"op": "module", "species": s})
-            bp.add_edge(prev, w)
-            prev = w
-            m = new_graph()
-            mp = 0
-            for _ in range(v.max_module_layers):
-                layer = {"op": "conv", "channels": max(v.conv_channels), "kernel": max(v.conv_kernels),
-                         "act": v.activations[0]}
-                x = add_node(m, layer)
-                m.add_edge(mp, x)
-                mp = x
-            m.add_edge(mp, 1)
-            modules[s] = m
-        bp.add_edge(prev, 1)
-        return self.assemble(bp, modules)
+        n = v.max_blueprint_modules
+        return self.assemble(chain_graph([{"op": "module", "species": s} for s in range(n)]),
+                             {s: self.widest_module() for s in range(n)})
+
+    def widest_module(self) -> nx.DiGraph:
+        """A chain of the most convolutions at the widest channels and kernel."""
+        v = self.vocab
+        return chain_graph([{"op": "conv", "channels": max(v.conv_channels), "kernel": max(v.conv_kernels),
+                             "act": v.activations[0]}] * v.max_module_layers)
 
     def sample(self, rng: np.random.Generator, mutations: int = 3) -> Genome:
         """A random network: a minimal blueprint and modules, each grown by a few mutations."""

@@ -26,8 +26,7 @@ import networkx as nx
 import numpy as np
 
 from nas.genome import Genome, canonical_json
-from nas.spaces.codeepneat import (CoDeepNEATSpace, add_node, from_dict, is_valid, layer_text, new_graph,
-                                   to_dict)
+from nas.spaces.codeepneat import CoDeepNEATSpace, add_node, chain_graph, from_dict, is_valid, layer_text, to_dict
 
 ROUTING_SPACE = "codeepneat_routing"
 ROUTING_LAYERS = ("conv", "batchnorm", "dropout", "activation")
@@ -194,28 +193,10 @@ class RoutingSpace(CoDeepNEATSpace):
                 "module_overlap": overlap}
 
     def largest(self) -> Genome:
-        v = self.vocab
-        routes, modules = [], {}
-        for _ in range(self.n_tasks):
-            bp = new_graph()
-            prev = 0
-            for s in range(v.max_blueprint_modules):
-                w = add_node(bp, {"op": "module", "species": s})
-                bp.add_edge(prev, w)
-                prev = w
-            bp.add_edge(prev, 1)
-            routes.append(bp)
-        for s in range(v.max_blueprint_modules):
-            m = new_graph()
-            prev = 0
-            for _ in range(v.max_module_layers):
-                x = add_node(m, {"op": "conv", "channels": self.channels, "kernel": max(v.conv_kernels),
-                                 "act": v.activations[0]})
-                m.add_edge(prev, x)
-                prev = x
-            m.add_edge(prev, 1)
-            modules[s] = m
-        return self.assemble(join_tasks(routes), modules)
+        n = self.vocab.max_blueprint_modules
+        route = [{"op": "module", "species": s} for s in range(n)]
+        return self.assemble(join_tasks([chain_graph(route) for _ in range(self.n_tasks)]),
+                             {s: self.widest_module() for s in range(n)})
 
     def layer_graph(self, genome: Genome) -> nx.DiGraph:
         raise ValueError("a routing network has one topology per task: see RoutingSpace.parts / evonas show --draw")

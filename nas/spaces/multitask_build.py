@@ -49,8 +49,8 @@ class HeadsNet(nn.Module):
 class RoutingNet(nn.Module):
     """Shared modules, one topology per task over them (the CTR scheme).
 
-    A shared stem (3x3 convolution to ``channels``, stride 2 on inputs of 16 pixels or more,
-    batch norm, ReLU) feeds each task's route; a route node applies its module to the sum of
+    A shared stem (3x3 convolution to ``channels``, batch norm, ReLU, and 2x2 max pooling on
+    inputs of 16 pixels or more) feeds each task's route; a route node applies its module to the sum of
     its predecessors' outputs; the route's output (the sum of its predecessors) goes to the
     task's head (pooled to at most 4x4, flattened, linear). Module ``k`` is one ``nn.Module``
     however many tasks use it, so their parameters are shared."""
@@ -61,8 +61,9 @@ class RoutingNet(nn.Module):
         if len(routes) != len(task_classes):
             raise ValueError(f"network has {len(routes)} task routes, the data has {len(task_classes)} tasks")
         c, h, w = (int(v) for v in input_shape)
-        stride = 2 if min(h, w) >= 16 else 1
-        self.stem = nn.Sequential(nn.Conv2d(c, space.channels, 3, stride, 1), nn.BatchNorm2d(space.channels), nn.ReLU())
+        pool = [nn.MaxPool2d(2)] if min(h, w) >= 16 else []
+        self.stem = nn.Sequential(nn.Conv2d(c, space.channels, 3, 1, 1), nn.BatchNorm2d(space.channels), nn.ReLU(),
+                                  *pool)
         with torch.no_grad():
             shape = tuple(self.stem.eval()(torch.zeros(2, c, h, w)).shape[1:])
         self.stem.train()
