@@ -6,8 +6,9 @@ the archive instead of being evaluated again.
 
 With ``steady_state=True`` (asynchronous search) it takes results in batches of any size:
 the first ``pop_size`` proposals are random; from then on every ``tell`` runs pymoo's
-rank-and-crowding survival over the current population plus the new results (so the
-population is always the elite of everything evaluated so far), and every ``ask`` mates
+rank-and-crowding survival over every result told so far (so the population is always the
+elite of everything evaluated, even when crowding once dropped a member that is on the final
+front), and every ``ask`` mates
 that population with pymoo's own operators (binary tournament, SBX, polynomial mutation).
 """
 
@@ -49,7 +50,6 @@ class NSGA2Strategy:
         self.steady_state = steady_state
         self._rng = np.random.default_rng(seed)
         self._asked: set[Genome] = set()
-        self._told: list[Genome] = []
         self.archive = Archive(objectives, constraints)
         self.pop_size = pop_size
         self.algorithm = integer_nsga2(pop_size)
@@ -112,21 +112,22 @@ class NSGA2Strategy:
 
         for r in results:
             self._asked.discard(r.genome)
-        new = [r.genome for r in results]
-        self._told += new
         alg = self.algorithm
         if alg.pop is None or len(alg.pop) == 0:
-            if len(self._told) < self.pop_size:
+            if len(self.archive) < self.pop_size:  # still gathering the initial population
                 return
-            new, self._told = self._told, []
-        elif not new:
+        elif not results:
             return
-        pop = Population.new(X=np.array([g.values for g in new], dtype=float),
-                             F=np.array([self.archive.F(g) for g in new]))
+        # rank-and-crowding survival over everything told so far, not only the current population
+        # plus the newcomers: a front member once dropped by crowding can come back when the
+        # members that crowded it out are dominated later, so the population is always the
+        # elite of the whole archive
+        told = list(self.archive.results)
+        pop = Population.new(X=np.array([g.values for g in told], dtype=float),
+                             F=np.array([self.archive.F(g) for g in told]))
         if self.archive.constraints:
-            pop.set("G", np.array([self.archive.G(g) for g in new]))
-        merged = pop if alg.pop is None or len(alg.pop) == 0 else Population.merge(alg.pop, pop)
-        alg.pop = alg.survival.do(alg.problem, merged, n_survive=self.pop_size, algorithm=alg,
+            pop.set("G", np.array([self.archive.G(g) for g in told]))
+        alg.pop = alg.survival.do(alg.problem, pop, n_survive=self.pop_size, algorithm=alg,
                                   random_state=alg.random_state)
 
     def tell(self, results: list[EvaluationResult]) -> None:
