@@ -81,8 +81,10 @@ def fixed_multitask(data, epochs: int, lr: float, batch: int, seed: int) -> tupl
         p.numel() for p in net.parameters())
 
 
-def evolved(cfg, scheme: str, data, epochs: int, lr: float, batch: int) -> tuple[list[float], dict]:
-    """Search with ``scheme``, retrain the most accurate network found, score it on test."""
+def evolved(cfg, scheme: str, data, epochs: int, lr: float, batch: int, finalists: int = 1) -> tuple[list[float], dict]:
+    """Search with ``scheme``; retrain the ``finalists`` most accurate networks found (by the
+    search's short-training validation accuracy) with the full budget, keep the one with the
+    best validation accuracy after it, and score that one on test."""
     from nas import stages
     from nas.evaluators.standalone import build_model
     from nas.factory import build_space
@@ -94,17 +96,22 @@ def evolved(cfg, scheme: str, data, epochs: int, lr: float, batch: int) -> tuple
     summary = stages.run_search(cfg, resume=False)
     found = read_populations(Path(cfg.search.out_dir) / "populations")
     found = found[found.status == "ok"].sort_values(["val_accuracy", "params"], ascending=[False, True])
-    best = found.iloc[0]
     space = build_space(cfg)
-    genome = Genome.from_json(best["genome"], space.name)
-    seed = candidate_seed(cfg.seed, genome)
-    torch.manual_seed(seed)
-    net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape,
-                      cfg.evaluation.init, seed, task_classes=data.task_num_classes)
-    train_multitask(net, data.x_train, data.y_train, data.t_train, data.n_tasks, epochs, lr, batch,
-                    np.random.default_rng(seed))
+    trained = []
+    for _, row in found.head(max(1, finalists)).iterrows():
+        genome = Genome.from_json(row["genome"], space.name)
+        seed = candidate_seed(cfg.seed, genome)
+        torch.manual_seed(seed)
+        net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape,
+                          cfg.evaluation.init, seed, task_classes=data.task_num_classes)
+        train_multitask(net, data.x_train, data.y_train, data.t_train, data.n_tasks, epochs, lr, batch,
+                        np.random.default_rng(seed))
+        val = float(np.mean(accuracy_by_task(net, data.x_val, data.y_val, data.t_val, data.n_tasks)))
+        trained.append((val, row, genome, net))
+    val, best, genome, net = max(trained, key=lambda t: t[0])
     acc = accuracy_by_task(net, data.x_test, data.y_test, data.t_test, data.n_tasks)
     info = {"candidate_id": best["candidate_id"], "search_val_accuracy": float(best["val_accuracy"]),
+            "finalists": len(trained), "final_val_accuracy": val,
             "params": int(sum(p.numel() for p in net.parameters())), "evaluated": int(summary["n_evaluated"]),
             "architecture": space.describe(genome), "search_seconds": summary["seconds"],
             "seconds": time.perf_counter() - t0}
@@ -119,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE override (repeatable)")
     ap.add_argument("--epochs", type=int, default=15, help="final training passes over each task's data")
     ap.add_argument("--schemes", default="heads,routing", help="evolved schemes to run")
+    ap.add_argument("--finalists", type=int, default=1,
+                    help="best networks of each search retrained with the full budget; the best on validation is tested")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -136,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, dict] = {}
     meta: dict = {"tasks": data.tasks, "task_classes": data.task_num_classes, "epochs": args.epochs,
                   "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)), "params_file": str(args.params),
-                  "overrides": args.sets}
+                  "overrides": args.sets, "finalists": args.finalists}
 
     def record(name: str, accs: list[float]) -> None:
         results[name] = {**dict(zip(data.tasks, map(float, accs))), "mean": float(np.mean(accs))}
@@ -151,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     record("fixed_multitask", accs)
     meta["fixed_multitask"] = {"params": params, "seconds": time.perf_counter() - s}
     for scheme in [x for x in args.schemes.split(",") if x]:
-        accs, info = evolved(cfg, scheme, data, args.epochs, lr, batch)
+        accs, info = evolved(cfg, scheme, data, args.epochs, lr, batch, args.finalists)
         record(scheme, accs)
         meta[scheme] = info
     meta["seconds"] = time.perf_counter() - t0

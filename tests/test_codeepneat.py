@@ -323,15 +323,19 @@ def test_codeepneat_search_through_the_pipeline_in_both_modes(evonas_bin, tmp_pa
     out = tmp_path / "best.png"
     proc = _cli(evonas_bin, ["show", "--draw", "best", "--out", str(out)], tmp_path)
     assert out.stat().st_size > 5000 and "drawing:" in proc.stdout + proc.stderr
-    _cli(evonas_bin, ["show", "--draw", front[0]["candidate_id"], "--out", str(tmp_path / "n.dot")], tmp_path)
-    assert (tmp_path / "n.dot").read_text().startswith("digraph")
+    from nas.draw import draw_network
+    from nas.genome import Genome
+
+    dot = draw_network(SPACE, Genome.from_payload({"blueprint": front[0]["blueprint"], "modules": front[0]["modules"]},
+                                                  "codeepneat"), tmp_path / "n.dot")
+    assert dot.read_text().startswith("digraph") and "cluster_" in dot.read_text()
 
     _cli(evonas_bin, ["stage", "search", "--fresh", "--set", "search.mode=async", "--set", "search.async.in_flight=4",
-                      "--set", "search.async.batch=2", "--set", "search.async.budget=10"], tmp_path)
+                      "--set", "search.async.batch=2", "--set", "search.async.budget=8"], tmp_path)
     summary = json.loads((tmp_path / "search" / "summary.json").read_text())
-    assert summary["mode"] == "async" and summary["n_evaluated"] >= 10
+    assert summary["mode"] == "async" and summary["n_evaluated"] >= 8
     pops = json.loads((tmp_path / "search" / "codeepneat_populations.json").read_text())
-    assert len(pops["history"]) >= 5  # the populations evolved on every batch of M = 2 results
+    assert len(pops["history"]) >= 4  # the populations evolved on every batch of M = 2 results
 
 
 def test_a_checkpoint_replays_into_the_same_coevolution(tmp_path):

@@ -37,10 +37,11 @@ def slot(s):
 
 
 def routing_net(space=None):
-    """Task 0 uses modules A then B, task 1 uses A only, task 2 uses B only."""
+    """Task 0 uses modules A then B, task 1 uses A only, task 2 uses B only (B pools with
+    stride 1, keeping the shape every routing module must keep)."""
     space = space or RoutingSpace(None, 3, 16)
     bp = join_tasks([chain(slot(0), slot(1)), chain(slot(0)), chain(slot(1))])
-    g = space.assemble(bp, {0: chain(conv()), 1: chain(conv(k=1, act="tanh"), {"op": "batchnorm"})})
+    g = space.assemble(bp, {0: chain(conv()), 1: chain(conv(k=1, act="tanh"), {"op": "maxpool"}, {"op": "batchnorm"})})
     return space, g, RoutingNet(space, g, (1, 28, 28), CLASSES)
 
 
@@ -118,7 +119,7 @@ def test_routing_space_mutates_one_task_at_a_time_and_validates():
     wide = space.assemble(join_tasks([chain(slot(0))] * 3), {0: chain(conv(64))})
     with pytest.raises(ValueError, match="not shape-preserving"):
         space.validate(wide)
-    assert all(op in ("conv", "batchnorm", "dropout", "activation") for op in space.vocab.layers)
+    assert set(space.vocab.layers) == {"conv", "maxpool", "avgpool", "batchnorm", "dropout", "activation"}
 
 
 def test_sep_crossover_of_routings_keeps_every_task_valid():

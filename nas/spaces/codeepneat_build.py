@@ -72,8 +72,9 @@ def _merge(shapes: list[torch.Size]) -> Merge:
     return Merge([nn.AdaptiveAvgPool2d((h, w)) if (s[2], s[3]) != (h, w) else nn.Identity() for s in shapes])
 
 
-def make_layer(attrs: dict, shape: torch.Size) -> nn.Module:
-    """The torch layer for one node, given the shape ``(N, C[, H, W])`` of its (merged) input."""
+def make_layer(attrs: dict, shape: torch.Size, keep_shape: bool = False) -> nn.Module:
+    """The torch layer for one node, given the shape ``(N, C[, H, W])`` of its (merged) input.
+    ``keep_shape``: pooling is 3x3 with stride 1 (shape-preserving modules)."""
     op = attrs["op"]
     flat = len(shape) == 2
     if op in ("merge", "input", "output"):
@@ -90,6 +91,8 @@ def make_layer(attrs: dict, shape: torch.Size) -> nn.Module:
     if op in ("maxpool", "avgpool"):
         if flat or min(int(shape[2]), int(shape[3])) < 2:
             return nn.Identity()
+        if keep_shape:
+            return nn.MaxPool2d(3, 1, 1) if op == "maxpool" else nn.AvgPool2d(3, 1, 1, count_include_pad=False)
         return nn.MaxPool2d(2) if op == "maxpool" else nn.AvgPool2d(2)
     if op == "dropout":
         return nn.Dropout(float(attrs["rate"]))
@@ -104,9 +107,10 @@ class GraphNet(nn.Module):
     """A network computed node by node in a fixed topological order."""
 
     def __init__(self, graph: nx.DiGraph, input_shape: tuple[int, ...], num_classes: int | None,
-                 merge: str = "concat"):
+                 keep_shape: bool = False):
         """``num_classes=None`` leaves out the head (the output node's tensor is returned, its
-        shape in ``out_shape``); ``merge="sum"`` adds several inputs instead of concatenating."""
+        shape in ``out_shape``); ``keep_shape`` (shape-preserving modules) adds several inputs
+        instead of concatenating them and pools 3x3 with stride 1."""
         super().__init__()
         order = list(nx.lexicographical_topological_sort(graph))
         self.order = order
@@ -124,11 +128,11 @@ class GraphNet(nn.Module):
                     continue
                 xs = [outs[p] for p in preds]
                 if len(xs) > 1:
-                    self.merges[str(n)] = Sum() if merge == "sum" else _merge([x.shape for x in xs])
+                    self.merges[str(n)] = Sum() if keep_shape else _merge([x.shape for x in xs])
                     x = self.merges[str(n)](xs)
                 else:
                     x = xs[0]
-                self.layers[str(n)] = make_layer(graph.nodes[n]["attrs"], x.shape)
+                self.layers[str(n)] = make_layer(graph.nodes[n]["attrs"], x.shape, keep_shape)
                 self.layers[str(n)].eval()
                 outs[n] = self.layers[str(n)](x)
             out = outs[self.output_node]

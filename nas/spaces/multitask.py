@@ -10,8 +10,8 @@ Two schemes, chosen by ``space.multitask``:
   task, evolved together; wherever two tasks' topologies name the same module species they
   use the *same* module, i.e. the same parameters. Every routing module maps a
   ``(C, H, W)`` feature map to one of the same shape (``C = space.routing_channels``; layers
-  ``conv`` at ``C`` channels, ``batchnorm``, ``dropout``, ``activation``; branches summed), so
-  any module fits anywhere in any task's topology.
+  ``conv`` at ``C`` channels, 3x3 stride-1 ``maxpool``/``avgpool``, ``batchnorm``, ``dropout``,
+  ``activation``; branches summed), so any module fits anywhere in any task's topology.
 
 A routing genome's spec is ``{"routes": [task graph, ...], "modules": [graph, ...]}`` with
 route nodes naming modules by index. This module never builds torch modules (see
@@ -29,7 +29,7 @@ from nas.genome import Genome, canonical_json
 from nas.spaces.codeepneat import CoDeepNEATSpace, add_node, chain_graph, from_dict, is_valid, layer_text, to_dict
 
 ROUTING_SPACE = "codeepneat_routing"
-ROUTING_LAYERS = ("conv", "batchnorm", "dropout", "activation")
+ROUTING_LAYERS = ("conv", "maxpool", "avgpool", "batchnorm", "dropout", "activation")
 
 
 def split_tasks(g: nx.DiGraph) -> list[nx.DiGraph] | None:

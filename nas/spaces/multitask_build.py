@@ -67,7 +67,7 @@ class RoutingNet(nn.Module):
         with torch.no_grad():
             shape = tuple(self.stem.eval()(torch.zeros(2, c, h, w)).shape[1:])
         self.stem.train()
-        self.blocks = nn.ModuleList(GraphNet(from_dict(m), shape, None, merge="sum") for m in modules)
+        self.blocks = nn.ModuleList(GraphNet(from_dict(m), shape, None, keep_shape=True) for m in modules)
         self.pool, self.heads = _heads(shape, task_classes)
         self.routes = []
         for r in routes:
