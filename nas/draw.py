@@ -89,7 +89,7 @@ def draw_network(space, genome: Genome, path: str | Path, title: str | None = No
 def _draw_routes(space, genome: Genome, path: Path, title: str | None, task_names: list[str] | None) -> Path:
     """Multi-task routing: one panel per task, its topology over the shared modules; a module
     has the same colour in every task that uses it (``.dot``: one cluster per task)."""
-    from nas.spaces.codeepneat import from_dict, layer_text
+    from nas.spaces.codeepneat import from_dict, layer_text, slot_text
 
     routes, modules = space.parts(genome)
     names = list(task_names or []) + [f"task {t}" for t in range(len(task_names or []), len(routes))]
@@ -99,7 +99,7 @@ def _draw_routes(space, genome: Genome, path: Path, title: str | None, task_name
     for r in routes:
         g = from_dict(r)
         for n, a in g.nodes(data="attrs"):
-            g.nodes[n]["label"] = f"m{a['module']}" if a["op"] == "module" else a["op"]
+            g.nodes[n]["label"] = slot_text(a)
             g.nodes[n]["group"] = a.get("module", -1)
         graphs.append(g)
     if path.suffix == ".dot":

@@ -66,28 +66,40 @@ def recalibrate_bn(model: nn.Module, x: np.ndarray, n_batches: int, batch_size: 
     model.eval()
 
 
+def _sgd_step(model: nn.Module, lr: float, weight_decay: float, steps: int):
+    """SGD with Nesterov momentum on a cosine schedule over ``steps``; returns ``step(logits, y,
+    where)``, which takes one step on the cross-entropy and returns the loss. It stops at the
+    candidate's deadline (``evaluation.timeout_s``) and raises :class:`DivergedError` on a
+    non-finite loss."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+
+    def step(logits: torch.Tensor, y: torch.Tensor, where: str) -> float:
+        check_deadline()
+        loss = F.cross_entropy(logits, y)
+        if not torch.isfinite(loss):
+            raise DivergedError(f"loss became {loss.item()} in {where}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss.detach())
+
+    return step
+
+
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch_size: int,
           rng: np.random.Generator, device: torch.device | str = "cpu", weight_decay: float = 3e-5,
           on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
     """SGD with Nesterov momentum and cosine schedule; returns the mean loss per epoch."""
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    steps = max(1, epochs * math.ceil(len(x) / batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    step = _sgd_step(model, lr, weight_decay, epochs * math.ceil(len(x) / batch_size))
     losses = []
     for ep in range(epochs):
         model.train()
         total, n = 0.0, 0
         for xb, yb in batches(x, y, batch_size, rng, device):
-            check_deadline()  # evaluation.timeout_s: stop between batches
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), yb)
-            if not torch.isfinite(loss):
-                raise DivergedError(f"loss became {loss.item()} in epoch {ep}")
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(yb)
+            total += step(model(xb), yb, f"epoch {ep}") * len(yb)
             n += len(yb)
         losses.append(total / max(n, 1))
         if on_epoch:
@@ -103,10 +115,8 @@ def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarra
     shared parameters see every task throughout. SGD with Nesterov momentum and a cosine
     schedule, as :func:`train`; returns the mean loss per epoch."""
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     per_task = [np.flatnonzero(t == k) for k in range(n_tasks)]
-    steps_per_epoch = sum(math.ceil(len(i) / batch_size) for i in per_task)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs * steps_per_epoch))
+    step = _sgd_step(model, lr, weight_decay, epochs * sum(math.ceil(len(i) / batch_size) for i in per_task))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     losses = []
     for ep in range(epochs):
@@ -117,17 +127,9 @@ def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarra
             plan += [(k, idx[i:i + batch_size]) for i in range(0, len(idx), batch_size) if len(idx[i:i + batch_size]) > 1]
         total, n = 0.0, 0
         for j in rng.permutation(len(plan)):
-            check_deadline()
             k, b = plan[int(j)]
             xb, yb = xt[b].to(device), yt[b].to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb, int(k)), yb)
-            if not torch.isfinite(loss):
-                raise DivergedError(f"loss became {loss.item()} in epoch {ep} (task {k})")
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(b)
+            total += step(model(xb, int(k)), yb, f"epoch {ep} (task {k})") * len(b)
             n += len(b)
         losses.append(total / max(n, 1))
     return losses

@@ -114,6 +114,17 @@ def add_node(g: nx.DiGraph, attrs: dict) -> int:
     return nid
 
 
+def slot_text(node: dict) -> str:
+    """A blueprint or route node: ``m<index>`` for a module, else ``input``/``output``."""
+    return f"m{node['module']}" if node["op"] == "module" else node["op"]
+
+
+def graph_text(d: dict, name) -> str:
+    """``0:input 1:... | 0->1 ...`` for a graph in plain form, nodes named by ``name(node)``."""
+    return " ".join(f"{k}:{name(n)}" for k, n in enumerate(d["nodes"])) + " | " + \
+        " ".join(f"{u}->{v}" for u, v in d["edges"])
+
+
 def chain_graph(nodes: list[dict]) -> nx.DiGraph:
     """``input -> nodes[0] -> ... -> output``."""
     g = new_graph()
@@ -416,13 +427,8 @@ class CoDeepNEATSpace:
         module the same way over its layers, e.g.
         ``blueprint 0:input 1:m0 2:output | 0->1 1->2; m0 0:input 1:conv16k3/relu 2:output | 0->1 1->2``."""
         bp, mods = self.parts(genome)
-
-        def graph(d: dict, name) -> str:
-            nodes = " ".join(f"{k}:{name(n)}" for k, n in enumerate(d["nodes"]))
-            return nodes + " | " + " ".join(f"{u}->{v}" for u, v in d["edges"])
-
-        parts = ["blueprint " + graph(bp, lambda n: f"m{n['module']}" if n["op"] == "module" else n["op"])]
-        parts += [f"m{k} " + graph(m, layer_text) for k, m in enumerate(mods)]
+        parts = ["blueprint " + graph_text(bp, slot_text)] + [f"m{k} " + graph_text(m, layer_text)
+                                                             for k, m in enumerate(mods)]
         return "; ".join(parts)
 
     # --- whole networks (random search, checks) ------------------------------------------

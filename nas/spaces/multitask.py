@@ -26,7 +26,8 @@ import networkx as nx
 import numpy as np
 
 from nas.genome import Genome, canonical_json
-from nas.spaces.codeepneat import CoDeepNEATSpace, add_node, chain_graph, from_dict, is_valid, layer_text, to_dict
+from nas.spaces.codeepneat import (CoDeepNEATSpace, add_node, chain_graph, from_dict, graph_text, is_valid, layer_text,
+                                   slot_text, to_dict)
 
 ROUTING_SPACE = "codeepneat_routing"
 ROUTING_LAYERS = ("conv", "maxpool", "avgpool", "batchnorm", "dropout", "activation")
@@ -168,14 +169,8 @@ class RoutingSpace(CoDeepNEATSpace):
 
     def describe(self, genome: Genome) -> str:
         routes, mods = self.parts(genome)
-
-        def graph(d: dict, name) -> str:
-            return " ".join(f"{k}:{name(n)}" for k, n in enumerate(d["nodes"])) + " | " + \
-                " ".join(f"{u}->{v}" for u, v in d["edges"])
-
-        parts = [f"task{t} " + graph(r, lambda n: f"m{n['module']}" if n["op"] == "module" else n["op"])
-                 for t, r in enumerate(routes)]
-        parts += [f"m{k} " + graph(m, layer_text) for k, m in enumerate(mods)]
+        parts = [f"task{t} " + graph_text(r, slot_text) for t, r in enumerate(routes)]
+        parts += [f"m{k} " + graph_text(m, layer_text) for k, m in enumerate(mods)]
         return "; ".join(parts)
 
     def sharing(self, genome: Genome) -> dict:
