@@ -11,7 +11,7 @@ from pathlib import Path
 import networkx as nx
 
 from nas.genome import Genome
-from nas.io import atomic_write_text
+from nas.io import atomic_save_figure, atomic_write_text
 
 
 def _labelled(space, genome: Genome) -> nx.DiGraph:
@@ -83,7 +83,7 @@ def draw_network(space, genome: Genome, path: str | Path, title: str | None = No
     nx.draw_networkx_labels(g, pos, ax=ax, labels=nx.get_node_attributes(g, "label"), font_size=7)
     ax.set_title(title or f"network {genome.key()}", fontsize=9)
     ax.axis("off")
-    return _save(fig, path)
+    return atomic_save_figure(fig, path)
 
 
 def _draw_routes(space, genome: Genome, path: Path, title: str | None, task_names: list[str] | None) -> Path:
@@ -132,17 +132,5 @@ def _draw_routes(space, genome: Genome, path: Path, title: str | None, task_name
         ax.axis("off")
     fig.suptitle((title or f"network {genome.key()}") + "\n" +
                  "; ".join(f"m{k}: {v}" for k, v in legend.items()), fontsize=8)
-    return _save(fig, path)
+    return atomic_save_figure(fig, path)
 
-
-def _save(fig, path: Path) -> Path:
-    """Write the figure to a temporary file beside ``path``, then rename it into place."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path

@@ -53,3 +53,18 @@ def _default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def atomic_save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay out and save a matplotlib figure beside ``path`` under a temporary name, close it,
+    then rename it into place (the suffix picks the format)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -17,7 +17,7 @@ import pandas as pd
 from nas.config import Config, ConfigError
 from nas.data import Prepared, load_prepared, prepare, save_prepared
 from nas.genome import EvaluationResult, Genome, candidate_seed
-from nas.io import atomic_write_json, atomic_write_text
+from nas.io import atomic_save_figure, atomic_write_json, atomic_write_text
 from nas.objectives import MAXIMISE, cost_metrics, count_flops, count_params, feasible, measure_latency_ms, to_minimise
 from nas.pareto import hypervolume, knee_point, non_dominated, spread_points
 from nas.progress import bar
@@ -548,12 +548,7 @@ def plot_front(path: Path, all_df: pd.DataFrame, front: pd.DataFrame, objectives
         ax.grid(alpha=0.3)
     axes[0][0].legend(loc="lower right")
     fig.suptitle(f"Pareto front over {len(ok)} evaluated subnets")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    atomic_save_figure(fig, path)
 
 
 def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, picks: dict[str, list[str]],

@@ -17,8 +17,8 @@ import torch
 from nas.config import CoDeepNEATConfig, ConfigError, load_config
 from nas.evaluators import LocalPool
 from nas.genome import EvaluationResult
-from nas.spaces.codeepneat import (CoDeepNEATSpace, add_node, compatibility, from_dict, inner_nodes, is_valid, new_graph,
-                                   to_dict)
+from nas.spaces.codeepneat import (CoDeepNEATSpace, add_node, chain_graph, compatibility, from_dict, inner_nodes,
+                                   is_valid, new_graph, to_dict)
 from nas.spaces.codeepneat_build import build_codeepneat
 from nas.strategies.codeepneat import CoDeepNEATStrategy, NEATPopulation
 from tests.analytic import AnalyticGraphEvaluator
@@ -27,15 +27,8 @@ from tests.conftest import ROOT
 SPACE = CoDeepNEATSpace()
 
 
-def chain(*layers) -> nx.DiGraph:
-    g = new_graph()
-    prev = 0
-    for layer in layers:
-        n = add_node(g, layer)
-        g.add_edge(prev, n)
-        prev = n
-    g.add_edge(prev, 1)
-    return g
+def chain(*nodes) -> nx.DiGraph:
+    return chain_graph(list(nodes))
 
 
 CONV8 = {"op": "conv", "channels": 8, "kernel": 3, "act": "relu"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nas.config import CoDeepNEATConfig, SpaceConfig
-from nas.spaces.codeepneat import CoDeepNEATSpace, add_node, new_graph, to_dict
+from nas.spaces.codeepneat import CoDeepNEATSpace, chain_graph, to_dict
 from nas.spaces.multitask import RoutingSpace, join_tasks, split_tasks
 from nas.spaces.multitask_build import HeadsNet, RoutingNet, TaskView, build_multitask
 from nas.training import accuracy_by_task, train_multitask
@@ -18,14 +18,7 @@ CLASSES = [5, 7, 3]
 
 
 def chain(*nodes) -> nx.DiGraph:
-    g = new_graph()
-    prev = 0
-    for attrs in nodes:
-        n = add_node(g, attrs)
-        g.add_edge(prev, n)
-        prev = n
-    g.add_edge(prev, 1)
-    return g
+    return chain_graph(list(nodes))
 
 
 def conv(c=16, k=3, act="relu"):
