@@ -147,6 +147,42 @@ def test_joint_training_learns_every_task():
     assert losses[-1] < losses[0] and min(acc) > 0.8
 
 
+@pytest.mark.parametrize("multitask", ["heads", "routing"])
+def test_mixed_batches_run_shared_layers_once_on_every_task(multitask):
+    """forward_mixed equals per-task forwarding in eval mode; in training, a module shared by
+    several tasks runs once on their rows together, so its batch norm sees the task mixture."""
+    from nas.training import task_logits
+
+    if multitask == "routing":
+        # task 0: A then B, task 1: A, task 2: B; A and B both hold batch norm
+        space = RoutingSpace(None, 3, 16)
+        bp = join_tasks([chain(slot(0), slot(1)), chain(slot(0)), chain(slot(1))])
+        g = space.assemble(bp, {0: chain(conv(), {"op": "batchnorm"}), 1: chain(conv(k=1), {"op": "batchnorm"})})
+        net = RoutingNet(space, g, (1, 28, 28), CLASSES)
+        shared = [b for b in net.blocks]
+    else:
+        space = CoDeepNEATSpace()
+        g = space.assemble(chain(slot(0)), {0: chain(conv(8), {"op": "batchnorm"}, {"op": "maxpool"})})
+        net = HeadsNet(space, g, (1, 28, 28), CLASSES)
+        shared = [net.trunk]
+    x, t = torch.randn(10, 1, 28, 28), torch.tensor([0, 2, 1, 0, 2, 2, 1, 0, 1, 2])
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, i, o: calls.append(len(i[0]))) for m in shared]
+    net.train()
+    out = task_logits(net, x, t)
+    assert sorted(k for k, _, _ in out) == [0, 1, 2]
+    # a shared module runs once per wave on all the rows ready for it: A on tasks 0 and 1
+    # together (3 + 3 rows), B on task 2 (4), then B on task 0 once A has given its input (3)
+    assert calls == ([3 + 3, 4, 3] if multitask == "routing" else [10])
+    for h in hooks:
+        h.remove()
+    net.eval()
+    for k, rows, logits in task_logits(net, x, t):
+        assert logits.shape == (len(rows), CLASSES[k])
+        assert torch.equal(rows, torch.nonzero(t == k).flatten())
+        assert torch.allclose(logits, net(x[rows], k), atol=1e-5)
+
+
 def test_coevolution_runs_on_routings():
     from nas.genome import EvaluationResult
     from nas.strategies.codeepneat import CoDeepNEATStrategy

@@ -27,6 +27,10 @@ class TaskView(nn.Module):
         return self.net(x, self.task)
 
 
+def _task_rows(t: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    return [(int(k), torch.nonzero(t == k).flatten()) for k in torch.unique(t).tolist()]
+
+
 def _heads(shape: tuple[int, ...], task_classes: list[int]) -> tuple[nn.Module, nn.ModuleList]:
     pool = to_vector(torch.Size((1, *shape))) if len(shape) == 3 else nn.Identity()
     with torch.no_grad():
@@ -44,6 +48,12 @@ class HeadsNet(nn.Module):
 
     def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
         return self.heads[task](self.pool(self.trunk(x)))
+
+    def forward_mixed(self, x: torch.Tensor, t: torch.Tensor) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """A batch mixing tasks (``t``: each row's task): the trunk sees the whole batch once;
+        ``(task, rows, logits)`` for each task present."""
+        h = self.pool(self.trunk(x))
+        return [(k, rows, self.heads[k](h[rows])) for k, rows in _task_rows(t)]
 
 
 class RoutingNet(nn.Module):
@@ -87,6 +97,39 @@ class RoutingNet(nn.Module):
                 h = h + outs[p]
             outs[k] = self.blocks[module](h) if module is not None else h
         return self.heads[task](self.pool(h))
+
+    def forward_mixed(self, x: torch.Tensor, t: torch.Tensor) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """A batch mixing tasks (``t``: each row's task), ``(task, rows, logits)`` for each task
+        present. The stem sees the whole batch; the routes then advance in waves, and in each
+        wave a module that several route nodes are ready to apply runs once on their inputs
+        together. Shared layers (batch norm above all) thus train on the task mixture they are
+        tested with; in eval mode the result equals ``forward(x[rows], task)`` per task."""
+        stem = self.stem(x)
+        groups = _task_rows(t)
+        outs: dict[tuple[int, int], torch.Tensor] = {}
+        pending: dict[int, list] = {}
+        for k, rows in groups:
+            src, steps = self.routes[k]
+            outs[(k, src)] = stem[rows]
+            pending[k] = list(steps)
+        while any(pending.values()):
+            calls: dict[int, list[tuple[int, int, torch.Tensor]]] = {}
+            for k, steps in pending.items():
+                while steps and all((k, p) in outs for p in steps[0][2]):
+                    node, module, preds = steps.pop(0)
+                    h = outs[(k, preds[0])]
+                    for p in preds[1:]:
+                        h = h + outs[(k, p)]
+                    if module is None:
+                        outs[(k, node)] = h
+                    else:
+                        calls.setdefault(module, []).append((k, node, h))
+                        break  # its successors wait for the module's output, computed below
+            for module, items in calls.items():
+                y = self.blocks[module](torch.cat([h for _, _, h in items]))
+                for (k, node, _), part in zip(items, torch.split(y, [len(h) for _, _, h in items])):
+                    outs[(k, node)] = part
+        return [(k, rows, self.heads[k](self.pool(outs[(k, self.routes[k][1][-1][0])]))) for k, rows in groups]
 
 
 def build_multitask(space_cfg, genome: Genome, input_shape: tuple[int, ...], task_classes: list[int]) -> nn.Module:
