@@ -13,13 +13,17 @@ a task, every final network trained from scratch with the same per-task training
 
 The two evolved schemes are searched with the settings of ``--params`` (default
 ``examples/omniglot_multitask.yaml``), on Dask like any search; the most accurate network
-found (mean validation accuracy over tasks) is then retrained like the baselines.
+found (mean validation accuracy over tasks) is then retrained like the baselines. Each final
+network is trained ``--repeats`` times from different seeds (the test sets are small: 88-160
+images per alphabet) and its accuracies are the means; the spread of the mean over seeds is
+printed beside them. Multi-task networks are trained on mini-batches that mix the tasks
+(``nas.training.train_multitask``).
 
     .venv/bin/python benchmarks/multitask.py --json benchmarks/results/multitask.json
 
 prints per-task and mean test accuracy of each, and ``--json`` writes
 ``{"single_task": {task: acc, ..., "mean": m}, "fixed_multitask": {...}, "heads": {...},
-"routing": {...}}`` (plus the search settings and timings under ``"meta"``).
+"routing": {...}}`` (plus the search settings, timings and each seed's mean under ``"meta"``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ class FixedMultiTask(nn.Module):
     def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
         return self.heads[task](self.trunk(x))
 
+    def forward_mixed(self, x: torch.Tensor, t: torch.Tensor) -> list:
+        """Mixed-task batches (see ``nas.training.task_logits``): the trunk sees the whole batch."""
+        h = self.trunk(x)
+        return [(k, rows, self.heads[k](h[rows])) for k in torch.unique(t).tolist()
+                for rows in [torch.nonzero(t == k).flatten()]]
+
 
 def single_task(data, epochs: int, lr: float, batch: int, seed: int) -> list[float]:
     out = []
@@ -81,10 +91,12 @@ def fixed_multitask(data, epochs: int, lr: float, batch: int, seed: int) -> tupl
         p.numel() for p in net.parameters())
 
 
-def evolved(cfg, scheme: str, data, epochs: int, lr: float, batch: int, finalists: int = 1) -> tuple[list[float], dict]:
+def evolved(cfg, scheme: str, data, epochs: int, lr: float, batch: int, finalists: int = 1,
+            repeats: int = 1) -> tuple[np.ndarray, dict]:
     """Search with ``scheme``; retrain the ``finalists`` most accurate networks found (by the
     search's short-training validation accuracy) with the full budget, keep the one with the
-    best validation accuracy after it, and score that one on test."""
+    best validation accuracy after it, and score that one on test after each of ``repeats``
+    trainings from different seeds (test accuracy: one row per training, one column per task)."""
     from nas import stages
     from nas.evaluators.standalone import build_model
     from nas.factory import build_space
@@ -97,19 +109,25 @@ def evolved(cfg, scheme: str, data, epochs: int, lr: float, batch: int, finalist
     found = read_populations(Path(cfg.search.out_dir) / "populations")
     found = found[found.status == "ok"].sort_values(["val_accuracy", "params"], ascending=[False, True])
     space = build_space(cfg)
-    trained = []
-    for _, row in found.head(max(1, finalists)).iterrows():
-        genome = Genome.from_json(row["genome"], space.name)
-        seed = candidate_seed(cfg.seed, genome)
+
+    def fit(genome: Genome, seed: int) -> nn.Module:
         torch.manual_seed(seed)
         net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape,
                           cfg.evaluation.init, seed, task_classes=data.task_num_classes)
         train_multitask(net, data.x_train, data.y_train, data.t_train, data.n_tasks, epochs, lr, batch,
                         np.random.default_rng(seed))
+        return net
+
+    trained = []
+    for _, row in found.head(max(1, finalists)).iterrows():
+        genome = Genome.from_json(row["genome"], space.name)
+        net = fit(genome, candidate_seed(cfg.seed, genome))
         val = float(np.mean(accuracy_by_task(net, data.x_val, data.y_val, data.t_val, data.n_tasks)))
         trained.append((val, row, genome, net))
     val, best, genome, net = max(trained, key=lambda t: t[0])
-    acc = accuracy_by_task(net, data.x_test, data.y_test, data.t_test, data.n_tasks)
+    seed = candidate_seed(cfg.seed, genome)
+    nets = [net] + [fit(genome, seed + r) for r in range(1, repeats)]
+    acc = np.array([accuracy_by_task(n, data.x_test, data.y_test, data.t_test, data.n_tasks) for n in nets])
     info = {"candidate_id": best["candidate_id"], "search_val_accuracy": float(best["val_accuracy"]),
             "finalists": len(trained), "final_val_accuracy": val,
             "params": int(sum(p.numel() for p in net.parameters())), "evaluated": int(summary["n_evaluated"]),
@@ -128,6 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--schemes", default="heads,routing", help="evolved schemes to run")
     ap.add_argument("--finalists", type=int, default=1,
                     help="best networks of each search retrained with the full budget; the best on validation is tested")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="trainings (seeds) each final network's test accuracy is averaged over")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -145,22 +165,29 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, dict] = {}
     meta: dict = {"tasks": data.tasks, "task_classes": data.task_num_classes, "epochs": args.epochs,
                   "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)), "params_file": str(args.params),
-                  "overrides": args.sets, "finalists": args.finalists}
+                  "overrides": args.sets, "finalists": args.finalists,
+                  "repeats": args.repeats}
 
-    def record(name: str, accs: list[float]) -> None:
-        results[name] = {**dict(zip(data.tasks, map(float, accs))), "mean": float(np.mean(accs))}
-        print(f"{name:16s} mean {np.mean(accs):.4f}  " + "  ".join(f"{t}: {a:.3f}" for t, a in zip(data.tasks, accs)),
-              flush=True)
+    def record(name: str, runs) -> None:
+        """``runs``: test accuracy per training seed (rows) and task (columns)."""
+        runs = np.asarray(runs, dtype=float).reshape(-1, data.n_tasks)
+        accs, means = runs.mean(axis=0), runs.mean(axis=1)
+        results[name] = {**dict(zip(data.tasks, map(float, accs))), "mean": float(means.mean())}
+        meta.setdefault("mean_by_seed", {})[name] = [float(m) for m in means]
+        print(f"{name:16s} mean {means.mean():.4f} ± {means.std():.4f} over {len(means)} seed(s)  "
+              + "  ".join(f"{t}: {a:.3f}" for t, a in zip(data.tasks, accs)), flush=True)
 
     s = time.perf_counter()
-    record("single_task", single_task(data, args.epochs, lr, batch, cfg.seed))
+    seeds = [cfg.seed + 100 * r for r in range(args.repeats)]
+    record("single_task", [single_task(data, args.epochs, lr, batch, sd) for sd in seeds])
     meta["single_task_seconds"] = time.perf_counter() - s
     s = time.perf_counter()
-    accs, params = fixed_multitask(data, args.epochs, lr, batch, cfg.seed)
-    record("fixed_multitask", accs)
+    runs = [fixed_multitask(data, args.epochs, lr, batch, sd) for sd in seeds]
+    params = runs[0][1]
+    record("fixed_multitask", [a for a, _ in runs])
     meta["fixed_multitask"] = {"params": params, "seconds": time.perf_counter() - s}
     for scheme in [x for x in args.schemes.split(",") if x]:
-        accs, info = evolved(cfg, scheme, data, args.epochs, lr, batch, args.finalists)
+        accs, info = evolved(cfg, scheme, data, args.epochs, lr, batch, args.finalists, args.repeats)
         record(scheme, accs)
         meta[scheme] = info
     meta["seconds"] = time.perf_counter() - t0
@@ -170,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'task':24s}" + "".join(f"{n:>17s}" for n in names))
     for t in [*data.tasks, "mean"]:
         print(f"{t:24s}" + "".join(f"{results[n][t]:17.4f}" for n in names))
+    print(f"{'std over seeds':24s}" + "".join(f"{np.std(meta['mean_by_seed'][n]):17.4f}" for n in names))
     evolved_names = [n for n in names if n in ("heads", "routing")]
     if evolved_names:
         best = max(evolved_names, key=lambda n: results[n]["mean"])
