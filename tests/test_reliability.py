@@ -112,6 +112,21 @@ def test_a_cooperative_evaluation_stops_at_its_deadline():
             base.check_deadline()
         finally:
             base._local.deadline = None
+    # a loop that sees its deadline before the caller stops waiting records the same message
+    # as the caller would (naming the setting)
+    from nas.evaluators.base import _metrics
+
+    class PastDeadline:
+        def metrics(self, genome, seed):
+            from nas.evaluators import base
+
+            base._local.deadline, base._local.timeout_s = time.monotonic() - 1, 0.5
+            try:
+                base.check_deadline()
+            finally:
+                base._local.deadline = None
+
+    assert _metrics(PastDeadline(), G, 0) == ({}, "timeout", "evaluation exceeded evaluation.timeout_s = 0.5 s")
 
 
 def test_fault_injection_is_seeded_by_candidate():

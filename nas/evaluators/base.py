@@ -41,12 +41,19 @@ class EvaluationTimeout(Exception):
 _local = threading.local()
 
 
+def _timeout_message(timeout_s: float | None) -> str:
+    """What a timed-out candidate records, whether its loop saw the deadline first or the
+    caller stopped waiting first."""
+    return f"evaluation exceeded evaluation.timeout_s = {timeout_s:g} s" if timeout_s else \
+        "evaluation exceeded evaluation.timeout_s"
+
+
 def check_deadline() -> None:
     """Long evaluation loops (training batches, simulated waits) call this; it raises
     :class:`EvaluationTimeout` once the candidate's time is up."""
     deadline = getattr(_local, "deadline", None)
     if deadline is not None and time.monotonic() > deadline:
-        raise EvaluationTimeout("past the evaluation deadline")
+        raise EvaluationTimeout(_timeout_message(getattr(_local, "timeout_s", None)))
 
 
 def sleep(seconds: float) -> None:
@@ -70,8 +77,8 @@ def _finite(v) -> bool:
 def _metrics(evaluator: Evaluator, genome: Genome, seed: int) -> tuple[dict[str, float], str, str | None]:
     try:
         metrics = evaluator.metrics(genome, seed)
-    except EvaluationTimeout as exc:
-        return {}, "timeout", f"EvaluationTimeout: {exc}"
+    except EvaluationTimeout as exc:  # the same message as when the deadline passes first outside
+        return {}, "timeout", str(exc)
     except Exception as exc:  # recorded, never silently dropped (a raise, out of memory, a diverging loss)
         return {}, "failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
     bad = [k for k, v in metrics.items() if not _finite(v)]
@@ -97,7 +104,7 @@ def evaluate(evaluator: Evaluator, genome: Genome, timeout_s: float | None = Non
         box: dict = {}
 
         def target() -> None:
-            _local.deadline = time.monotonic() + timeout_s
+            _local.deadline, _local.timeout_s = time.monotonic() + timeout_s, timeout_s
             box["out"] = _metrics(evaluator, genome, seed)
 
         th = threading.Thread(target=target, name=f"evaluate-{genome.key()}", daemon=True)
@@ -106,7 +113,7 @@ def evaluate(evaluator: Evaluator, genome: Genome, timeout_s: float | None = Non
         if "out" in box:
             metrics, status, error = box["out"]
         else:
-            metrics, status, error = {}, "timeout", f"evaluation exceeded evaluation.timeout_s = {timeout_s:g} s"
+            metrics, status, error = {}, "timeout", _timeout_message(timeout_s)
     return EvaluationResult(genome=genome, metrics=metrics, status=status, error=error, seed=seed,
                             worker=worker_name(), eval_seconds=time.perf_counter() - t0,
                             started_at=start, finished_at=time.time())
