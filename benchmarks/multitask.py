@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from nas.config import load_config  # noqa: E402
 from nas.genome import Genome, candidate_seed  # noqa: E402
-from nas.training import accuracy, accuracy_by_task, train, train_multitask  # noqa: E402
+from nas.training import accuracy, accuracy_by_task, task_rows, train, train_multitask  # noqa: E402
 
 
 def hand_cnn(in_channels: int, width: int = 32) -> nn.Sequential:
@@ -67,8 +67,7 @@ class FixedMultiTask(nn.Module):
     def forward_mixed(self, x: torch.Tensor, t: torch.Tensor) -> list:
         """Mixed-task batches (see ``nas.training.task_logits``): the trunk sees the whole batch."""
         h = self.trunk(x)
-        return [(k, rows, self.heads[k](h[rows])) for k in torch.unique(t).tolist()
-                for rows in [torch.nonzero(t == k).flatten()]]
+        return [(k, rows, self.heads[k](h[rows])) for k, rows in task_rows(t)]
 
 
 def single_task(data, epochs: int, lr: float, batch: int, seed: int) -> list[float]:

@@ -106,6 +106,11 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float
     return losses
 
 
+def task_rows(t: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """``(task, row indices)`` for every task present in ``t`` (each row's task), tasks sorted."""
+    return [(int(k), torch.nonzero(t == k).flatten()) for k in torch.unique(t).tolist()]
+
+
 def task_logits(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """``(task, rows, logits)`` for every task present in a batch that mixes tasks (``t`` holds
     each row's task). Models with ``forward_mixed(x, t)`` compute it in one pass, so that the
@@ -113,11 +118,7 @@ def task_logits(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> list[tupl
     those of the task mixture, as at test time); otherwise ``model(x[rows], task)`` per task."""
     if hasattr(model, "forward_mixed"):
         return model.forward_mixed(x, t)
-    out = []
-    for k in torch.unique(t).tolist():
-        rows = torch.nonzero(t == k).flatten()
-        out.append((int(k), rows, model(x[rows], int(k))))
-    return out
+    return [(k, rows, model(x[rows], k)) for k, rows in task_rows(t)]
 
 
 def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int, epochs: int,

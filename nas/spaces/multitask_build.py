@@ -13,6 +13,7 @@ from torch import nn
 from nas.genome import Genome
 from nas.spaces.codeepneat import from_dict
 from nas.spaces.codeepneat_build import GraphNet, to_vector
+from nas.training import task_rows
 
 
 class TaskView(nn.Module):
@@ -25,10 +26,6 @@ class TaskView(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x, self.task)
-
-
-def _task_rows(t: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-    return [(int(k), torch.nonzero(t == k).flatten()) for k in torch.unique(t).tolist()]
 
 
 def _heads(shape: tuple[int, ...], task_classes: list[int]) -> tuple[nn.Module, nn.ModuleList]:
@@ -53,7 +50,7 @@ class HeadsNet(nn.Module):
         """A batch mixing tasks (``t``: each row's task): the trunk sees the whole batch once;
         ``(task, rows, logits)`` for each task present."""
         h = self.pool(self.trunk(x))
-        return [(k, rows, self.heads[k](h[rows])) for k, rows in _task_rows(t)]
+        return [(k, rows, self.heads[k](h[rows])) for k, rows in task_rows(t)]
 
 
 class RoutingNet(nn.Module):
@@ -105,7 +102,7 @@ class RoutingNet(nn.Module):
         together. Shared layers (batch norm above all) thus train on the task mixture they are
         tested with; in eval mode the result equals ``forward(x[rows], task)`` per task."""
         stem = self.stem(x)
-        groups = _task_rows(t)
+        groups = task_rows(t)
         outs: dict[tuple[int, int], torch.Tensor] = {}
         pending: dict[int, list] = {}
         for k, rows in groups:
