@@ -35,6 +35,14 @@ def _heads(shape: tuple[int, ...], task_classes: list[int]) -> tuple[nn.Module, 
     return pool, nn.ModuleList(nn.Linear(features, int(k)) for k in task_classes)
 
 
+def _summed(xs: list[torch.Tensor]) -> torch.Tensor:
+    """What a route node takes in: the sum of its predecessors' outputs."""
+    h = xs[0]
+    for x in xs[1:]:
+        h = h + x
+    return h
+
+
 class HeadsNet(nn.Module):
     """One evolved CoDeepNEAT network shared by every task, one linear head per task."""
 
@@ -89,9 +97,7 @@ class RoutingNet(nn.Module):
         outs = {src: self.stem(x)}
         h = outs[src]
         for k, module, preds in steps:
-            h = outs[preds[0]]
-            for p in preds[1:]:
-                h = h + outs[p]
+            h = _summed([outs[p] for p in preds])
             outs[k] = self.blocks[module](h) if module is not None else h
         return self.heads[task](self.pool(h))
 
@@ -114,9 +120,7 @@ class RoutingNet(nn.Module):
             for k, steps in pending.items():
                 while steps and all((k, p) in outs for p in steps[0][2]):
                     node, module, preds = steps.pop(0)
-                    h = outs[(k, preds[0])]
-                    for p in preds[1:]:
-                        h = h + outs[(k, p)]
+                    h = _summed([outs[(k, p)] for p in preds])
                     if module is None:
                         outs[(k, node)] = h
                     else:
