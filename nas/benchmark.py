@@ -278,12 +278,13 @@ def score(job: dict, table: Table, spec: BenchmarkSpec, budgets: list[int], refe
 
 
 def run_benchmark(spec: BenchmarkSpec, strategies: list[str], budgets: list[int], seeds: int,
-                  workers: int | None = None, progress=None) -> pd.DataFrame:
-    """Run every (strategy, seed) job in a process pool and score every budget."""
+                  workers: int | None = None, progress=None, first_seed: int = 0) -> pd.DataFrame:
+    """Run every (strategy, seed) job in a process pool and score every budget; seeds are
+    ``first_seed .. first_seed + seeds - 1``."""
     table = spec.evaluator().table()
     reference = table_hypervolume(table, spec) if spec.cost_columns else None
     max_budget = max(budgets)
-    jobs = [(s, seed) for s in strategies for seed in range(seeds)]
+    jobs = [(s, seed) for s in strategies for seed in range(first_seed, first_seed + seeds)]
     workers = workers or os.cpu_count() or 1
     rows: list[dict] = []
     if workers == 1:

@@ -254,7 +254,9 @@ def benchmark(
         help="cost column(s) to minimise besides the signal (repeat, or comma-separated); "
              "params and flops are computed from the space's builder")] = None,
     budgets: Annotated[str, typer.Option(help="comma-separated budgets (distinct evaluations)")] = "25,50,100,200,300",
-    seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1 for every strategy")] = 20,
+    seeds: Annotated[int, typer.Option(min=1, help="number of seeds per strategy")] = 20,
+    first_seed: Annotated[int, typer.Option(
+        min=0, help="seeds are first-seed .. first-seed+N-1 (e.g. held-out seeds for checking a result)")] = 0,
     strategies: Annotated[str, typer.Option(help="'all', 'ours', 'peers' or a comma-separated list")] = "all",
     arch_column: Annotated[str, typer.Option(help="column of NAS-Bench-201 arch strings")] = "arch_str",
     workers: Annotated[int, typer.Option(min=0, help="processes; 0 = all cores")] = 0,
@@ -288,7 +290,7 @@ def benchmark(
         jobs = len(names) * seeds
         with bar(f"benchmark ({len(names)} strategies x {seeds} seeds, budget {budget_list[-1]})", jobs) as b:
             df = bm.run_benchmark(spec, names, budget_list, seeds, workers or None,
-                                  progress=lambda s, seed: b.advance(info=f"{s} seed {seed}"))
+                                  progress=lambda s, seed: b.advance(info=f"{s} seed {seed}"), first_seed=first_seed)
         from nas.io import atomic_write_text
 
         cols = ["strategy", "seed", "budget", "best_report", "hv_fraction", "seconds"]

@@ -104,12 +104,14 @@ def test_benchmark_cli(synthetic, tmp_path):
     out = tmp_path / "results.csv"
     proc = subprocess.run([exe, "benchmark", "--table", str(synthetic), "--arch-column", "cell",
                            "--signal-column", "cheap_acc", "--report-column", "final_acc", "--cost-columns", "lat_ms",
-                           "--budgets", "10,20", "--seeds", "2", "--strategies", "random,evonas-aging,optuna-tpe",
+                           "--budgets", "10,20", "--seeds", "2", "--first-seed", "5",
+                           "--strategies", "random,evonas-aging,optuna-tpe",
                            "--workers", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     df = pd.read_csv(out)
     assert list(df.columns) == ["strategy", "seed", "budget", "best_report", "hv_fraction", "seconds"]
     assert len(df) == 3 * 2 * 2
+    assert sorted(set(df["seed"])) == [5, 6]
     for s in ("random", "evonas-aging", "optuna-tpe"):
         assert f"{s}: best_report" in proc.stdout
     bad = subprocess.run([exe, "benchmark", "--table", str(synthetic), "--arch-column", "cell",
@@ -152,3 +154,27 @@ def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path, mode):
     for cid in sel.candidate_id:
         card = json.loads((tmp_path / f"artifacts/select/models/{cid}.json").read_text())
         assert card["architecture"].startswith("|") and card["report_column"] == "final_acc"
+
+
+def test_seed_blocks_counts_block_winners(tmp_path):
+    """benchmarks/seed_blocks.py: per-block means and block wins from benchmark results."""
+    from tests.conftest import ROOT
+
+    rows = []
+    for seed in range(45):  # 2 full blocks of 20 and a remainder of 5 (left out of the counts)
+        a = 0.9 if seed < 20 else 0.5  # A wins block 0, B wins block 1
+        rows += [{"strategy": "A", "seed": seed, "budget": 10, "best_report": 1.0, "hv_fraction": a},
+                 {"strategy": "B", "seed": seed, "budget": 10, "best_report": 1.0, "hv_fraction": 0.7}]
+    csv = tmp_path / "r.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    script = str(ROOT / "benchmarks" / "seed_blocks.py")
+    proc = subprocess.run([sys.executable, script, str(csv), "--block", "20"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 blocks of 20" in proc.stdout
+    lines = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("  ")}
+    assert "best in 1/2 blocks  [0.90000 0.50000]" in lines["A"]
+    assert "best in 1/2 blocks  [0.70000 0.70000]" in lines["B"]
+    bad = subprocess.run([sys.executable, script, str(csv), "--metric", "hv_fraction", "--block", "50"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no block of 50 seeds" in bad.stderr
