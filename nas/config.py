@@ -281,6 +281,10 @@ class SearchConfig(_Section):
     thompson_interaction_prior: float = Field(
         50.0, gt=0, description="thompson: prior precision of pairwise gene interactions (higher = closer to additive)")
     thompson_noise: float = Field(0.4, gt=0, description="thompson: observation noise, in normal-score units")
+    thompson_primary_every: int = Field(
+        3, ge=0, description="thompson, several objectives: every N-th proposal optimises the first objective alone (0 = never)")
+    thompson_primary_start: int = Field(
+        25, ge=0, description="thompson: proposals (random ones included) before the first primary-objective step")
     out_dir: str = "artifacts/search"
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)

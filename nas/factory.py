@@ -53,7 +53,8 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
         return LocalSearchStrategy(space, s.objectives, s.constraints, cfg.seed)
     if s.strategy == "thompson":
         return ThompsonStrategy(space, s.objectives, s.constraints, cfg.seed, n_init=s.thompson_init,
-                                prior_pair=s.thompson_interaction_prior, noise=s.thompson_noise)
+                                prior_pair=s.thompson_interaction_prior, noise=s.thompson_noise,
+                                primary_every=s.thompson_primary_every, primary_start=s.thompson_primary_start)
     if s.strategy == "nsga2":
         return NSGA2Strategy(space, s.objectives, s.constraints, s.population, cfg.seed,
                              steady_state=s.mode == "async")

@@ -99,6 +99,60 @@ def test_multi_objective_spreads_along_the_front():
     assert lat.max() - lat.min() >= 8, "later proposals must cover cheap and costly ends of the front"
 
 
+def _conflicting_result(g: Genome, w: np.ndarray, cost: np.ndarray) -> EvaluationResult:
+    return EvaluationResult(genome=g, metrics={"val_accuracy": float(sum(w[e, v] for e, v in enumerate(g.values))),
+                                               "latency_ms": float(sum(cost[e, v] for e, v in enumerate(g.values)))})
+
+
+def test_primary_steps_follow_their_schedule_in_batches_too():
+    s = ThompsonStrategy(NB201Space(), ["val_accuracy", "latency_ms"], {}, seed=0, primary_every=3, primary_start=25)
+    assert [p for p in range(40) if s._primary_step(p)] == [27, 30, 33, 36, 39]
+    off = ThompsonStrategy(NB201Space(), ["val_accuracy", "latency_ms"], {}, seed=0, primary_every=0)
+    assert not any(off._primary_step(p) for p in range(100))
+    # in a batched run the proposal numbers count what is in flight, so the schedule is the same
+    rng = np.random.default_rng(2)
+    w, cost = rng.uniform(size=(6, 5)), np.tile(np.arange(5.0), (6, 1))
+    seen: list[bool] = []
+    original = ThompsonStrategy._choose
+
+    def spy(self, pred, pool, front, primary=False):
+        i = original(self, pred, pool, front, primary)
+        seen.append(primary)
+        if primary:  # a primary step takes the best sampled first objective in the pool
+            assert pred[i, 0] == pred[np.flatnonzero(pool), 0].min()
+        return i
+
+    s._choose = spy.__get__(s)
+    asked: list[Genome] = []
+    while len(asked) < 40:
+        batch = s.ask(4)
+        asked += batch
+        s.tell([_conflicting_result(g, w, cost) for g in batch[:3]])  # one of each batch stays in flight
+    assert [5 + k for k, p in enumerate(seen) if p] == [27, 30, 33, 36, 39]
+
+
+def test_primary_steps_find_the_most_accurate_cell_on_a_conflicting_front():
+    """Accuracy and cost conflict (the more accurate ops cost more): filling the front alone
+    spreads 100 evaluations too thin to reach the most accurate cell; the primary steps reach it."""
+    rng = np.random.default_rng(2)
+    cost = np.tile(np.arange(5.0), (6, 1))
+    w = rng.uniform(size=(6, 5)) + cost * 0.5
+    best = Genome(tuple(int(v) for v in w.argmax(axis=1)), "nb201")
+
+    def found(seed: int, **kw) -> bool:
+        s = ThompsonStrategy(NB201Space(), ["val_accuracy", "latency_ms"], {}, seed=seed, **kw)
+        seen: list[Genome] = []
+        while len(seen) < 100 and best not in seen:
+            asked = s.ask(1)
+            seen += asked
+            s.tell([_conflicting_result(g, w, cost) for g in asked])
+        return best in seen
+
+    with_steps = sum(found(seed) for seed in range(4))
+    without = sum(found(seed, primary_every=0) for seed in range(4))
+    assert with_steps >= 3 and without <= 1, (with_steps, without)
+
+
 def test_constraints_on_an_open_space_are_learned():
     space = ElasticSpace(SpaceConfig())
     from tests.analytic import AnalyticEvaluator
@@ -113,7 +167,8 @@ def test_constraints_on_an_open_space_are_learned():
     assert fractions[-1] >= 0.5 and np.mean(fractions[-2:]) > fractions[0]
 
 
-@pytest.mark.parametrize("kw", [dict(n_init=0), dict(noise=0), dict(prior_pair=-1)])
+@pytest.mark.parametrize("kw", [dict(n_init=0), dict(noise=0), dict(prior_pair=-1), dict(primary_every=-1),
+                                dict(primary_start=-2)])
 def test_bad_settings_are_rejected(kw):
     with pytest.raises(ValueError):
         ThompsonStrategy(NB201Space(), ["val_accuracy"], {}, seed=0, **kw)

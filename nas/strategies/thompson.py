@@ -21,7 +21,13 @@ every candidate with it, and takes the best unevaluated one:
 - several objectives: the candidate with the largest hypervolume improvement over the
   current front (in normal-score space), which spends evaluations where the front can
   still move; when no candidate is predicted to improve it, the one closest to doing so
-  (smallest additive epsilon to non-domination);
+  (smallest additive epsilon to non-domination). Once ``primary_start`` architectures have
+  been proposed, every ``primary_every``-th proposal is instead the best sampled value of the
+  first (primary) objective alone, as with one objective: filling the front spreads the
+  evaluations thin, and without these steps the most accurate architecture found lags far
+  behind a single-objective search (NAS-Bench-201 with latency, 140 held-out seeds: mean test
+  accuracy of the signal-best cell +0.16 points at 50 evaluations and +0.24 at 100; the
+  front's hypervolume slightly lower at 50, within the noise, and larger at 60-100);
 - constraints: candidates whose sampled constraint value is violated are taken only when
   no other remains.
 
@@ -114,15 +120,18 @@ class ThompsonStrategy:
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
                  n_init: int = 5, prior_main: float = 1.0, prior_pair: float = 50.0, noise: float = 0.4,
                  pairwise: bool = True, enumerate_limit: int = 50_000, pool_size: int = 3000,
-                 local_centres: int = 5):
+                 local_centres: int = 5, primary_every: int = 3, primary_start: int = 25):
         if n_init < 1:
             raise ValueError(f"n_init must be >= 1, got {n_init}")
+        if primary_every < 0 or primary_start < 0:
+            raise ValueError(f"primary_every and primary_start must be >= 0, got {primary_every}, {primary_start}")
         if min(prior_main, prior_pair, noise) <= 0:
             raise ValueError("prior_main, prior_pair and noise must be > 0")
         self.space = space
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.n_init, self.noise = n_init, noise
+        self.primary_every, self.primary_start = primary_every, primary_start
         self.pool_size, self.local_centres = pool_size, local_centres
         self.features = InteractionFeatures(space.upper_bounds, pairwise)
         self.prior = self.features.prior_precision(prior_main, prior_pair)
@@ -173,11 +182,12 @@ class ThompsonStrategy:
         if start < self.n_init:
             out = fresh_samples(self.space, self.rng, min(n, self.n_init - start), taken)
         if len(out) < n:
-            out += self._model_proposals(n - len(out), taken | set(out))
+            out += self._model_proposals(n - len(out), taken | set(out), first=start + len(out))
         self._asked.update(out)
         return out
 
-    def _model_proposals(self, n: int, taken: set[Genome]) -> list[Genome]:
+    def _model_proposals(self, n: int, taken: set[Genome], first: int) -> list[Genome]:
+        """``n`` proposals; ``first`` is the run-wide number of the first of them."""
         cands, idx = self._candidates(taken)
         if not cands:
             return []
@@ -203,10 +213,10 @@ class ThompsonStrategy:
         free = np.ones(len(cands), bool)
         out: list[Genome] = []
         front = Z[self._front_mask(F, G)]
-        for _ in range(min(n, len(cands))):
+        for k in range(min(n, len(cands))):
             pred = np.column_stack([self._sample_scores(A, Z[:, j], idx) for j in range(Z.shape[1])])
             if (free & (violation <= 0)).any():
-                i = self._choose(pred, free & (violation <= 0), front)
+                i = self._choose(pred, free & (violation <= 0), front, primary=self._primary_step(first + k))
             else:  # nothing is predicted feasible: the candidate predicted closest to feasibility
                 i = int(np.flatnonzero(free)[np.argmin(violation[free])])
             free[i] = False
@@ -228,10 +238,17 @@ class ThompsonStrategy:
         mask[rows[non_dominated(F[rows])]] = True
         return mask
 
-    def _choose(self, pred: np.ndarray, pool: np.ndarray, front: np.ndarray) -> int:
+    def _primary_step(self, proposal: int) -> bool:
+        """Whether proposal number ``proposal`` (0-based, counted over the whole run) optimises
+        the primary objective alone: every ``primary_every``-th one from ``primary_start`` on."""
+        if self.primary_every <= 0 or proposal < self.primary_start:
+            return False
+        return (proposal - self.primary_start) % self.primary_every == self.primary_every - 1
+
+    def _choose(self, pred: np.ndarray, pool: np.ndarray, front: np.ndarray, primary: bool = False) -> int:
         rows = np.flatnonzero(pool)
         P = pred[rows]
-        if P.shape[1] == 1:
+        if P.shape[1] == 1 or primary:
             return int(rows[np.argmin(P[:, 0])])
         # additive epsilon to subtract from a candidate before no front point dominates it
         # (< 0: it is already non-dominated, so it would enlarge the hypervolume)
