@@ -3,8 +3,8 @@
 Reads ``evonas benchmark`` result CSVs (one row per strategy, seed and budget), splits the
 seeds into consecutive blocks of ``--block`` seeds (the size of a recorded run, 20 by default)
 and prints, per budget, each strategy's mean over every block, its overall mean ± standard
-error, and in how many blocks each strategy has the best mean (a tie counts for each). Blocks with fewer seeds than
-``--block`` (a remainder) are left out of the counts. Example (140 held-out seeds)::
+error, and in how many blocks each strategy has the best mean (a tie counts for each). A last
+block with fewer seeds than ``--block`` is left out of the blocks. Example (140 held-out seeds)::
 
     evonas benchmark --table ../shared/benchdata/nb201_cifar10.csv --signal-column val_acc_12ep \\
       --report-column test_acc_200ep --cost-columns latency_raspi4_ms --budgets 25,50,100 \\
@@ -25,9 +25,8 @@ def block_means(df: pd.DataFrame, metric: str, block: int) -> pd.DataFrame:
     """Rows (strategy, budget, block) -> mean of ``metric`` over the block's seeds; only full blocks."""
     seeds = np.sort(df["seed"].unique())
     block_of = {s: i // block for i, s in enumerate(seeds)}
-    full = {b for b in set(block_of.values()) if sum(v == b for v in block_of.values()) == block}
     d = df.assign(block=df["seed"].map(block_of))
-    d = d[d["block"].isin(full)]
+    d = d[d["block"] < len(seeds) // block]  # full blocks only
     return d.groupby(["budget", "strategy", "block"], sort=True)[metric].mean().unstack("block")
 
 
