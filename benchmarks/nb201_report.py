@@ -1,6 +1,9 @@
 """Turn the CSVs written by benchmarks/nb201.sh into benchmarks/results/nb201.md.
 
 Usage: python benchmarks/nb201_report.py [RESULTS_DIR] [OUT_MD]
+
+The tables are regenerated from the CSVs; an existing OUT_MD keeps its hand-written part
+(from "## How these files were made" on).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ SETTINGS = [
      "`latency_raspi4_ms`", "--signal-column val_acc_12ep --report-column test_acc_200ep "
      "--cost-columns latency_raspi4_ms"),
 ]
+
+#: Where the hand-written part of the report starts; everything from it on is kept on a rerun.
+MANUAL = "## How these files were made"
 
 
 def table(df: pd.DataFrame, column: str, fmt: str) -> str:
@@ -56,7 +62,12 @@ def main() -> None:
         if df.hv_fraction.notna().any():
             parts += ["hv_fraction (hypervolume of the evaluated set / of the table's true front):", "",
                       table(df, "hv_fraction", ".4f"), ""]
-    out.write_text("\n".join(parts) + "\n")
+    text = "\n".join(parts) + "\n"
+    if out.is_file():  # keep the hand-written sections (how the files were made, targets, notes)
+        old = out.read_text()
+        if MANUAL in old:
+            text += old[old.index(MANUAL):]
+    out.write_text(text)
     print(f"wrote {out}")
 
 
