@@ -120,12 +120,13 @@ def _summary_markdown(cfg: Config, metrics: dict, cards: list[dict]) -> str:
     lines = [f"# evonas run (seed {cfg.seed}, strategy {cfg.search.strategy})", "",
              f"- evaluated: {metrics['n_evaluated']}, non-dominated: {metrics['n_pareto']}",
              f"- hypervolume: {metrics['hypervolume']:.4f}",
-             f"- best test accuracy: {metrics['best_test_accuracy']}",
+             f"- test accuracy of the model chosen by validation ({metrics.get('reported_model')}, rule "
+             f"best_accuracy): {metrics.get('test_accuracy')}",
              f"- models in `{cfg.selection.out_dir}/models/`", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in metrics["stage_seconds"].items() if v is not None]
-    lines += ["", "| model | selected by | params | test acc |", "|---|---|---|---|"]
-    lines += [f"| {c['candidate_id']} | {', '.join(c['selected_by'])} | {c.get('params', '')} | {c['test_accuracy']:.4f} |"
-              for c in cards]
+    lines += ["", "| model | selected by | params | val acc | test acc |", "|---|---|---|---|---|"]
+    lines += [f"| {c['candidate_id']} | {', '.join(c['selected_by'])} | {c.get('params', '')} | {c['val_accuracy']:.4f} | "
+              f"{c['test_accuracy']:.4f} |" for c in cards]
     return "\n".join(lines)
 
 

@@ -104,7 +104,19 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: Re
     from nas.progress import console
 
     console.print(f"pipeline finished in {time.perf_counter() - t0:.0f}s: {metrics['n_pareto']} non-dominated "
-                  f"models, best test accuracy {metrics['best_test_accuracy']}, hypervolume {metrics['hypervolume']:.4f}")
+                  f"models, hypervolume {metrics['hypervolume']:.4f}", highlight=False)
+    console.print(reported_line(metrics), highlight=False, soft_wrap=True)
+
+
+def reported_line(metrics: dict) -> str:
+    """The run's headline figure: the test accuracy of the model validation chose, and each
+    selected model's own test accuracy beside it."""
+    if not metrics.get("reported_model"):
+        return "no model was selected"
+    own = ", ".join(f"{m['candidate_id']} {m['test_accuracy']:.4f}" for m in metrics["selected_models"])
+    return (f"test accuracy {metrics['test_accuracy']:.4f} of {metrics['reported_model']}, the selected model with "
+            f"the best validation accuracy ({metrics['reported_val_accuracy']:.4f}; rule best_accuracy, the test split "
+            f"chooses nothing); every selected model's own test accuracy: {own}")
 
 
 @app.command()

@@ -84,17 +84,20 @@ def _check_task_list(tasks: list[str] | None, key: str) -> None:
 class DataConfig(_Section):
     """Where the examples come from. ``kind`` picks one source; ``kind: multi`` reads the list
     ``datasets`` instead (each entry its own task, an omniglot entry one task per alphabet) and
-    is the only kind that reads it. ``image_size`` null means 16 for folder, 28 for omniglot and
-    multi; digits and npz alone keep their own size (image_size is not read for them)."""
+    is the only kind that reads it. ``omniglot_pooled`` (the default data) pools every character
+    of the chosen alphabets into one classification task, split by writer. ``image_size`` null
+    means 16 for folder and omniglot_pooled, 28 for omniglot and multi, and npz keeps its own
+    size; digits always keep theirs (8x8; image_size is not read for them)."""
 
-    kind: Literal["digits", "npz", "folder", "omniglot", "multi"] = "digits"
+    kind: Literal["digits", "npz", "folder", "omniglot", "omniglot_pooled", "multi"] = "digits"
     path: str | None = Field(None, description="local .npz (x, y) or folder <class>/<image>; omniglot: zip or "
                              "folder <set>/<alphabet>/<character>/<image>.png, null = the packaged 5-alphabet "
                              "subset; unused for digits and multi")
     image_size: int | None = Field(None, gt=0, description="side length images are resized to; null: 16 for "
-                                   "folder, 28 for omniglot and multi (digits and npz keep their size)")
+                                   "folder and omniglot_pooled, 28 for omniglot and multi, npz keeps its size "
+                                   "(digits always keep 8x8)")
     grayscale: bool = Field(True, description="one channel (else three); multi: every task converted alike")
-    tasks: list[str] | None = Field(None, description="omniglot: alphabets to use (null: all)")
+    tasks: list[str] | None = Field(None, description="omniglot, omniglot_pooled: alphabets to use (null: all)")
     datasets: list[DataSourceConfig] = Field(default_factory=list,
                                              description="kind multi: the task sources, one entry each")
     val_fraction: float = Field(0.15, gt=0, lt=1)
@@ -114,9 +117,9 @@ class DataConfig(_Section):
         elif self.datasets:
             raise ValueError(f"data.datasets is only read when data.kind is 'multi' (data.kind is '{self.kind}'): "
                              "set data.kind to 'multi' or remove data.datasets")
-        if self.tasks is not None and self.kind != "omniglot":
+        if self.tasks is not None and self.kind not in ("omniglot", "omniglot_pooled"):
             hint = " (put tasks on the omniglot entry of data.datasets)" if self.kind == "multi" else ""
-            raise ValueError(f"data.tasks selects Omniglot alphabets: only for data.kind 'omniglot', not "
+            raise ValueError(f"data.tasks selects Omniglot alphabets: only for data.kind 'omniglot' or 'omniglot_pooled', not "
                              f"'{self.kind}'{hint}")
         _check_task_list(self.tasks, "data.tasks")
         if self.val_fraction + self.test_fraction >= 0.9:
@@ -124,12 +127,12 @@ class DataConfig(_Section):
         return self
 
     def resolved_image_size(self) -> int | None:
-        """The side length images end with; None: digits and npz keep their own size."""
-        if self.kind in ("digits", "npz"):
+        """The side length images end with; None: digits (always) and npz (image_size null) keep their own size."""
+        if self.kind == "digits":
             return None
-        if self.image_size is not None:
+        if self.image_size is not None or self.kind == "npz":
             return self.image_size
-        return {"folder": 16, "omniglot": 28, "multi": 28}.get(self.kind)
+        return {"folder": 16, "omniglot": 28, "omniglot_pooled": 16, "multi": 28}.get(self.kind)
 
 
 class CoDeepNEATSpaceConfig(_Section):
@@ -200,6 +203,8 @@ class SupernetConfig(_Section):
     lr: float = Field(0.05, gt=0)
     weight_decay: float = Field(3e-5, ge=0)
     random_subnets: int = Field(2, ge=0, description="random subnets per step besides largest and smallest (sandwich rule)")
+    distill: bool = Field(True, description="in-place distillation (BigNAS, OFA): every subnet but the largest "
+                          "learns the largest subnet's predictions on the same batch instead of the labels")
     out_dir: str = "artifacts/supernet"
 
 

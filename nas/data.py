@@ -491,6 +491,31 @@ def omniglot_split(o: Omniglot, seed: int) -> np.ndarray:
     return split
 
 
+def writer_split(o: Omniglot, seed: int) -> np.ndarray:
+    """0 train / 1 val / 2 test for every image, by writer: the drawer numbers are shuffled once
+    by a generator seeded from ``seed`` and cut 12 / 4 / 4 (of 20), and every alphabet and
+    character uses that one assignment, so all images of one drawer number fall in one split
+    and no writer's hand is seen in training and again in validation or test."""
+    drawers = np.unique(o.drawer)
+    if len(drawers) < 3:
+        raise DataError(f"{o.source or 'omniglot'}: {len(drawers)} drawer number(s); a writer split needs at least 3")
+    perm = drawers[np.random.default_rng([seed % 2**32, 0x0D8A]).permutation(len(drawers))]
+    n_train, n_val, _ = _drawer_counts(len(drawers))
+    part = np.empty(int(drawers.max()) + 1, dtype=np.int8)
+    part[perm[:n_train]], part[perm[n_train:n_train + n_val]], part[perm[n_train + n_val:]] = 0, 1, 2
+    return part[o.drawer]
+
+
+def omniglot_pooled(o: Omniglot, seed: int, grayscale: bool = True) -> Task:
+    """Every character of every chosen alphabet as one class of a single task (136 classes for
+    the packaged 5 alphabets), split by writer (:func:`writer_split`)."""
+    x = (o.images.astype(np.float32) / 255.0)[:, None]
+    if not grayscale:
+        x = np.repeat(x, 3, axis=1)
+    names = [f"{o.alphabets[int(o.character_alphabet[c])]}/{name}" for c, name in enumerate(o.characters)]
+    return Task(SINGLE_TASK, names, x, o.character.astype(np.int64), writer_split(o, seed))
+
+
 def omniglot_tasks(o: Omniglot, seed: int, grayscale: bool = True) -> list[Task]:
     """One task per alphabet: classes are its characters, the split by drawer (omniglot_split)."""
     split = omniglot_split(o, seed)
@@ -513,9 +538,6 @@ def omniglot_tasks(o: Omniglot, seed: int, grayscale: bool = True) -> list[Task]
 def _to_common(x: np.ndarray, size: int, grayscale: bool, where: str) -> np.ndarray:
     """(N, C, H, W) in [0, 1] to (N, 1 or 3, size, size): luminance or replicated gray, then an
     anti-aliased bilinear resize."""
-    import torch
-    import torch.nn.functional as F
-
     c = x.shape[1]
     if c not in (1, 3):
         raise DataError(f"{where}: images have {c} channels; multi-task data takes 1 (gray) or 3 (RGB)")
@@ -523,7 +545,15 @@ def _to_common(x: np.ndarray, size: int, grayscale: bool, where: str) -> np.ndar
         x = np.tensordot(np.array([0.299, 0.587, 0.114], dtype=np.float32), x, axes=([0], [1]))[:, None]
     elif not grayscale and c == 1:
         x = np.repeat(x, 3, axis=1)
+    return resize_images(x, size)
+
+
+def resize_images(x: np.ndarray, size: int) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] to (N, C, size, size): anti-aliased bilinear (area-like when shrinking)."""
     if x.shape[2:] != (size, size) and len(x):
+        import torch
+        import torch.nn.functional as F
+
         with torch.no_grad():
             x = F.interpolate(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), size=(size, size),
                               mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1).numpy()
@@ -551,6 +581,9 @@ def load_tasks(cfg: DataConfig, seed: int) -> list[Task]:
     if cfg.kind == "omniglot":
         return omniglot_tasks(read_omniglot(cfg.path, cfg.resolved_image_size() or 28, cfg.tasks), seed,
                               cfg.grayscale)
+    if cfg.kind == "omniglot_pooled":
+        return [omniglot_pooled(read_omniglot(cfg.path, cfg.resolved_image_size() or 16, cfg.tasks), seed,
+                                cfg.grayscale)]
     if cfg.kind != "multi":
         x, y, names = load_source(cfg)
         return [Task(SINGLE_TASK, names, x, y)]
@@ -576,13 +609,15 @@ def load_tasks(cfg: DataConfig, seed: int) -> list[Task]:
 
 def load_source(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The examples of a single-task data.kind (digits, npz, folder); see load_tasks for all kinds."""
-    if cfg.kind in ("omniglot", "multi"):
-        raise DataError(f"data.kind '{cfg.kind}' has several tasks: read it with load_tasks")
+    if cfg.kind in ("omniglot", "multi", "omniglot_pooled"):
+        raise DataError(f"data.kind '{cfg.kind}' is read with load_tasks")
     if cfg.kind == "digits":
         return _load_digits()
     path = Path(cfg.path or "")
     if cfg.kind == "npz":
-        return _load_npz(path)
+        x, y, names = _load_npz(path)
+        size = cfg.resolved_image_size()
+        return (resize_images(x, size) if size else x), y, names
     return _load_folder(path, cfg.resolved_image_size() or 16, cfg.grayscale)
 
 
@@ -645,7 +680,8 @@ def split_tasks(tasks: list[Task], cfg: DataConfig, seed: int) -> Prepared:
     xs = [((x - mean) / std).astype(np.float32) for x in xs]
     names = [t.name for t in tasks]
     task_classes = [list(t.class_names) for t in tasks]
-    class_names = [f"{t.name}/{c}" for t in tasks for c in t.class_names]
+    single = len(tasks) == 1 and tasks[0].name == SINGLE_TASK  # one pooled task: plain class names
+    class_names = list(tasks[0].class_names) if single else [f"{t.name}/{c}" for t in tasks for c in t.class_names]
     h = hashlib.sha256()
     for k in range(3):
         for arr in (xs[k], ys[k], ts[k]):
@@ -656,7 +692,7 @@ def split_tasks(tasks: list[Task], cfg: DataConfig, seed: int) -> Prepared:
 
 
 def prepare(cfg: DataConfig, seed: int) -> Prepared:
-    if cfg.kind in ("omniglot", "multi"):
+    if cfg.kind in ("omniglot", "multi", "omniglot_pooled"):
         return split_tasks(load_tasks(cfg, seed), cfg, seed)
     x, y, names = load_source(cfg)
     return split_and_normalise(x, y, names, cfg, seed)

@@ -38,7 +38,10 @@ def prepared_tasks(cfg: Config) -> list[str]:
     return list(json.loads(meta.read_text()).get("tasks") or ["main"])
 
 
-def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float]]] | None = None):
+def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float]]] | None = None,
+                   exact_costs=None):
+    """``exact_costs(genome)``: the costs known without evaluation (the supernet's cost table), which
+    surrogate-assisted strategies then compute instead of predicting."""
     s = cfg.search
     if s.strategy == "random":
         return RandomStrategy(space, s.objectives, s.constraints, cfg.seed)
@@ -61,7 +64,7 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
     return MSuNASStrategy(space, s.objectives, s.constraints, cfg.seed, cfg.surrogate.models,
                           cfg.surrogate.ensemble_size, cfg.surrogate.cv_folds, s.surrogate_generations,
                           s.surrogate_population, prior,
-                          refit_every=s.async_.surrogate_refit if s.mode == "async" else 0)
+                          refit_every=s.async_.surrogate_refit if s.mode == "async" else 0, exact_costs=exact_costs)
 
 
 def build_evaluator(cfg: Config):

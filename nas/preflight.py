@@ -51,7 +51,7 @@ def _check_data(cfg: Config) -> None:
     d = cfg.data
     if d.kind == "digits":
         return
-    if d.kind in ("omniglot", "multi"):  # task data: reading it is quick and checks every path and layout
+    if d.kind in ("omniglot", "omniglot_pooled", "multi"):  # task data: reading it is quick and checks every path and layout
         from nas.data import DataError, load_tasks
 
         try:

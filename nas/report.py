@@ -96,7 +96,7 @@ def write_report(cfg: Config, out: Path | None = None) -> Path:
              f"seed {cfg.seed}, objectives <code>{', '.join(cfg.search.objectives)}</code>; written "
              f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>"]
     keys = ["n_evaluated", "n_failed", "n_timeout", "n_pareto", "n_selected", "hypervolume", "best_val_accuracy",
-            "best_test_accuracy", "wall_seconds"]
+            "reported_model", "test_accuracy", "wall_seconds"]
     parts.append("<h2>Summary</h2>" + _table([{k: metrics.get(k) for k in keys}], [k for k in keys if k in metrics]))
     if metrics.get("failures"):
         parts.append("<p>Failed or timed-out candidates by reason: " + _fmt(metrics["failures"]) + "</p>")

@@ -21,7 +21,7 @@ from nas.io import atomic_save_figure, atomic_write_json, atomic_write_text
 from nas.objectives import MAXIMISE, cost_metrics, count_flops, count_params, feasible, measure_latency_ms, to_minimise
 from nas.pareto import hypervolume, knee_point, non_dominated, spread_points
 from nas.progress import bar
-from nas.runners import METRIC_COLUMNS, AsyncRunner, GenerationalRunner, HypervolumeTracker, read_populations
+from nas.runners import AsyncRunner, GenerationalRunner, HypervolumeTracker, read_populations
 from nas.strategies.base import fresh_samples
 from nas.surrogates import MultiObjectiveSurrogate, rank_metrics
 
@@ -45,7 +45,11 @@ def write_prepared(cfg: Config, data: Prepared, seconds: float) -> dict:
 
 
 def pretrain_supernet(cfg: Config) -> dict:
-    from nas.supernet import save_supernet, train_supernet
+    from nas.costs import TABLE_FILE
+    from nas.spaces.elastic import ElasticSpace
+    from nas.spaces.elastic_build import all_layers
+    from nas.supernet import measure_cost_table, save_supernet, train_supernet
+    from nas.training import torch_threads
 
     t0 = time.perf_counter()
     data = load_prepared(cfg.data.out_dir)
@@ -55,10 +59,20 @@ def pretrain_supernet(cfg: Config) -> dict:
                 if "val_acc_largest" in entry else ""
             b.advance(info=f"loss {entry['loss']:.3f}{acc}")
 
-        net, log = train_supernet(cfg, data, on_epoch)
+        with torch_threads():
+            net, log = train_supernet(cfg, data, on_epoch)
+    ev = cfg.evaluation
+    layers = all_layers(ElasticSpace(cfg.space), data.input_shape, data.num_classes)
+    t_table = time.perf_counter()
+    with bar("latency table (layers)", len(layers)) as b:
+        table = measure_cost_table(ElasticSpace(cfg.space), data.input_shape, data.num_classes, ev.latency_repeats,
+                                   ev.latency_warmup, on_layer=lambda key: b.advance(info=key))
+    table.save(Path(cfg.supernet.out_dir) / TABLE_FILE)
     save_supernet(net, cfg, data, log, cfg.supernet.out_dir)
     meta_path = Path(cfg.supernet.out_dir) / "meta.json"
     meta = json.loads(meta_path.read_text())
+    meta["cost_table"] = {"file": TABLE_FILE, "layers": len(table.entries), "device": table.device,
+                          "seconds": time.perf_counter() - t_table}
     meta["seconds"] = time.perf_counter() - t0
     meta["final"] = log[-1]
     atomic_write_json(meta_path, meta)
@@ -100,28 +114,56 @@ def sample_subnets(cfg: Config) -> list[EvaluationResult]:
     return sorted(results, key=lambda r: order[r.genome])  # completion order never leaks into outputs
 
 
+PREDICTED = ["val_accuracy"]
+"""What the surrogate predicts. Params and FLOPs are exact and latency comes from the measured
+per-layer table for every candidate (MSuNAS, Once-for-All): nothing else needs a model."""
+
+
+def latency_table_check(cfg: Config, bundle, genomes: list[Genome]) -> dict:
+    """Rank correlation between the cost table's latency and a direct batch-1 measurement of the
+    built subnets (1 torch thread, as on the Dask workers)."""
+    import torch
+
+    from nas.spaces.elastic_build import extract_subnet
+
+    ev = cfg.evaluation
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measured = [measure_latency_ms(extract_subnet(bundle.net, g), tuple(bundle.meta["input_shape"]),
+                                       ev.latency_repeats, ev.latency_warmup) for g in genomes]
+    finally:
+        torch.set_num_threads(before)
+    table = [bundle.costs(g)["latency_ms"] for g in genomes]
+    return {"n": len(genomes), **rank_metrics(np.array(measured), np.array(table)),
+            "mean_measured_ms": float(np.mean(measured)), "mean_table_ms": float(np.mean(table)),
+            "device": bundle.table.device}
+
+
 def fit_surrogate(cfg: Config, samples: list[EvaluationResult], seconds_so_far: float) -> dict:
     from nas.supernet import load_supernet
 
-    space = load_supernet(cfg.supernet.out_dir).space
+    bundle = load_supernet(cfg.supernet.out_dir)
+    space = bundle.space
     ok = [r for r in samples if r.ok]
     if len(ok) < 8:
         raise RuntimeError(f"only {len(ok)} of {len(samples)} surrogate samples evaluated successfully; "
                            "see the errors in artifacts/surrogate/samples.json")
     x = np.array([space.encode(r.genome) for r in ok])
-    ys = {m: np.array([r.metrics[m] for r in ok]) for m in METRIC_COLUMNS}
+    ys = {m: np.array([r.metrics[m] for r in ok]) for m in PREDICTED}
     rng = np.random.default_rng([cfg.seed, 2])
     perm = rng.permutation(len(ok))
     n_hold = max(3, int(round(cfg.surrogate.holdout_fraction * len(ok))))
     hold, train = perm[:n_hold], perm[n_hold:]
     s = cfg.surrogate
-    model = MultiObjectiveSurrogate(METRIC_COLUMNS, s.models, s.ensemble_size, s.cv_folds, cfg.seed)
+    model = MultiObjectiveSurrogate(PREDICTED, s.models, s.ensemble_size, s.cv_folds, cfg.seed)
     model.fit(x[train], {m: v[train] for m, v in ys.items()})
     pred = model.predict(x[hold])
-    heldout = {m: rank_metrics(ys[m][hold], pred[m]) for m in METRIC_COLUMNS}
+    heldout = {m: rank_metrics(ys[m][hold], pred[m]) for m in PREDICTED}
+    latency = latency_table_check(cfg, bundle, [ok[i].genome for i in hold])
     report = {
         "n_samples": len(samples), "n_ok": len(ok), "n_train": len(train), "n_holdout": len(hold),
-        "heldout": heldout,
+        "heldout": heldout, "latency_table": latency,
         "kendall_tau": heldout["val_accuracy"]["kendall_tau"], "spearman": heldout["val_accuracy"]["spearman"],
         "models": model.summary(),
         "seconds": seconds_so_far,
@@ -133,7 +175,7 @@ def fit_surrogate(cfg: Config, samples: list[EvaluationResult], seconds_so_far: 
     atomic_write_json(out / "surrogate.json", report)
     atomic_write_json(Path(cfg.selection.reports_dir) / "surrogate.json", {
         "kendall_tau": report["kendall_tau"], "spearman": report["spearman"], "heldout": heldout,
-        "n_train": len(train), "n_holdout": len(hold)})
+        "latency_table": latency, "n_train": len(train), "n_holdout": len(hold)})
     return report
 
 
@@ -249,6 +291,7 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
 
         (log or console.print)(f"search: {why}")
     evaluator = build_evaluator(cfg)
+    exact_costs = None
     if cfg.evaluation.kind == "table":
         space, prior = build_space(cfg), []
         ideal, nadir = table_bounds(cfg, evaluator)
@@ -262,6 +305,7 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
         _check_space(cfg, bundle)
         space, prior = bundle.space, load_prior(cfg)
         ideal, nadir = objective_bounds(s.objectives, prior)
+        exact_costs = bundle.costs
     if s.mode == "async":
         total, label = s.async_budget, f"search ({s.strategy}, async K={s.async_.in_flight} M={s.async_.batch})"
     else:
@@ -274,7 +318,7 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
                       "hypervolume": log_[-1]["hypervolume"] if log_ else None, "generations": list(log_)})
 
     def make_runner(pool, on_result, resume_now: bool):
-        strategy = build_strategy(cfg, space, prior)
+        strategy = build_strategy(cfg, space, prior, exact_costs)
         tracker = HypervolumeTracker(s.objectives, s.constraints, ideal, nadir)
         if s.mode == "async":
             return AsyncRunner(strategy, pool, evaluator, total, s.async_.in_flight, s.async_.batch, s.out_dir,
@@ -414,12 +458,8 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
         return table_card(cfg, row, rules)
     import torch
 
-    from nas.evaluators.standalone import build_model
-    from nas.export import export_onnx, export_program, onnx_max_abs_diff, write_model_card
     from nas.factory import build_space
-    from nas.spaces.elastic_build import extract_subnet
-    from nas.supernet import load_supernet
-    from nas.training import accuracy, recalibrate_bn, resolve_device, train
+    from nas.training import resolve_device, torch_threads
 
     t0 = time.perf_counter()
     data = load_prepared(cfg.data.out_dir)
@@ -429,9 +469,23 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = resolve_device(cfg.evaluation.device)
-    sel, ev = cfg.selection, cfg.evaluation
     if data.is_multitask or cfg.space.multitask != "none":
-        return _train_and_export_multitask(cfg, row, rules, data, space, genome, seed, rng, device, t0)
+        with torch_threads():
+            return _train_and_export_multitask(cfg, row, rules, data, space, genome, seed, rng, device, t0)
+    with torch_threads():
+        net = _finetuned(cfg, data, genome, seed, rng, device)
+    return _export_single(cfg, row, rules, data, space, genome, seed, net, device, t0)
+
+
+def _finetuned(cfg: Config, data, genome: Genome, seed: int, rng: np.random.Generator, device):
+    """A selected single-task network: trained from scratch (evaluation.kind train) or extracted
+    from the supernet and fine-tuned."""
+    from nas.evaluators.standalone import build_model
+    from nas.spaces.elastic_build import extract_subnet
+    from nas.supernet import load_supernet
+    from nas.training import recalibrate_bn, train
+
+    sel, ev = cfg.selection, cfg.evaluation
     if ev.kind == "train":  # no shared weights: train from scratch for the search budget plus fine-tuning
         net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init,
                           seed).to(device)
@@ -443,6 +497,15 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
             train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device)
         else:
             recalibrate_bn(net, data.x_train, ev.bn_batches, ev.batch_size, rng, device)
+    return net
+
+
+def _export_single(cfg: Config, row: dict, rules: list[str], data, space, genome: Genome, seed: int, net, device,
+                   t0: float) -> dict:
+    from nas.export import export_onnx, export_program, onnx_max_abs_diff, write_model_card
+    from nas.training import accuracy
+
+    sel, ev = cfg.selection, cfg.evaluation
     val = accuracy(net, data.x_val, data.y_val, device=device)
     test = accuracy(net, data.x_test, data.y_test, device=device)
     net = net.cpu().eval()
@@ -538,8 +601,12 @@ def plot_front(path: Path, all_df: pd.DataFrame, front: pd.DataFrame, objectives
     ok = all_df[all_df.status == "ok"]
     for ax, c in zip(axes[0], costs):
         ax.scatter(ok[c], ok.val_accuracy, s=10, c="lightgray", label="evaluated")
-        f = front.sort_values(c)
-        ax.plot(f[c], f.val_accuracy, "o-", ms=4, c="tab:blue", label="non-dominated")
+        ax.scatter(front[c], front.val_accuracy, s=14, c="tab:blue", alpha=0.35, label="non-dominated (all objectives)")
+        # the front of this 2-D projection: non-dominated in (accuracy, this cost), joined as a staircase
+        f = front.iloc[non_dominated(np.column_stack([-front.val_accuracy.to_numpy(), front[c].to_numpy()]))]
+        f = f.sort_values(c)
+        ax.step(f[c], f.val_accuracy, "o-", where="post", ms=4, c="tab:blue",
+                label=f"non-dominated in accuracy vs {c}")
         s = front[front.selected]
         ax.scatter(s[c], s.val_accuracy, s=90, facecolors="none", edgecolors="tab:red", linewidths=2,
                    label="selected")
@@ -589,7 +656,7 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
         "n_pareto": int(len(front)), "n_selected": int(front.selected.sum()),
         "hypervolume": hv,
         "best_val_accuracy": float(ok.val_accuracy.max()),
-        "best_test_accuracy": float(np.nanmax(front.test_accuracy)) if front.selected.any() else None,
+        **reported_model(cards),
         "wall_seconds": float(sum(v for v in stage_seconds.values() if v is not None)),
         "stage_seconds": stage_seconds,
         "search_evaluation_busy_seconds": summary["evaluation_busy_seconds"],
@@ -601,6 +668,24 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
         metrics["per_task_test_accuracy"] = per_task
     atomic_write_json(reports / "metrics.json", metrics)
     return metrics
+
+
+REPORT_RULE = ("best_accuracy: of the selected models, the one with the highest validation accuracy after "
+               "fine-tuning (ties: fewer parameters); the test split chooses nothing")
+
+
+def reported_model(cards: list[dict]) -> dict:
+    """The figures a run reports: the test accuracy of the one model chosen by validation
+    (:data:`REPORT_RULE`), next to every selected model's own validation and test accuracy."""
+    selected = [{"candidate_id": c["candidate_id"], "selected_by": c["selected_by"],
+                 "params": c.get("params"), "val_accuracy": float(c["val_accuracy"]),
+                 "test_accuracy": float(c["test_accuracy"])} for c in cards]
+    if not selected:
+        return {"report_rule": REPORT_RULE, "reported_model": None, "test_accuracy": None, "selected_models": []}
+    best = max(selected, key=lambda m: (m["val_accuracy"], -(m["params"] or 0), m["candidate_id"]))
+    return {"report_rule": REPORT_RULE, "reported_model": best["candidate_id"],
+            "test_accuracy": best["test_accuracy"], "reported_val_accuracy": best["val_accuracy"],
+            "selected_models": selected}
 
 
 def write_graph_front(cfg: Config, front: pd.DataFrame) -> Path:

@@ -2,7 +2,9 @@
 
 Every step trains the largest subnet, the smallest and ``random_subnets`` random ones on
 the same batch, accumulating their gradients (the sandwich rule of BigNAS / OFA), so one
-set of weights ranks every subnet of the space. Trained once, then reused by the
+set of weights ranks every subnet of the space. With ``supernet.distill`` (in-place
+distillation, BigNAS / OFA) the largest subnet learns the labels and every other subnet
+learns the largest one's predictions on the same batch. Trained once, then reused by the
 surrogate, search and selection stages.
 """
 
@@ -23,7 +25,9 @@ from nas.config import Config, SpaceConfig
 from nas.data import Prepared
 from nas.io import atomic_write_json, atomic_write_with
 from nas.spaces.elastic import ElasticSpace
-from nas.spaces.elastic_build import Supernet, extract_subnet
+from nas.costs import TABLE_FILE, CostTable
+from nas.genome import Genome
+from nas.spaces.elastic_build import Supernet, all_layers, extract_subnet, subnet_layers
 from nas.training import accuracy, batches, recalibrate_bn, resolve_device
 
 
@@ -32,6 +36,24 @@ class SupernetBundle:
     net: Supernet
     space: ElasticSpace
     meta: dict
+    table: CostTable
+
+    def costs(self, genome: Genome) -> dict[str, float]:
+        """Exact ``params`` and ``flops`` and table ``latency_ms`` of a subnet, without building it."""
+        return subnet_costs(self.table, self.space, genome, tuple(self.meta["input_shape"]), self.meta["num_classes"])
+
+
+def subnet_costs(table: CostTable, space: ElasticSpace, genome: Genome, input_shape: tuple[int, int, int],
+                 num_classes: int) -> dict[str, float]:
+    return table.costs([layer.key for layer in subnet_layers(space, genome, input_shape, num_classes)])
+
+
+def measure_cost_table(space: ElasticSpace, input_shape: tuple[int, int, int], num_classes: int, repeats: int,
+                       warmup: int, on_layer: Callable[[str], None] | None = None) -> CostTable:
+    """Every layer of the space measured once on this machine (1 torch thread, as Dask workers run)."""
+    table = CostTable.measure(all_layers(space, input_shape, num_classes), repeats, warmup, 1, on_layer)
+    table.meta = {"input_shape": list(input_shape), "num_classes": num_classes}
+    return table
 
 
 def train_supernet(cfg: Config, data: Prepared,
@@ -54,8 +76,15 @@ def train_supernet(cfg: Config, data: Prepared,
         for xb, yb in batches(data.x_train, data.y_train, sc.batch_size, rng, device):
             opt.zero_grad(set_to_none=True)
             genomes = [largest, smallest] + [space.sample(rng) for _ in range(sc.random_subnets)]
+            teacher = None
             for g in genomes:
-                loss = F.cross_entropy(net(xb, g), yb)
+                logits = net(xb, g)
+                if teacher is None:  # the largest subnet learns the labels
+                    loss = F.cross_entropy(logits, yb)
+                    if sc.distill:
+                        teacher = logits.detach().softmax(1)
+                else:  # in-place distillation: soft cross-entropy against the largest subnet's predictions
+                    loss = -(teacher * logits.log_softmax(1)).sum(1).mean()
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"supernet training diverged in epoch {ep} (loss {loss.item()}); "
                                        "lower supernet.lr")
@@ -95,4 +124,4 @@ def load_supernet(out_dir: str | Path) -> SupernetBundle:
     net = Supernet(space, meta["in_channels"], meta["num_classes"])
     net.load_state_dict(torch.load(out / "supernet.pt", map_location="cpu", weights_only=True))
     net.eval()
-    return SupernetBundle(net, space, meta)
+    return SupernetBundle(net, space, meta, CostTable.load(out / TABLE_FILE))

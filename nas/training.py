@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -15,6 +17,19 @@ from nas.evaluators.base import check_deadline
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss."""
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = None):
+    """Run a block with ``n`` torch threads (None: every CPU core), then restore the previous
+    count. The stages that train in the main process (supernet, fine-tuning) use this: the
+    environment pins ``OMP_NUM_THREADS=1`` for the Dask workers, which would leave cores idle."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n or os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -69,7 +69,7 @@ def test_outputs_and_reports(pipeline_run):
         assert card["onnx_max_abs_diff"] < 1e-4
 
     metrics = json.loads((work / "reports/metrics.json").read_text())
-    for key in ("n_evaluated", "n_pareto", "hypervolume", "best_val_accuracy", "best_test_accuracy", "wall_seconds"):
+    for key in ("n_evaluated", "n_pareto", "hypervolume", "best_val_accuracy", "test_accuracy", "reported_model", "wall_seconds"):
         assert key in metrics
     assert set(metrics["stage_seconds"]) == {"prepare", "pretrain", "surrogate", "search", "select"}
     assert metrics["n_pareto"] == len(front) and metrics["n_evaluated"] >= 6

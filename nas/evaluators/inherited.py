@@ -1,7 +1,8 @@
 """Supernet-inherited evaluation: extract the subnet, recalibrate BatchNorm, score on validation.
 
-Also measures the subnet's parameter count, FLOPs and batch-1 CPU latency. The supernet and
-the prepared data are loaded once per process (each Dask worker keeps its own copy).
+Its parameter count and FLOPs are exact and its batch-1 CPU latency comes from the per-layer
+cost table measured with the supernet (:mod:`nas.costs`). The supernet and the prepared data
+are loaded once per process (each Dask worker keeps its own copy).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import torch
 
 from nas.data import Prepared, load_prepared
 from nas.genome import Genome
-from nas.objectives import cost_metrics
 from nas.spaces.elastic_build import extract_subnet
 from nas.supernet import SupernetBundle, load_supernet
 from nas.training import accuracy, recalibrate_bn, resolve_device
@@ -50,6 +50,4 @@ class InheritedEvaluator:
         net = extract_subnet(bundle.net, genome).to(device)
         recalibrate_bn(net, data.x_train, self.bn_batches, self.batch_size, np.random.default_rng(seed), device)
         val = accuracy(net, data.x_val, data.y_val, device=device)
-        net = net.cpu()
-        return {"val_accuracy": float(val),
-                **cost_metrics(net, data.input_shape, self.latency_repeats, self.latency_warmup)}
+        return {"val_accuracy": float(val), **bundle.costs(genome)}

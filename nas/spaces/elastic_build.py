@@ -9,12 +9,17 @@ can be fine-tuned, measured and exported on its own.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nas.genome import Genome
 from nas.spaces.elastic import BlockSpec, ElasticSpace
+
+if TYPE_CHECKING:
+    from nas.costs import Layer
 
 
 def _crop(weight: torch.Tensor, k: int) -> torch.Tensor:
@@ -145,3 +150,62 @@ def extract_subnet(supernet: Supernet, genome: Genome) -> SubNet:
         _copy_bn(bn3, src.bn3, spec.out_channels)
     net.classifier.load_state_dict(supernet.classifier.state_dict())
     return net
+
+
+# ---------------------------------------------------------------------------- per-layer costs
+
+
+class Head(nn.Module):
+    """Global average pooling and the classifier: the last layer of a subnet, on its own."""
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.classifier = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x.mean(dim=(2, 3)))
+
+
+def _stem(space: ElasticSpace, in_channels: int) -> nn.Module:
+    c = space.cfg.stem_channels
+    return nn.Sequential(nn.Conv2d(in_channels, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU6())
+
+
+def _out_size(size: int, stride: int) -> int:
+    return (size - 1) // stride + 1  # a k x k convolution with padding k // 2, k odd
+
+
+def _block_key(spec: BlockSpec, size: int) -> str:
+    return f"mbconv{spec.in_channels}-{spec.out_channels}/s{spec.stride}/k{spec.kernel_size}/e{spec.expand_ratio}@{size}"
+
+
+def subnet_layers(space: ElasticSpace, genome: Genome, input_shape: tuple[int, int, int],
+                  num_classes: int) -> list["Layer"]:
+    """The layers of ``genome``'s subnet in order (stem, blocks, head), with their inputs' shapes:
+    the pieces whose costs add up to the subnet's (see :mod:`nas.costs`)."""
+    from nas.costs import Layer
+
+    c, size, _ = input_shape
+    out = [Layer(f"stem{c}-{space.cfg.stem_channels}@{size}", lambda: _stem(space, c), (c, size, size))]
+    ch = space.cfg.stem_channels
+    for spec in space.decode(genome):
+        out.append(Layer(_block_key(spec, size), lambda spec=spec: MBConv(spec), (ch, size, size)))
+        size, ch = _out_size(size, spec.stride), spec.out_channels
+    out.append(Layer(f"head{ch}-{num_classes}@{size}", lambda ch=ch: Head(ch, num_classes), (ch, size, size)))
+    return out
+
+
+def all_layers(space: ElasticSpace, input_shape: tuple[int, int, int], num_classes: int) -> list["Layer"]:
+    """Every distinct layer any subnet of ``space`` can contain (what a cost table measures)."""
+    import itertools
+
+    cfg = space.cfg
+    choices = itertools.product(range(len(cfg.kernel_sizes)), range(len(cfg.expand_ratios)))
+    layers: dict[str, "Layer"] = {}
+    # a block's shape depends on its stage, whether it is the stage's first, its kernel and expand ratio;
+    # genomes at full depth with every block set alike cover every combination
+    for ki, ei in choices:
+        values = [len(cfg.depths) - 1] * space.n_stages + [ki, ei] * (space.n_stages * space.max_depth)
+        for layer in subnet_layers(space, space.canonical(values), input_shape, num_classes):
+            layers.setdefault(layer.key, layer)
+    return list(layers.values())

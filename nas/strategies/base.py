@@ -95,3 +95,21 @@ def fresh_samples(space, rng: np.random.Generator, n: int, exclude, tries: int =
             seen.add(g)
             out.append(g)
     return out
+
+
+def size_stratified(space, rng: np.random.Generator, n: int, size_of, pool: int = 2000) -> list[Genome]:
+    """``n`` genomes spread evenly over the sizes of the space: ``pool`` uniform samples sorted by
+    ``size_of(genome)`` and cut at ``n`` evenly spaced quantiles, the smallest and largest
+    networks of the space at the two ends (what a ranking check needs: every size represented)."""
+    if n < 2:
+        raise ValueError(f"size_stratified needs n >= 2, got {n}")
+    ends = [space.smallest(), space.largest()]
+    cands = ends + fresh_samples(space, rng, pool, ends)
+    sizes = np.array([size_of(g) for g in cands], dtype=float)
+    order = [cands[i] for i in np.argsort(sizes, kind="stable")]
+    picks = [order[int(round(q))] for q in np.linspace(0, len(order) - 1, n)]
+    picks[0], picks[-1] = ends
+    out: list[Genome] = []
+    for g in picks:  # a duplicate (tiny spaces) is replaced by a fresh sample
+        out.append(g if g not in out else next(iter(fresh_samples(space, rng, 1, out)), g))
+    return out

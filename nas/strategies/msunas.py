@@ -10,6 +10,8 @@ networks, so the front spans the whole space from the start.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from pymoo.core.problem import Problem
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
@@ -23,15 +25,23 @@ from nas.strategies.base import Archive, fresh_samples
 from nas.strategies.nsga2 import integer_nsga2
 from nas.surrogates import MultiObjectiveSurrogate
 
+EXACT_COSTS = ("params", "flops", "latency_ms")
+
 
 class _SurrogateProblem(Problem):
-    def __init__(self, space, surrogate: MultiObjectiveSurrogate, objectives, constraints):
+    def __init__(self, space, surrogate: MultiObjectiveSurrogate, objectives, constraints, exact_costs=None):
         super().__init__(n_var=space.n_var, n_obj=len(objectives), n_ieq_constr=len(constraints),
                          xl=np.zeros(space.n_var), xu=space.upper_bounds.astype(float), vtype=int)
         self.space, self.surrogate, self.objectives, self.constraints = space, surrogate, objectives, constraints
+        self.exact_costs = exact_costs
 
     def predict(self, genomes: list[Genome]) -> dict[str, np.ndarray]:
-        return self.surrogate.predict(np.array([self.space.encode(g) for g in genomes]))
+        """The surrogate's predictions, with every exactly known cost computed instead."""
+        out = self.surrogate.predict(np.array([self.space.encode(g) for g in genomes]))
+        if self.exact_costs is not None:
+            rows = [self.exact_costs(g) for g in genomes]
+            out.update({k: np.array([r[k] for r in rows]) for k in EXACT_COSTS})
+        return out
 
     def _evaluate(self, X, out, *args, **kwargs):
         pred = self.predict([self.space.canonical(x) for x in X])
@@ -47,8 +57,11 @@ class MSuNASStrategy:
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
                  surrogate_models: list[str], ensemble_size: int = 2, cv_folds: int = 4,
                  inner_generations: int = 30, inner_population: int = 60,
-                 prior: list[tuple[Genome, dict[str, float]]] | None = None, refit_every: int = 0):
-        """``refit_every`` > 0 (asynchronous search): the surrogate and its inner NSGA-II run
+                 prior: list[tuple[Genome, dict[str, float]]] | None = None, refit_every: int = 0,
+                 exact_costs: Callable[[Genome], dict[str, float]] | None = None):
+        """``exact_costs``: a genome's ``params``, ``flops`` and ``latency_ms`` computed without
+        evaluating it (the supernet's cost table); those are then never predicted, the surrogate
+        models accuracy alone, as in MSuNAS. ``refit_every`` > 0 (asynchronous search): the surrogate and its inner NSGA-II run
         only when that many new results have arrived since the last fit (or the ranked
         candidates of the last fit are used up); asks in between take the next best of the
         last ranking. 0: refit on every ask (generational)."""
@@ -62,6 +75,8 @@ class MSuNASStrategy:
         self.seed = seed
         self.metrics = list(objectives) + [CONSTRAINT_OBJECTIVE[c] for c in constraints
                                            if CONSTRAINT_OBJECTIVE[c] not in objectives]
+        self.exact_costs = exact_costs
+        self.predicted = [m for m in self.metrics if not (exact_costs and m in EXACT_COSTS)]
         self.surrogate_args = dict(models=surrogate_models, ensemble_size=ensemble_size, cv_folds=cv_folds)
         self.inner_generations, self.inner_population = inner_generations, inner_population
         self.prior = list(prior or [])
@@ -73,7 +88,7 @@ class MSuNASStrategy:
         rows.update({r.genome: r.metrics for r in self.archive.ok()})
         genomes = list(rows)
         x = np.array([self.space.encode(g) for g in genomes])
-        return x, {m: np.array([rows[g][m] for g in genomes]) for m in self.metrics}
+        return x, {m: np.array([rows[g][m] for g in genomes]) for m in self.predicted}
 
     def _front(self) -> list[Genome]:
         ok = [r.genome for r in self.archive.ok()]
@@ -104,10 +119,11 @@ class MSuNASStrategy:
 
     def _propose(self, n: int, taken: set[Genome]) -> list[Genome]:
         x, ys = self._training_set()
-        surrogate = MultiObjectiveSurrogate(self.metrics, seed=int(self.rng.integers(2**31)),
+        surrogate = MultiObjectiveSurrogate(self.predicted, seed=int(self.rng.integers(2**31)),
                                             **self.surrogate_args).fit(x, ys)
         self.last_fit = surrogate.summary()
-        problem = _SurrogateProblem(self.space, surrogate, self.archive.objectives, self.archive.constraints)
+        problem = _SurrogateProblem(self.space, surrogate, self.archive.objectives, self.archive.constraints,
+                                    self.exact_costs)
         start = self._front()
         start += fresh_samples(self.space, self.rng, max(0, self.inner_population - len(start)), start)
         init = np.array([g.values for g in start[: self.inner_population]], dtype=float)

@@ -1,0 +1,149 @@
+"""The default data (Omniglot characters pooled, split by writer), the per-layer cost table
+(exact params and FLOPs, latency lookup), exact costs in MSuNAS, and the reporting rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas.config import DataConfig, SpaceConfig
+from nas.costs import CostTable, CostTableError
+from nas.data import DataError, prepare, read_omniglot, writer_split
+from nas.genome import Genome
+from nas.objectives import count_flops, count_params
+from nas.spaces.elastic import ElasticSpace
+from nas.spaces.elastic_build import all_layers, build_subnet, subnet_layers
+from nas.stages import reported_model
+from nas.strategies.base import size_stratified
+from nas.supernet import subnet_costs
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def test_pooled_omniglot_shapes_and_classes():
+    p = prepare(DataConfig(kind="omniglot_pooled", image_size=12), 0)
+    assert p.input_shape == (1, 12, 12) and p.num_classes == 136 and not p.is_multitask
+    # 20 drawers per character, cut 12 / 4 / 4 by writer
+    assert (len(p.y_train), len(p.y_val), len(p.y_test)) == (136 * 12, 136 * 4, 136 * 4)
+    for y in (p.y_train, p.y_val, p.y_test):  # every character in every split
+        assert set(np.unique(y)) == set(range(136))
+    assert p.class_names[0] == "Balinese/character01" and len(set(p.class_names)) == 136
+    assert abs(float(p.x_train.mean())) < 1e-4 and abs(float(p.x_train.std()) - 1) < 1e-3
+    assert prepare(DataConfig(kind="omniglot_pooled"), 0).input_shape == (1, 16, 16)  # image_size null: 16
+
+
+def test_pooled_split_by_writer_no_drawer_in_two_splits():
+    o = read_omniglot(None, 12)
+    for seed in (0, 1, 7):
+        split = writer_split(o, seed)
+        owners = {}
+        for d, s in zip(o.drawer, split):
+            owners.setdefault(int(d), set()).add(int(s))
+        assert all(len(s) == 1 for s in owners.values()), "a drawer's images fall in two splits"
+        assert sorted(sum(1 for s in owners.values() if k in s) for k in range(3)) == [4, 4, 12]
+    assert not np.array_equal(writer_split(o, 0), writer_split(o, 1))
+
+
+def test_pooled_is_deterministic_and_selects_alphabets():
+    a = prepare(DataConfig(kind="omniglot_pooled", image_size=12), 3)
+    b = prepare(DataConfig(kind="omniglot_pooled", image_size=12), 3)
+    assert a.dataset_hash == b.dataset_hash
+    np.testing.assert_array_equal(a.x_val, b.x_val)
+    assert prepare(DataConfig(kind="omniglot_pooled", image_size=12), 4).dataset_hash != a.dataset_hash
+    two = prepare(DataConfig(kind="omniglot_pooled", image_size=12, tasks=["Latin", "Greek"]), 0)
+    assert two.num_classes == 26 + 24 and all(n.split("/")[0] in ("Latin", "Greek") for n in two.class_names)
+    with pytest.raises(DataError, match="unknown Omniglot alphabet"):
+        prepare(DataConfig(kind="omniglot_pooled", tasks=["Klingon"]), 0)
+
+
+# ---------------------------------------------------------------------------- cost table
+
+
+SPACE = ElasticSpace(SpaceConfig())
+SHAPE = (1, 12, 12)
+
+
+@pytest.fixture(scope="module")
+def table() -> CostTable:
+    return CostTable.measure(all_layers(SPACE, SHAPE, 136), repeats=2, warmup=1)
+
+
+def test_table_params_and_flops_are_exact(table):
+    rng = np.random.default_rng(0)
+    for g in [SPACE.smallest(), SPACE.largest()] + [SPACE.sample(rng) for _ in range(8)]:
+        net = build_subnet(SPACE, g, 1, 136)
+        c = subnet_costs(table, SPACE, g, SHAPE, 136)
+        assert c["params"] == count_params(net)
+        assert c["flops"] == count_flops(net, SHAPE)
+
+
+def test_table_latency_is_the_sum_of_its_measured_parts(tmp_path):
+    g = Genome((1, 0, 2) + (0,) * (SPACE.n_var - 3), SPACE.name)  # a known network: depths 2, 1, 3
+    g = SPACE.canonical(g.values)
+    layers = subnet_layers(SPACE, g, SHAPE, 10)
+    t = CostTable.measure(layers, repeats=3, warmup=1)
+    assert len(t.entries) == len({layer.key for layer in layers}) < len(layers)  # later blocks of a stage share a shape
+    parts = [t.entries[layer.key]["latency_ms"] for layer in layers]
+    assert all(v > 0 for v in parts)
+    assert subnet_costs(t, SPACE, g, SHAPE, 10)["latency_ms"] == pytest.approx(sum(parts))
+    t.save(tmp_path / "t.json")
+    back = CostTable.load(tmp_path / "t.json")
+    assert back.entries == t.entries and "thread" in back.device
+    with pytest.raises(CostTableError, match="no entry for layer"):
+        subnet_costs(back, SPACE, SPACE.largest(), SHAPE, 10)
+    (tmp_path / "bad.json").write_text('{"layers": {"x": {"params": 1}}}')
+    with pytest.raises(CostTableError, match="not a cost table"):
+        CostTable.load(tmp_path / "bad.json")
+    with pytest.raises(CostTableError, match="no cost table"):
+        CostTable.load(tmp_path / "missing.json")
+
+
+def test_size_stratified_spans_the_sizes(table):
+    size = lambda g: subnet_costs(table, SPACE, g, SHAPE, 136)["params"]  # noqa: E731
+    gs = size_stratified(SPACE, np.random.default_rng(0), 12, size)
+    sizes = [size(g) for g in gs]
+    assert gs[0] == SPACE.smallest() and gs[-1] == SPACE.largest() and len(set(gs)) == 12
+    assert sizes == sorted(sizes)
+
+
+def test_msunas_predicts_accuracy_only_when_costs_are_exact(table):
+    from nas.genome import EvaluationResult
+    from nas.strategies.msunas import MSuNASStrategy
+
+    costs = lambda g: subnet_costs(table, SPACE, g, SHAPE, 136)  # noqa: E731
+    s = MSuNASStrategy(SPACE, ["val_accuracy", "params", "latency_ms"], {"max_flops": 5e6}, 0, ["ridge"], 1,
+                       inner_generations=2, inner_population=12, exact_costs=costs)
+    assert s.predicted == ["val_accuracy"]
+    rng = np.random.default_rng(1)
+    first = s.ask(8)
+    s.tell([EvaluationResult(g, {"val_accuracy": float(rng.random()), **costs(g)}, "ok") for g in first])
+    assert len(s.ask(4)) == 4
+    assert list(s.last_fit) == ["val_accuracy"]
+    plain = MSuNASStrategy(SPACE, ["val_accuracy", "params"], {}, 0, ["ridge"], 1)
+    assert plain.predicted == ["val_accuracy", "params"]
+
+
+# ---------------------------------------------------------------------------- reporting rule
+
+
+def test_reported_model_is_chosen_by_validation_never_by_test():
+    cards = [{"candidate_id": "a", "selected_by": ["knee"], "params": 10, "val_accuracy": 0.70, "test_accuracy": 0.90},
+             {"candidate_id": "b", "selected_by": ["best_accuracy"], "params": 50, "val_accuracy": 0.80,
+              "test_accuracy": 0.60},
+             {"candidate_id": "c", "selected_by": ["spread"], "params": 30, "val_accuracy": 0.80, "test_accuracy": 0.65}]
+    r = reported_model(cards)
+    assert r["reported_model"] == "c"  # tie on validation: fewer params; the test-best "a" is not chosen
+    assert r["test_accuracy"] == 0.65 and r["reported_val_accuracy"] == 0.80
+    assert {m["candidate_id"]: m["test_accuracy"] for m in r["selected_models"]} == {"a": 0.9, "b": 0.6, "c": 0.65}
+    assert "test split chooses nothing" in r["report_rule"]
+    assert reported_model([])["reported_model"] is None
+
+
+def test_npz_is_resized_to_image_size_or_kept(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(90, 28, 28)).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.repeat(np.arange(15), 6))
+    small = prepare(DataConfig(kind="npz", path=str(tmp_path / "d.npz"), image_size=12), 0)
+    assert small.input_shape == (1, 12, 12) and small.num_classes == 15
+    assert prepare(DataConfig(kind="npz", path=str(tmp_path / "d.npz")), 0).input_shape == (1, 28, 28)
