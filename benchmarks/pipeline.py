@@ -5,12 +5,21 @@ Prints, from one invocation:
 2. orchestration time (Prefect ephemeral API, flow/task bookkeeping, Dask cluster start-up,
    process start and imports) against time spent doing the stages' work, and, inside search,
    the Dask evaluation wall time against the evaluation busy time (sum over candidates);
-3. the rank correlation (Kendall tau, Spearman) between each of N sampled subnets' accuracy
-   with inherited supernet weights (after BatchNorm recalibration) and its accuracy when
-   trained stand-alone from scratch: the supernet's ranking quality.
+3. the supernet's ranking quality: ``benchmarks/supernet_ranking.py`` on N subnets spread
+   over the space's sizes (inherited against stand-alone accuracy, Kendall tau, Spearman,
+   spread of stand-alone accuracy).
 
-Usage:  python benchmarks/pipeline.py [--params params.yaml] [--reuse] [--subnets 12]
-                                      [--epochs 15] [--json benchmarks/results/pipeline.json]
+4. with ``--compare random`` instead: the default search against random search on the last
+   run's supernet and surrogate samples, over ``--seeds``, the same number of evaluations each
+   (the search budget, plus the surrogate stage's samples both hold): the hypervolume of each
+   front (validation accuracy vs params, one normalisation box) and the stand-alone test
+   accuracy (``--epochs`` from scratch) of the most accurate network each finds under each
+   size limit (``--limits``, fractions of the largest subnet's params).
+
+Usage:  python benchmarks/pipeline.py [--params params.yaml] [--reuse] [--subnets 24]
+                                      [--epochs 20] [--json benchmarks/results/pipeline.json]
+        python benchmarks/pipeline.py --compare random [--seeds 0 1 2] [--limits 0.25 0.6]
+                                      [--epochs 20] [--json benchmarks/results/compare_random.json]
 """
 
 from __future__ import annotations
@@ -40,58 +49,103 @@ def run_pipeline(params: Path, overrides: list[str]) -> float:
     return wall
 
 
-def ranking_quality(cfg, n_subnets: int, epochs: int) -> dict:
-    import torch
-    from scipy.stats import kendalltau, spearmanr
+def compare_random(args) -> None:
+    """The default search against random search on the last run's supernet, same evaluations."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
 
-    from nas.data import load_prepared
-    from nas.genome import candidate_seed
-    from nas.spaces.elastic_build import build_subnet, extract_subnet
-    from nas.strategies.base import fresh_samples
-    from nas.supernet import load_supernet
-    from nas.training import accuracy, recalibrate_bn, train
+    import pandas as pd
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    bundle = load_supernet(cfg.supernet.out_dir)
-    data = load_prepared(cfg.data.out_dir)
-    space = bundle.space
-    rng = np.random.default_rng([cfg.seed, 99])
-    extremes = [space.largest(), space.smallest()]
-    genomes = extremes + fresh_samples(space, rng, n_subnets - 2, extremes)
-    def val_loss(model) -> float:
-        model.eval()
-        with torch.no_grad():
-            logits = model(torch.from_numpy(data.x_val))
-            return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(data.y_val)))
+    from benchmarks.supernet_ranking import _init_worker, check_artifacts, standalone
+    from nas.config import load_config
+    from nas.genome import Genome, candidate_seed
+    from nas.objectives import to_minimise
+    from nas.pareto import hypervolume, non_dominated
+    from nas.runners import read_populations
+    from nas.stages import load_prior, objective_bounds, run_search
 
-    rows = []
-    for i, g in enumerate(genomes):
-        seed = candidate_seed(cfg.seed, g)
-        sub = extract_subnet(bundle.net, g)
-        recalibrate_bn(sub, data.x_train, cfg.evaluation.bn_batches, cfg.evaluation.batch_size,
-                       np.random.default_rng(seed))
-        inherited = accuracy(sub, data.x_val, data.y_val)
-        inherited_loss = val_loss(sub)
-        torch.manual_seed(seed)
-        fresh = build_subnet(space, g, data.input_shape[0], data.num_classes)
-        t0 = time.perf_counter()
-        train(fresh, data.x_train, data.y_train, epochs, 0.05, 64, np.random.default_rng(seed))
-        standalone = accuracy(fresh, data.x_val, data.y_val)
-        rows.append({"candidate_id": g.key(), "architecture": space.describe(g), "inherited": inherited,
-                     "standalone": standalone, "inherited_val_loss": inherited_loss,
-                     "standalone_val_loss": val_loss(fresh), "train_seconds": time.perf_counter() - t0})
-        print(f"  [{i + 1:2d}/{len(genomes)}] {space.describe(g):40s} inherited acc {inherited:.4f} "
-              f"loss {inherited_loss:.4f} | stand-alone acc {standalone:.4f} loss {rows[-1]['standalone_val_loss']:.4f}",
-              flush=True)
+    base = load_config(args.params, args.overrides)
+    bundle, data = check_artifacts(base)
+    default = base.search.strategy if base.search.strategy != "auto" else "msunas"
+    prior = load_prior(base)
+    largest = bundle.costs(bundle.space.largest())["params"]
+    limits = [float(f) for f in args.limits]
+    objectives = ["val_accuracy", "params"]
+    ideal, nadir = objective_bounds(objectives, prior)
+    prior_rows = pd.DataFrame([{"genome": g.values, "val_accuracy": m["val_accuracy"], "params": m["params"]}
+                               for g, m in prior])
+    print(f"default search '{default}' against random search: seeds {args.seeds}, {base.search.population} x "
+          f"{base.search.generations + 1} evaluations each, both also holding the surrogate stage's {len(prior)} "
+          f"sampled subnets; size limits {[f'{f:.0%}' for f in limits]} of the largest subnet ({largest:.0f} params)",
+          flush=True)
+    runs = []
+    for seed in args.seeds:
+        for strategy in (default, "random"):
+            out = ROOT / "artifacts" / "compare" / f"{strategy}-seed{seed}"
+            cfg = load_config(args.params, args.overrides + [
+                f"seed={seed}", f"search.strategy={strategy}", f"search.out_dir={out}",
+                f"selection.reports_dir={out / 'reports'}"])
+            t0 = time.perf_counter()
+            run_search(cfg, resume=False)
+            pop = read_populations(out / "populations")
+            pop = pop[pop.status == "ok"]
+            rows = pd.concat([prior_rows, pd.DataFrame({"genome": [tuple(json.loads(g)) for g in pop.genome],
+                                                        "val_accuracy": pop.val_accuracy, "params": pop.params})],
+                             ignore_index=True)
+            rows["genome"] = [tuple(g) for g in rows.genome]
+            rows = rows.drop_duplicates("genome").reset_index(drop=True)
+            F = np.array([to_minimise(r, objectives) for r in rows.to_dict("records")])
+            front = rows.iloc[non_dominated(F)]
+            run = {"seed": seed, "strategy": strategy, "n_candidates": int(len(rows)),
+                   "hypervolume": hypervolume(F[non_dominated(F)], ideal, nadir), "n_front": int(len(front)),
+                   "search_seconds": time.perf_counter() - t0, "picks": {}}
+            for f in limits:
+                ok = rows[rows.params <= f * largest]
+                best = ok.sort_values(["val_accuracy", "params"], ascending=[False, True]).iloc[0]
+                run["picks"][f"{f:g}"] = {"genome": list(best.genome), "params": int(best.params),
+                                          "val_accuracy": float(best.val_accuracy),
+                                          "architecture": bundle.space.describe(Genome(best.genome, bundle.space.name))}
+            runs.append(run)
+            print(f"  seed {seed} {strategy:8s} hypervolume {run['hypervolume']:.4f} ({run['n_front']} on the front of "
+                  f"{run['n_candidates']}) in {run['search_seconds']:.0f} s", flush=True)
+    # every distinct pick trained from scratch once (the same network picked twice is trained once)
+    todo = sorted({tuple(p["genome"]) for r in runs for p in r["picks"].values()})
+    print(f"training {len(todo)} distinct picks stand-alone for {args.epochs} epochs ...", flush=True)
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        futs = {g: pool.submit(standalone, str(args.params), args.overrides, list(g),
+                               candidate_seed(base.seed, Genome(g, bundle.space.name)), args.epochs) for g in todo}
+        trained = {g: f.result() for g, f in futs.items()}
+    for r in runs:
+        for p in r["picks"].values():
+            p.update(standalone_val=trained[tuple(p["genome"])]["val"], standalone_test=trained[tuple(p["genome"])]["test"])
 
-    def corr(key_a: str, key_b: str) -> dict:
-        a = np.array([r[key_a] for r in rows])
-        b = np.array([r[key_b] for r in rows])
-        return {"kendall_tau": float(kendalltau(a, b).statistic), "spearman": float(spearmanr(a, b).statistic)}
+    print(f"\n{'seed':>4s} {'strategy':8s} {'hypervolume':>11s}" +
+          "".join(f"  {'<= ' + format(f, '.0%'):>7s}: {'params':>7s} {'inh.val':>7s} {'test':>6s}" for f in limits))
+    for r in runs:
+        print(f"{r['seed']:4d} {r['strategy']:8s} {r['hypervolume']:11.4f}" + "".join(
+            f"  {'':7s}  {p['params']:7d} {p['val_accuracy']:7.4f} {p['standalone_test']:6.4f}"
+            for p in r["picks"].values()))
+    summary = {}
+    for strategy in (default, "random"):
+        mine = [r for r in runs if r["strategy"] == strategy]
+        summary[strategy] = {"hypervolume_mean": float(np.mean([r["hypervolume"] for r in mine])),
+                             **{f"test_at_{k}": float(np.mean([r["picks"][k]["standalone_test"] for r in mine]))
+                                for k in mine[0]["picks"]}}
+    wins = sum(a["hypervolume"] > b["hypervolume"] for a, b in zip(runs[::2], runs[1::2]))
+    ties = sum(a["hypervolume"] == b["hypervolume"] for a, b in zip(runs[::2], runs[1::2]))
+    print("\nmean over seeds: " + "; ".join(
+        f"{k}: hypervolume {v['hypervolume_mean']:.4f}, " + ", ".join(
+            f"test of pick <= {float(lim):.0%} {v['test_at_' + lim]:.4f}" for lim in runs[0]["picks"])
+        for k, v in summary.items()))
+    print(f"{default} has the larger hypervolume on {wins} of {len(args.seeds)} seeds ({ties} tied)")
+    result = {"default": default, "seeds": args.seeds, "limits": limits, "largest_params": largest,
+              "standalone_epochs": args.epochs, "runs": runs, "summary": summary, "default_hv_wins": wins,
+              "ties": ties, "overrides": args.overrides}
+    if args.json:
+        from nas.io import atomic_write_json
 
-    acc, loss = corr("inherited", "standalone"), corr("inherited_val_loss", "standalone_val_loss")
-    return {"n_subnets": len(rows), "standalone_epochs": epochs, "n_val": int(len(data.y_val)),
-            "kendall_tau": acc["kendall_tau"], "spearman": acc["spearman"], "loss_rank": loss, "subnets": rows}
+        atomic_write_json(args.json, result)
+        print(f"wrote {args.json}")
 
 
 def main() -> None:
@@ -99,12 +153,21 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE override for the run")
     ap.add_argument("--reuse", action="store_true", help="use the outputs of the last run instead of running again")
-    ap.add_argument("--subnets", type=int, default=12)
-    ap.add_argument("--epochs", type=int, default=15, help="stand-alone training epochs per subnet")
+    ap.add_argument("--subnets", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=20, help="stand-alone training epochs per subnet")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--compare", choices=["random"], default=None,
+                    help="run the default search and random search on the last run's supernet (see compare_random)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="--compare: search seeds")
+    ap.add_argument("--limits", nargs="+", default=["0.25", "0.6"],
+                    help="--compare: size limits, fractions of the largest subnet's params")
+    ap.add_argument("--workers", type=int, default=2, help="processes for stand-alone training")
     args = ap.parse_args()
     os.chdir(ROOT)
     from nas.config import load_config
+
+    if args.compare:
+        return compare_random(args)
 
     cfg = load_config(args.params, args.overrides)
     process_wall = None
@@ -137,16 +200,13 @@ def main() -> None:
     print(f"    strategy (surrogate fit + inner NSGA-II) {search['strategy_seconds']:6.1f} s")
     print(f"    search stage other (cluster start, I/O) {search['seconds'] - ewall - search['strategy_seconds']:6.1f} s")
 
-    print(f"\n== supernet ranking quality: {args.subnets} subnets, inherited vs stand-alone "
+    print(f"\n== supernet ranking quality: {args.subnets} subnets by size, inherited vs stand-alone "
           f"({args.epochs} epochs from scratch) ==")
-    rq = ranking_quality(cfg, args.subnets, args.epochs)
-    print(f"  validation accuracy: Kendall tau {rq['kendall_tau']:.3f}   Spearman {rq['spearman']:.3f}")
-    print(f"  validation loss:     Kendall tau {rq['loss_rank']['kendall_tau']:.3f}   "
-          f"Spearman {rq['loss_rank']['spearman']:.3f}")
-    accs = [r["standalone"] for r in rq["subnets"]]
-    print(f"  (stand-alone accuracies span {min(accs):.4f}..{max(accs):.4f} on {rq['n_val']} validation images; "
-          f"one image is {1 / rq['n_val']:.4f})")
-    print(f"\nbest test accuracy {metrics['best_test_accuracy']}, {metrics['n_pareto']} non-dominated, "
+    from benchmarks.supernet_ranking import measure, print_report
+
+    rq = measure(cfg, str(args.params), args.overrides, args.subnets, args.epochs, workers=args.workers)
+    print_report(rq)
+    print(f"\ntest accuracy {metrics['test_accuracy']} of the model chosen by validation, {metrics['n_pareto']} non-dominated, "
           f"hypervolume {metrics['hypervolume']:.4f}")
 
     if args.json:

@@ -286,7 +286,7 @@ def test_space_kind_alone_selects_codeepneat_and_training():
 
 
 def _cli(exe: str, args: list[str], root: Path) -> subprocess.CompletedProcess:
-    sets = ["space.kind=codeepneat", "search.population=6", "search.generations=2", "evaluation.train_epochs=2",
+    sets = ["data.kind=digits", "space.kind=codeepneat", "search.population=6", "search.generations=2", "evaluation.train_epochs=2",
             "selection.finetune_epochs=1", "selection.n_spread=1", "evaluation.latency_repeats=3",
             "evaluation.latency_warmup=1", "search.codeepneat.module_population=8",
             "search.codeepneat.blueprint_population=4", f"data.out_dir={root}/data", f"search.out_dir={root}/search",

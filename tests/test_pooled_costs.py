@@ -147,3 +147,44 @@ def test_npz_is_resized_to_image_size_or_kept(tmp_path):
     small = prepare(DataConfig(kind="npz", path=str(tmp_path / "d.npz"), image_size=12), 0)
     assert small.input_shape == (1, 12, 12) and small.num_classes == 15
     assert prepare(DataConfig(kind="npz", path=str(tmp_path / "d.npz")), 0).input_shape == (1, 28, 28)
+
+
+# ---------------------------------------------------------------------------- the default data, end to end
+
+
+@pytest.mark.integration
+def test_pipeline_stages_on_the_default_data(tmp_path):
+    """prepare -> pretrain (with its cost table) -> surrogate -> search -> select on omniglot_pooled,
+    with real Dask workers and real training, tiny budgets."""
+    import json
+
+    from nas import stages
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path, ["data.kind=omniglot_pooled", "data.image_size=10", "supernet.epochs=1",
+                                 "selection.n_spread=1"])
+    data = stages.prepare_data(cfg)
+    stages.write_prepared(cfg, data, 0.0)
+    assert data.num_classes == 136 and data.input_shape == (1, 10, 10)
+    meta = stages.pretrain_supernet(cfg)
+    assert meta["cost_table"]["layers"] > 10 and (tmp_path / "artifacts/supernet/cost_table.json").is_file()
+    report = stages.fit_surrogate(cfg, stages.sample_subnets(cfg), 0.0)
+    assert list(report["heldout"]) == ["val_accuracy"]  # costs are exact: only accuracy is predicted
+    lat = json.loads((tmp_path / "reports/surrogate.json").read_text())["latency_table"]
+    assert lat["n"] >= 3 and -1 <= lat["kendall_tau"] <= 1
+    stages.run_search(cfg)
+    all_df, front = stages.pareto_front(cfg)
+    from nas.supernet import load_supernet
+
+    bundle = load_supernet(cfg.supernet.out_dir)
+    for r in all_df[all_df.status == "ok"].to_dict("records")[:5]:  # every candidate's costs from the table
+        c = bundle.costs(Genome.from_json(r["genome"], "elastic_cnn"))
+        assert (r["params"], r["flops"], r["latency_ms"]) == (c["params"], c["flops"], pytest.approx(c["latency_ms"]))
+    picks = stages.choose(cfg, front)
+    cards = [stages.finetune_and_export(cfg, row, picks[row["candidate_id"]])
+             for row in front.to_dict("records") if row["candidate_id"] in picks]
+    metrics = stages.write_selection(cfg, all_df, front, picks, cards, 0.0)
+    best = max(cards, key=lambda c: (c["val_accuracy"], -c["params"]))
+    assert metrics["reported_model"] == best["candidate_id"] and metrics["test_accuracy"] == best["test_accuracy"]
+    assert "best_test_accuracy" not in metrics and len(metrics["selected_models"]) == len(cards)
+    assert (tmp_path / "reports/pareto.png").stat().st_size > 0

@@ -1,0 +1,206 @@
+"""Does the supernet rank architectures like stand-alone training does?
+
+Reuses the artifacts of the last ``evonas run`` (or ``make run``): the prepared data and the
+trained supernet of the given params. For ``--subnets`` networks spread evenly over the sizes
+of the space (quantiles of the parameter count over 2,000 uniform samples, the smallest and
+largest network at the ends) it prints:
+
+- the inherited-weight validation accuracy (supernet weights, BatchNorm recalibrated on
+  ``evaluation.bn_batches`` training batches: exactly what the search sees);
+- the stand-alone validation and test accuracy after training from scratch for ``--epochs``
+  (``--repeats`` seeds, averaged);
+- Kendall tau and Spearman rho between the two validation accuracies, the spread (max - min)
+  of stand-alone test accuracy, and largest minus smallest. With ``--repeats`` >= 2, also the
+  rank agreement between the seeds' own stand-alone accuracies: the noise ceiling, the best
+  tau any predictor can expect against one noisy stand-alone measurement.
+
+Usage:
+  python benchmarks/supernet_ranking.py [--params params.yaml] [--set KEY=VALUE ...]
+      [--subnets 24] [--epochs 20] [--repeats 1] [--workers 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REPEAT_SEED_STEP = 7919
+"""Stand-alone repeat r trains with the candidate's seed + r * this."""
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def standalone(params: str, overrides: list[str], values: list[int], seed: int, epochs: int) -> dict:
+    """Train one subnet from scratch (one process, one thread) and score it on val and test."""
+    import torch
+
+    from nas.config import load_config
+    from nas.data import load_prepared
+    from nas.genome import Genome
+    from nas.spaces.elastic import ElasticSpace
+    from nas.spaces.elastic_build import build_subnet
+    from nas.training import accuracy, resolve_device, train
+
+    cfg = load_config(params, overrides)
+    data = load_prepared(cfg.data.out_dir)
+    space = ElasticSpace(cfg.space)
+    genome = Genome(tuple(values), space.name)
+    device = resolve_device(cfg.evaluation.device)
+    torch.manual_seed(seed)
+    net = build_subnet(space, genome, data.input_shape[0], data.num_classes)
+    t0 = time.perf_counter()
+    ev = cfg.evaluation
+    train(net, data.x_train, data.y_train, epochs, ev.train_lr, ev.train_batch_size, np.random.default_rng(seed), device)
+    return {"val": accuracy(net, data.x_val, data.y_val, device=device),
+            "test": accuracy(net, data.x_test, data.y_test, device=device), "seconds": time.perf_counter() - t0}
+
+
+def check_artifacts(cfg) -> tuple:
+    """The supernet and prepared data of ``cfg``, checked to belong together."""
+    from nas.data import load_prepared
+    from nas.supernet import load_supernet
+
+    try:
+        bundle = load_supernet(cfg.supernet.out_dir)
+        data = load_prepared(cfg.data.out_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        sys.exit(f"error: {exc}\n(run `make run`, or `evonas run` with the same --params and --set, first)")
+    if bundle.meta["space"] != cfg.space.model_dump():
+        sys.exit(f"error: {cfg.supernet.out_dir} holds a supernet of another space than these params; rerun "
+                 "`evonas run` (or `evonas stage pretrain`) with them first")
+    if bundle.meta.get("dataset_hash") != data.dataset_hash:
+        sys.exit(f"error: the supernet in {cfg.supernet.out_dir} was trained on other data than "
+                 f"{cfg.data.out_dir} holds; rerun `evonas run` with these params first")
+    return bundle, data
+
+
+def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: int = 20, repeats: int = 1,
+            workers: int = 2) -> dict:
+    """Inherited against stand-alone accuracy for ``subnets`` size-stratified subnets of the
+    last run of ``cfg`` (its prepared data and supernet); progress is printed as it goes."""
+    from scipy.stats import kendalltau, spearmanr
+
+    from nas.evaluators.inherited import InheritedEvaluator
+    from nas.genome import candidate_seed
+    from nas.strategies.base import size_stratified
+
+    t_start = time.perf_counter()
+    if cfg.space.kind != "elastic_cnn":
+        sys.exit(f"error: space.kind '{cfg.space.kind}' has no supernet to rank (elastic_cnn only)")
+    bundle, data = check_artifacts(cfg)
+    space = bundle.space
+    genomes = size_stratified(space, np.random.default_rng([cfg.seed, 99]), subnets,
+                              lambda g: bundle.costs(g)["params"])
+    ev = cfg.evaluation
+    inherited = InheritedEvaluator(cfg.supernet.out_dir, cfg.data.out_dir, cfg.seed, ev.bn_batches, ev.batch_size,
+                                   device=ev.device, threads=max(1, os.cpu_count() or 1))
+    print(f"data {cfg.data.kind}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images, "
+          f"{data.num_classes} classes, input {data.input_shape}; {len(genomes)} subnets by size; stand-alone "
+          f"{epochs} epochs x {repeats} seed(s) on {workers} process(es)", flush=True)
+    rows = []
+    for g in genomes:
+        m = inherited.metrics(g, candidate_seed(cfg.seed, g))
+        rows.append({"candidate_id": g.key(), "architecture": space.describe(g), "params": int(m["params"]),
+                     "flops": int(m["flops"]), "inherited_val": m["val_accuracy"], "runs": []})
+    jobs = [(i, r) for r in range(repeats) for i in range(len(genomes))]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        futures = {pool.submit(standalone, params, overrides, list(genomes[i].values),
+                               candidate_seed(cfg.seed, genomes[i]) + r * REPEAT_SEED_STEP, epochs): (i, r)
+                   for i, r in jobs}
+        for done, fut in enumerate(futures, 1):  # in submission order; the pool runs them in parallel
+            i, r = futures[fut]
+            res = fut.result()
+            rows[i]["runs"].append(res)
+            print(f"  [{done:3d}/{len(jobs)}] {rows[i]['architecture']:48s} {rows[i]['params']:7d} params  inherited "
+                  f"val {rows[i]['inherited_val']:.4f} | stand-alone val {res['val']:.4f} test {res['test']:.4f} "
+                  f"({res['seconds']:.0f} s)", flush=True)
+    for row in rows:
+        row["standalone_val"] = float(np.mean([r["val"] for r in row["runs"]]))
+        row["standalone_test"] = float(np.mean([r["test"] for r in row["runs"]]))
+    inh = np.array([r["inherited_val"] for r in rows])
+    sval = np.array([r["standalone_val"] for r in rows])
+    stest = np.array([r["standalone_test"] for r in rows])
+    out = {
+        "n_subnets": len(rows), "kendall_tau": float(kendalltau(inh, sval).statistic),
+        "spearman": float(spearmanr(inh, sval).statistic),
+        "standalone_spread": float(stest.max() - stest.min()),
+        "largest_minus_smallest": float(stest[-1] - stest[0]),
+        "standalone_val_spread": float(sval.max() - sval.min()),
+        "largest_minus_smallest_val": float(sval[-1] - sval[0]),
+        "kendall_tau_params_vs_standalone": float(kendalltau([r["params"] for r in rows], sval).statistic),
+        "kendall_tau_standalone_val_vs_test": float(kendalltau(sval, stest).statistic),
+        "sampling": "size-stratified: quantiles of params over 2000 uniform samples, smallest and largest at the ends",
+        "standalone_epochs": epochs, "repeats": repeats, "bn_batches": ev.bn_batches,
+        "n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
+        "data_kind": cfg.data.kind, "dataset_hash": data.dataset_hash, "params": params, "overrides": overrides,
+    }
+    if repeats >= 2:
+        first = [r["runs"][0]["val"] for r in rows]
+        second = [r["runs"][1]["val"] for r in rows]
+        out["noise_ceiling_tau"] = float(kendalltau(first, second).statistic)
+        out["kendall_tau_vs_first_seed"] = float(kendalltau(inh, first).statistic)
+    out["seconds"] = time.perf_counter() - t_start
+    out["subnets"] = rows
+    return out
+
+
+def print_report(out: dict) -> None:
+    print(f"\n{'architecture':48s} {'params':>8s} {'inherited':>9s} {'stand-alone val':>15s} {'test':>7s}")
+    for r in out["subnets"]:
+        print(f"{r['architecture']:48s} {r['params']:8d} {r['inherited_val']:9.4f} {r['standalone_val']:15.4f} "
+              f"{r['standalone_test']:7.4f}")
+    print(f"\nKendall tau (inherited val vs stand-alone val)   {out['kendall_tau']:.3f}   (target >= 0.6)")
+    print(f"Spearman rho                                     {out['spearman']:.3f}")
+    if "noise_ceiling_tau" in out:
+        print(f"noise ceiling: tau between two stand-alone seeds {out['noise_ceiling_tau']:.3f}")
+    print(f"stand-alone test spread (max - min)              {out['standalone_spread']:.3f}   (target >= 0.08)")
+    print(f"largest - smallest (stand-alone test)            {out['largest_minus_smallest']:.3f}   (target >= 0.05)")
+    print(f"Kendall tau (params vs stand-alone val)          {out['kendall_tau_params_vs_standalone']:.3f}")
+    print(f"finished in {out['seconds']:.0f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a params value, as in `evonas run`")
+    ap.add_argument("--subnets", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=20, help="stand-alone training epochs (one budget for all)")
+    ap.add_argument("--repeats", type=int, default=1, help="stand-alone trainings per subnet (seeds), averaged")
+    ap.add_argument("--workers", type=int, default=2, help="processes training stand-alone networks in parallel")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if args.subnets < 3 or args.epochs < 1 or args.repeats < 1 or args.workers < 1:
+        sys.exit("error: --subnets must be >= 3 and --epochs, --repeats, --workers >= 1")
+    os.chdir(ROOT)
+    from nas.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.params, args.overrides)
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
+    out = measure(cfg, str(args.params), args.overrides, args.subnets, args.epochs, args.repeats, args.workers)
+    print_report(out)
+    if args.json:
+        from nas.io import atomic_write_json
+
+        atomic_write_json(args.json, out)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
