@@ -630,10 +630,30 @@ def _stratified(y: np.ndarray, class_names: list[str], cfg: DataConfig, seed: in
         raise DataError(f"{where}every class needs at least 3 examples for a stratified split; class "
                         f"{class_names[int(counts.argmin())]!r} has {int(counts.min())}")
     idx = np.arange(len(y))
-    rest, test = train_test_split(idx, test_size=cfg.test_fraction, stratify=y, random_state=seed)
-    val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
-    train, val = train_test_split(rest, test_size=val_share, stratify=y[rest], random_state=seed + 1)
+    try:
+        rest, test = train_test_split(idx, test_size=cfg.test_fraction, stratify=y, random_state=seed)
+        val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
+        train, val = train_test_split(rest, test_size=val_share, stratify=y[rest], random_state=seed + 1)
+    except ValueError:  # many classes, few examples: a split smaller than the number of classes
+        return _per_class_split(y, cfg, seed)
     return train, val, test
+
+
+def _per_class_split(y: np.ndarray, cfg: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified split for data with many classes and few examples each (where a whole split
+    holds fewer examples than there are classes): every class, shuffled, gives round(n * fraction)
+    examples, at least one, to test and to validation, and the rest to training."""
+    rng = np.random.default_rng([seed % 2**32, 0x5B1])
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for c in range(int(y.max()) + 1):
+        members = rng.permutation(np.flatnonzero(y == c))
+        n = len(members)
+        n_test = max(1, int(round(n * cfg.test_fraction)))
+        n_val = max(1, int(round(n * cfg.val_fraction)))
+        parts[2].append(members[:n_test])
+        parts[1].append(members[n_test:n_test + n_val])
+        parts[0].append(members[n_test + n_val:])
+    return tuple(np.sort(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
 
 
 def split_and_normalise(x: np.ndarray, y: np.ndarray, class_names: list[str], cfg: DataConfig, seed: int) -> Prepared:

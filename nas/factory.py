@@ -96,8 +96,8 @@ def _build_evaluator(cfg: Config):
                                    latency_repeats=e.latency_repeats, latency_warmup=e.latency_warmup,
                                    device=e.device, threads=e.threads_per_worker, init=e.init)
     return InheritedEvaluator(supernet_dir=cfg.supernet.out_dir, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
-                              bn_batches=e.bn_batches, batch_size=e.batch_size, latency_repeats=e.latency_repeats,
-                              latency_warmup=e.latency_warmup, device=e.device, threads=e.threads_per_worker)
+                              bn_batches=e.bn_batches, batch_size=e.batch_size, device=e.device,
+                              threads=e.threads_per_worker)
 
 
 def build_pool(cfg: Config) -> DaskPool:

@@ -188,3 +188,16 @@ def test_pipeline_stages_on_the_default_data(tmp_path):
     assert metrics["reported_model"] == best["candidate_id"] and metrics["test_accuracy"] == best["test_accuracy"]
     assert "best_test_accuracy" not in metrics and len(metrics["selected_models"]) == len(cards)
     assert (tmp_path / "reports/pareto.png").stat().st_size > 0
+
+
+def test_npz_with_many_classes_and_few_images_splits_every_class(tmp_path):
+    """150 classes in 480 images: each split smaller than the class count, where a plain
+    stratified split fails; every class still lands in train, val and test."""
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.arange(150).repeat(3), rng.integers(0, 150, 30)])
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 256, size=(len(y), 28, 28)).astype(np.uint8), y=y)
+    p = prepare(DataConfig(kind="npz", path=str(tmp_path / "d.npz"), image_size=12), 0)
+    assert p.num_classes == 150 and len(p.y_train) + len(p.y_val) + len(p.y_test) == len(y)
+    for split in (p.y_train, p.y_val, p.y_test):
+        assert set(np.unique(split)) == set(range(150))
+    assert prepare(DataConfig(kind="npz", path=str(tmp_path / "d.npz"), image_size=12), 0).dataset_hash == p.dataset_hash

@@ -38,8 +38,6 @@ class InheritedEvaluator:
     base_seed: int = 0
     bn_batches: int = 4
     batch_size: int = 128
-    latency_repeats: int = 30
-    latency_warmup: int = 5
     device: str = "auto"
     threads: int = 1
 
