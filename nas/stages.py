@@ -45,10 +45,10 @@ def write_prepared(cfg: Config, data: Prepared, seconds: float) -> dict:
 
 
 def pretrain_supernet(cfg: Config) -> dict:
-    from nas.costs import TABLE_FILE
+    from nas.costs import TABLE_FILE, CostTable
     from nas.spaces.elastic import ElasticSpace
     from nas.spaces.elastic_build import all_layers
-    from nas.supernet import measure_cost_table, save_supernet, train_supernet
+    from nas.supernet import save_supernet, train_supernet
     from nas.training import torch_threads
 
     t0 = time.perf_counter()
@@ -61,12 +61,14 @@ def pretrain_supernet(cfg: Config) -> dict:
 
         with torch_threads():
             net, log = train_supernet(cfg, data, on_epoch)
+    # every layer of the space measured once on this machine (1 torch thread, as the Dask workers run)
     ev = cfg.evaluation
     layers = all_layers(ElasticSpace(cfg.space), data.input_shape, data.num_classes)
     t_table = time.perf_counter()
     with bar("latency table (layers)", len(layers)) as b:
-        table = measure_cost_table(ElasticSpace(cfg.space), data.input_shape, data.num_classes, ev.latency_repeats,
-                                   ev.latency_warmup, on_layer=lambda key: b.advance(info=key))
+        table = CostTable.measure(layers, ev.latency_repeats, ev.latency_warmup, 1,
+                                  on_layer=lambda key: b.advance(info=key))
+    table.meta = {"input_shape": list(data.input_shape), "num_classes": data.num_classes}
     table.save(Path(cfg.supernet.out_dir) / TABLE_FILE)
     save_supernet(net, cfg, data, log, cfg.supernet.out_dir)
     meta_path = Path(cfg.supernet.out_dir) / "meta.json"

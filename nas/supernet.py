@@ -27,7 +27,7 @@ from nas.io import atomic_write_json, atomic_write_with
 from nas.spaces.elastic import ElasticSpace
 from nas.costs import TABLE_FILE, CostTable
 from nas.genome import Genome
-from nas.spaces.elastic_build import Supernet, all_layers, extract_subnet, subnet_layers
+from nas.spaces.elastic_build import Supernet, extract_subnet, subnet_layers
 from nas.training import accuracy, batches, recalibrate_bn, resolve_device
 
 
@@ -46,14 +46,6 @@ class SupernetBundle:
 def subnet_costs(table: CostTable, space: ElasticSpace, genome: Genome, input_shape: tuple[int, int, int],
                  num_classes: int) -> dict[str, float]:
     return table.costs([layer.key for layer in subnet_layers(space, genome, input_shape, num_classes)])
-
-
-def measure_cost_table(space: ElasticSpace, input_shape: tuple[int, int, int], num_classes: int, repeats: int,
-                       warmup: int, on_layer: Callable[[str], None] | None = None) -> CostTable:
-    """Every layer of the space measured once on this machine (1 torch thread, as Dask workers run)."""
-    table = CostTable.measure(all_layers(space, input_shape, num_classes), repeats, warmup, 1, on_layer)
-    table.meta = {"input_shape": list(input_shape), "num_classes": num_classes}
-    return table
 
 
 def train_supernet(cfg: Config, data: Prepared,
