@@ -24,6 +24,7 @@ from torch import nn
 
 from nas.io import atomic_write_json
 from nas.objectives import count_flops, count_params, measure_latency_ms
+from nas.training import torch_threads
 
 TABLE_FILE = "cost_table.json"
 COSTS = ("params", "flops", "latency_ms")
@@ -61,10 +62,8 @@ class CostTable:
                 on_layer: Callable[[str], None] | None = None) -> "CostTable":
         """Build each distinct layer once and measure it on this machine's CPU with ``threads``
         torch threads (the Dask workers' setting)."""
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
         entries: dict[str, dict[str, float]] = {}
-        try:
+        with torch_threads(threads):
             for layer in layers:
                 if layer.key in entries:
                     continue
@@ -74,8 +73,6 @@ class CostTable:
                                       "latency_ms": measure_latency_ms(m, layer.input_shape, repeats, warmup)}
                 if on_layer:
                     on_layer(layer.key)
-        finally:
-            torch.set_num_threads(before)
         return cls(entries, device_description(threads), repeats, warmup)
 
     def costs(self, keys: list[str]) -> dict[str, float]:

@@ -124,18 +124,13 @@ per-layer table for every candidate (MSuNAS, Once-for-All): nothing else needs a
 def latency_table_check(cfg: Config, bundle, genomes: list[Genome]) -> dict:
     """Rank correlation between the cost table's latency and a direct batch-1 measurement of the
     built subnets (1 torch thread, as on the Dask workers)."""
-    import torch
-
     from nas.spaces.elastic_build import extract_subnet
+    from nas.training import torch_threads
 
     ev = cfg.evaluation
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         measured = [measure_latency_ms(extract_subnet(bundle.net, g), tuple(bundle.meta["input_shape"]),
                                        ev.latency_repeats, ev.latency_warmup) for g in genomes]
-    finally:
-        torch.set_num_threads(before)
     table = [bundle.costs(g)["latency_ms"] for g in genomes]
     return {"n": len(genomes), **rank_metrics(np.array(measured), np.array(table)),
             "mean_measured_ms": float(np.mean(measured)), "mean_table_ms": float(np.mean(table)),
