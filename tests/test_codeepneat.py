@@ -351,3 +351,29 @@ def test_a_checkpoint_replays_into_the_same_coevolution(tmp_path):
     again = replay(fresh(), doc["events"], doc["results"], doc["rng_state"])
     assert again.ask(6) == rec.ask(6)
     assert json.dumps(again.inner.snapshot(), sort_keys=True) == json.dumps(rec.inner.snapshot(), sort_keys=True)
+
+
+def test_a_search_with_sep_replays_identically_while_the_cores_are_loaded():
+    """Replay on a busy machine (issue 17): SEP's edit path search is bounded by counted work,
+    so the coevolution proposes the same networks with both cores loaded by other processes."""
+    from nas.evaluators import evaluate
+
+    def run() -> list:
+        s = CoDeepNEATStrategy(SPACE, ["val_accuracy", "params"], {}, 3,
+                               CoDeepNEATConfig(module_population=8, blueprint_population=4), 6)
+        ev, asked = AnalyticGraphEvaluator(), []
+        for _ in range(4):
+            batch = s.ask(6)
+            asked += [g.key() for g in batch]
+            s.tell([evaluate(ev, g) for g in batch])
+        return asked + [json.dumps(s.snapshot(), sort_keys=True)]
+
+    quiet = run()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        loaded = run()
+    finally:
+        for p in hogs:
+            p.kill()
+            p.wait()
+    assert loaded == quiet

@@ -402,3 +402,20 @@ def test_uniform_crossover_unchanged():
 def test_bad_crossover_name_raises():
     with pytest.raises(ValueError, match="'blend'"):
         NB201Space(crossover="blend")
+
+
+def test_edit_paths_count_work_never_time(monkeypatch):
+    """The same parents give the same path however slow the machine: a clock that jumps an
+    hour per reading (a wall-clock bound would cut every search off at once) changes nothing."""
+    rng = np.random.default_rng(7)
+    pairs = [(rand_dag(rng, 10), rand_dag(rng, 11)) for _ in range(3)]
+    big = rand_dag(rng, 30)
+    pairs.append((big, perturb(rng, big, k=4)))
+    before = [edit_path(a, b) for a, b in pairs]
+    ticks = iter(range(0, 10**9, 3600))
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(ticks)))
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(ticks)))
+    after = [edit_path(a, b) for a, b in pairs]
+    assert [(p.node_map, p.cost, p.exact) for p in after] == [(p.node_map, p.cost, p.exact) for p in before]
+    with pytest.raises(ValueError, match="max_expansions"):
+        edit_path(*pairs[0], max_expansions=0)

@@ -25,13 +25,15 @@ Graph convention (an interface other modules rely on):
   B's op and all of its other attributes, every other node keeps parent A's. Substitutions
   between nodes with the same op but different attributes are edits of cost 0.
 
-The edit path is exact (``networkx.optimize_edit_paths``, branch and bound bounded above by
-the greedy path below and cut off after ``timeout_s``) for graphs of at most
-``max_exact_nodes`` nodes; larger graphs, or searches that return nothing in time, use a
-greedy node mapping: roles with roles, then the longest common subsequence of the op labels
+The edit path is exact (a depth-first branch and bound over node mappings, bounded above by
+the greedy path below and cut off after ``max_expansions`` partial mappings) for graphs of at
+most ``max_exact_nodes`` nodes; larger graphs, or searches cut off before they finish, use
+the better of what the search found and a greedy node mapping: roles with roles, then the longest common subsequence of the op labels
 of the remaining nodes in topological order, then the leftovers paired in topological order
-as substitutions, the rest deleted or inserted. The edits are always derived from the node
-mapping, so their total cost is that of the mapping.
+as substitutions, the rest deleted or inserted, improved by a local search of at most
+``local_moves`` tried moves. The edits are always derived from the node mapping, so their
+total cost is that of the mapping. Every bound counts work, never time: the same parents
+give the same path on any machine under any load, so a search that uses SEP replays exactly.
 
 Subset rule: exactly ``k = round(fraction * n)`` of the ``n`` elementary edits, clipped to
 ``1..n-1`` (so a child is never a copy of either parent by construction), drawn uniformly
@@ -47,7 +49,6 @@ every iteration is over sorted ids, so a given generator state gives the same ch
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -57,6 +58,10 @@ import numpy as np
 
 #: Cost standing for "forbidden" (role mismatch, inserting or deleting a role node).
 FORBIDDEN = 1e6
+#: Partial node mappings the exact search may expand before it settles for the best found.
+MAX_EXPANSIONS = 50_000
+#: Moves the greedy mapping's local search may try.
+LOCAL_MOVES = 200_000
 
 EDIT_KINDS: tuple[str, ...] = ("insert_node", "delete_edge", "insert_edge", "substitute_node", "delete_node")
 
@@ -83,7 +88,7 @@ class EditPath:
     ``node_map`` holds the matched ``(a_node, b_node)`` pairs (substitutions of equal nodes
     included); ``edits`` lists the elementary edits in the order they are applied. ``cost`` is
     the edit cost under the module's cost model; ``exact`` is True when it is a proven
-    minimum (the exact search finished within its time bound)."""
+    minimum (the exact search finished within its counted bound)."""
 
     node_map: tuple[tuple[int, int], ...]
     node_insertions: tuple[int, ...]
@@ -259,10 +264,10 @@ def mapping_cost(a: nx.DiGraph, b: nx.DiGraph, mapping: dict[int, int]) -> float
 
 
 def _local_search(a: nx.DiGraph, b: nx.DiGraph, mapping: dict[int, int], movable: list[int],
-                  free_b: list[int], deadline: float) -> dict[int, int]:
+                  free_b: list[int], max_moves: int) -> dict[int, int]:
     """First-improvement local search on the mapping of the ``movable`` A nodes: swap the
     images of two A nodes (an image may be "deleted"), or move an A node onto an unmatched B
-    node (``free_b``), while the exact cost drops and time is left."""
+    node (``free_b``), while the exact cost drops and fewer than ``max_moves`` moves were tried."""
     a_nodes = sorted(a.nodes)
     ai = {u: k for k, u in enumerate(a_nodes)}
     b_nodes = sorted(b.nodes)
@@ -297,9 +302,11 @@ def _local_search(a: nx.DiGraph, b: nx.DiGraph, mapping: dict[int, int], movable
     mov = [ai[u] for u in movable]
     free = [bi[v] for v in free_b]
     improved = True
-    while improved and time.perf_counter() < deadline:
+    tried = 0
+    while improved and tried < max_moves:
         improved = False
         for p_, i in enumerate(mov):
+            tried += len(mov) - p_ - 1 + len(free)
             for j in mov[p_ + 1:]:
                 if phi[i] == phi[j]:
                     continue  # both deleted
@@ -322,19 +329,19 @@ def _local_search(a: nx.DiGraph, b: nx.DiGraph, mapping: dict[int, int], movable
                         free.pop(f)
                     break
                 phi[i] = old
-            if time.perf_counter() >= deadline:
+            if tried >= max_moves:
                 break
     return {a_nodes[k]: b_nodes[v] for k, v in enumerate(phi) if v >= 0}
 
 
-def greedy_mapping(a: nx.DiGraph, b: nx.DiGraph, time_limit_s: float = 1.0) -> dict[int, int]:
+def greedy_mapping(a: nx.DiGraph, b: nx.DiGraph, local_moves: int = LOCAL_MOVES) -> dict[int, int]:
     """Heuristic node mapping A -> B for graphs too large for the exact search.
 
     Role nodes go with their namesakes. The other nodes start from the cheaper of two
     mappings: (1) the longest common subsequence of op labels in (lexicographic) topological
     order, leftovers paired in that order as substitutions; (2) a bipartite assignment on op
     and degree differences (``_lsap_pairs``). Unpaired nodes are deleted / inserted. A local
-    search over swaps then lowers the exact cost for up to ``time_limit_s`` seconds."""
+    search over swaps then lowers the exact cost, trying at most ``local_moves`` moves (0: none)."""
     ra, rb = _check_graph(a, "A"), _check_graph(b, "B")
     _check_roles(ra, rb)
     fixed = {ra[r]: rb[r] for r in ra}
@@ -349,48 +356,139 @@ def greedy_mapping(a: nx.DiGraph, b: nx.DiGraph, time_limit_s: float = 1.0) -> d
     bp = dict(fixed)
     bp.update(_lsap_pairs(xs, ys, a, b))
     mapping = min((lcs, bp), key=lambda mp: mapping_cost(a, b, mp))
-    if time_limit_s > 0 and xs and ys:
+    if local_moves > 0 and xs and ys:
         free_b = sorted(set(ys) - set(mapping.values()))
-        mapping = _local_search(a, b, mapping, sorted(xs), free_b, time.perf_counter() + time_limit_s)
+        mapping = _local_search(a, b, mapping, sorted(xs), free_b, local_moves)
     return mapping
 
 
-def edit_path(a: nx.DiGraph, b: nx.DiGraph, timeout_s: float = 1.0, max_exact_nodes: int = 12) -> EditPath:
+def _exact_mapping(a: nx.DiGraph, b: nx.DiGraph, bound: float,
+                   max_expansions: int) -> tuple[dict[int, int] | None, bool]:
+    """Depth-first branch and bound for a node mapping of cost below ``bound``.
+
+    Role nodes are matched with their namesakes up front; A's other nodes are then assigned in
+    topological order, each to a free B node or to deletion, cheapest first. A partial mapping
+    is cut when its cost (node edits of the assigned nodes, edge edits among them) plus a lower
+    bound on the rest (nodes that must be inserted, deleted or relabelled, from the op counts)
+    reaches the best cost known. Returns ``(mapping, finished)``: the cheapest mapping found
+    under ``bound`` (None if none) and whether the search ran to completion within
+    ``max_expansions`` partial mappings (then the result, or the bound, is optimal)."""
+    from collections import Counter
+
+    ra, rb = _role_nodes(a), _role_nodes(b)
+    xs = [u for u in _topo_order(a) if _role(a.nodes[u]) is None]
+    ys = sorted(v for v in b.nodes if _role(b.nodes[v]) is None)
+    a_edges, b_edges = set(a.edges), set(b.edges)
+    op_a = {u: a.nodes[u]["op"] for u in a.nodes}
+    op_b = {v: b.nodes[v]["op"] for v in b.nodes}
+    phi: dict[int, int | None] = {ra[r]: rb[r] for r in ra}
+    assigned = list(phi)
+
+    def edge_cost(u: int) -> float:
+        """Edge edits between ``u`` (just assigned) and every assigned node, itself included."""
+        c = 0
+        pu = phi[u]
+        for w in assigned:
+            pw = phi[w]
+            pairs = ((u, w, pu, pw), (w, u, pw, pu)) if w != u else ((u, u, pu, pu),)
+            for x, y, px, py in pairs:
+                c += ((x, y) in a_edges) != (px is not None and py is not None and (px, py) in b_edges)
+        return float(c)
+
+    cost0 = float(sum(op_a[u] != op_b[v] for u, v in phi.items()))
+    done: list[int] = []
+    for u in list(assigned):
+        done.append(u)
+        saved, assigned[:] = assigned[:], done
+        cost0 += edge_cost(u)
+        assigned[:] = saved
+    rem_a, free_b = Counter(op_a[u] for u in xs), Counter(op_b[v] for v in ys)
+    free = set(ys)
+    best: list = [bound, None]
+    expansions = [0]
+    b_edge_list = sorted(b_edges)
+
+    def lower_bound() -> float:
+        na, nb = sum(rem_a.values()), sum(free_b.values())
+        return float(max(na, nb) - sum(min(k, free_b[op]) for op, k in rem_a.items()))
+
+    def finish(cost: float) -> float:
+        image = {v for v in phi.values() if v is not None}
+        return cost + len(free) + sum(1 for v1, v2 in b_edge_list if v1 not in image or v2 not in image)
+
+    def dfs(depth: int, cost: float) -> bool:
+        """False when the expansion budget ran out."""
+        if depth == len(xs):
+            total = finish(cost)
+            if total < best[0] - 1e-9:
+                best[0], best[1] = total, {u: v for u, v in phi.items() if v is not None}
+            return True
+        u = xs[depth]
+        rem_a[op_a[u]] -= 1
+        assigned.append(u)
+        options = []
+        for v in [*sorted(free), None]:
+            phi[u] = v
+            options.append((float(v is None) + float(v is not None and op_a[u] != op_b[v]) + edge_cost(u),
+                            v is None, -1 if v is None else v))
+        ok = True
+        for inc, _, v in sorted(options):
+            expansions[0] += 1
+            if expansions[0] > max_expansions:
+                ok = False
+                break
+            v = None if v == -1 else v
+            if v is not None:
+                free.discard(v)
+                free_b[op_b[v]] -= 1
+            if cost + inc + lower_bound() < best[0] - 1e-9:
+                phi[u] = v
+                ok = dfs(depth + 1, cost + inc)
+            if v is not None:
+                free.add(v)
+                free_b[op_b[v]] += 1
+            if not ok:
+                break
+        phi.pop(u, None)
+        assigned.pop()
+        rem_a[op_a[u]] += 1
+        return ok
+
+    finished = dfs(0, cost0)
+    return best[1], finished
+
+
+def _role_nodes(g: nx.DiGraph) -> dict[object, int]:
+    return {_role(d): n for n, d in g.nodes(data=True) if _role(d) is not None}
+
+
+def edit_path(a: nx.DiGraph, b: nx.DiGraph, max_expansions: int = MAX_EXPANSIONS, max_exact_nodes: int = 12,
+              local_moves: int = LOCAL_MOVES) -> EditPath:
     """A shortest edit path from ``a`` to ``b`` under the module's cost model.
 
-    Exact (``networkx.optimize_edit_paths``) when both graphs have at most ``max_exact_nodes``
-    nodes and the search finishes within ``timeout_s`` seconds (``exact=True``); otherwise the
-    cheaper of the best path the search found in time and the greedy mapping's path
-    (``exact=False``)."""
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    Exact (:func:`_exact_mapping`) when both graphs have at most ``max_exact_nodes`` nodes and
+    the search finishes within ``max_expansions`` partial mappings (``exact=True``); otherwise
+    the cheaper of the best path the search found and the greedy mapping's path
+    (``exact=False``). Work is counted, not timed, so the result never depends on the machine."""
+    if max_expansions < 1:
+        raise ValueError(f"max_expansions must be >= 1, got {max_expansions}")
     if max_exact_nodes < 0:
         raise ValueError(f"max_exact_nodes must be >= 0, got {max_exact_nodes}")
-    greedy = _path_from_mapping(a, b, greedy_mapping(a, b, timeout_s), exact=False)  # also validates
+    if local_moves < 0:
+        raise ValueError(f"local_moves must be >= 0, got {local_moves}")
+    greedy = _path_from_mapping(a, b, greedy_mapping(a, b, local_moves), exact=False)  # also validates
     if greedy.cost == 0:
         return replace(greedy, exact=True)
     if max(a.number_of_nodes(), b.number_of_nodes()) > max_exact_nodes:
         return greedy
-    best_nodes = None
-    start = time.perf_counter()
-    for node_path, _edge_path, _cost in nx.optimize_edit_paths(
-            a, b,
-            node_subst_cost=node_subst_cost, node_del_cost=node_indel_cost, node_ins_cost=node_indel_cost,
-            edge_subst_cost=_edge_subst_cost, edge_del_cost=_edge_indel_cost,
-            edge_ins_cost=_edge_indel_cost,
-            upper_bound=greedy.cost, strictly_decreasing=True, timeout=timeout_s):
-        best_nodes = node_path
-    finished = time.perf_counter() - start < timeout_s
-    if best_nodes is None:
-        # nothing at or under the greedy cost: if the search ran to completion the greedy
-        # path is optimal, else it is only the best we know
+    mapping, finished = _exact_mapping(a, b, greedy.cost, max_expansions)
+    if mapping is None:
+        # nothing under the greedy cost: if the search ran to completion the greedy path is
+        # optimal, else it is only the best we know
         return replace(greedy, exact=finished)
-    mapping = {u: v for u, v in best_nodes if u is not None and v is not None}
     path = _path_from_mapping(a, b, mapping, exact=finished)
     if path.cost >= FORBIDDEN:  # cannot happen with equal role sets; be explicit if it does
         raise ValueError("no edit path respects the role constraints")
-    if not finished and greedy.cost < path.cost:
-        return greedy
     return path
 
 
@@ -485,7 +583,7 @@ def subset_size(n: int, fraction: float) -> int:
 
 def sep_crossover(a: nx.DiGraph, b: nx.DiGraph, rng: np.random.Generator,
                   is_valid: Callable[[nx.DiGraph], bool] = is_dag_io_connected, fraction: float = 0.5,
-                  max_tries: int = 10, timeout_s: float = 1.0, max_exact_nodes: int = 12, *,
+                  max_tries: int = 10, max_expansions: int = MAX_EXPANSIONS, max_exact_nodes: int = 12, *,
                   path: EditPath | None = None) -> nx.DiGraph | None:
     """SEP crossover of ``a`` and ``b``: a valid child between them, or None.
 
@@ -499,7 +597,7 @@ def sep_crossover(a: nx.DiGraph, b: nx.DiGraph, rng: np.random.Generator,
     if max_tries < 1:
         raise ValueError(f"max_tries must be >= 1, got {max_tries}")
     if path is None:
-        path = edit_path(a, b, timeout_s=timeout_s, max_exact_nodes=max_exact_nodes)
+        path = edit_path(a, b, max_expansions=max_expansions, max_exact_nodes=max_exact_nodes)
     else:
         _check_roles(_check_graph(a, "A"), _check_graph(b, "B"))
     if is_isomorphic(a, b):
