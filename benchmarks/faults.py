@@ -101,8 +101,8 @@ def populations(root: Path) -> pd.DataFrame:
 
 
 def journal_lines(root: Path) -> int:
-    p = root / "artifacts/search/journal.jsonl"
-    return len(p.read_text().splitlines()) if p.exists() else 0
+    found = list(root.glob("artifacts/search-runs/*/journal.jsonl"))  # the run folder (nas.checkpoint)
+    return len(found[0].read_text().splitlines()) if found else 0
 
 
 def main() -> int:

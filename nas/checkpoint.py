@@ -1,6 +1,11 @@
 """Resumable searches: a checkpoint after every generation, a journal of every result.
 
-Two files live next to the population snapshots (``<search.out_dir>/``):
+Two files live in the search's **run folder**, ``<parent of search.out_dir>/search-runs/<hash>/``
+(``artifacts/search-runs/<hash>/`` by default), where ``<hash>`` is the hash of the search's
+fingerprint (:func:`fingerprint`: the params that shape the search, the data, the supernet, and
+the search code). They live outside the stage's outputs, so ``dvc repro`` (which deletes a
+stage's outputs before it runs it) never deletes them, and a changed param or code gets a
+folder of its own instead of overwriting an earlier run:
 
 - ``checkpoint.json``, rewritten atomically (temp file, then rename) each time a generation
   closes (every M results in asynchronous mode): a fingerprint of the params that shape the
@@ -17,7 +22,13 @@ and told exactly what the checkpoint records, and must propose exactly the recor
 generator must then be in the recorded state. No strategy object is pickled, so a checkpoint
 is plain JSON and never executes code when read. Candidates asked but not yet told when the
 process died are taken from the journal when their result is there, and evaluated again
-otherwise: a completed evaluation is never repeated.
+otherwise: a completed evaluation is never repeated. Population snapshots missing from
+``<search.out_dir>/populations`` (deleted by ``dvc repro``) are written again from the checkpoint.
+
+A run is never deleted: a checkpoint that cannot be read or replayed stops the search with
+an error naming the choices (restore the code or params and ``--resume``, or ``--fresh``), and
+``--fresh`` (or a finished run longer than the one now asked for) renames the old run folder
+to ``<hash>.<UTC time>`` before starting afresh.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +48,11 @@ from nas.io import atomic_write_text
 CHECKPOINT = "checkpoint.json"
 JOURNAL = "journal.jsonl"
 VERSION = 1
+CHOICES = ("Nothing was changed or deleted. Either restore the code (or params) that wrote this run and rerun "
+           "with --resume, or start afresh with --fresh (`evonas stage search --fresh`; this run is then "
+           "moved aside, not deleted).")
+RUNS_DIR = "search-runs"
+"""Run folders live in ``<parent of search.out_dir>/search-runs/``."""
 
 
 class CheckpointError(ValueError):
@@ -48,6 +65,8 @@ class CheckpointError(ValueError):
 def fingerprint(cfg) -> dict[str, Any]:
     """The params a checkpoint must share with the run that resumes it.
 
+    The search code counts too (``search_code_sha256``: the source of every module the search
+    stage runs, :func:`nas.codebase.stage_files`), so a search never resumes into other code.
     Left out, because they do not change which candidates are proposed or what they score:
     ``search.generations`` and ``search.async.budget`` (raise them to extend a finished
     search), ``search.async.drain``, output folders, and where evaluation runs (workers,
@@ -63,7 +82,10 @@ def fingerprint(cfg) -> dict[str, Any]:
     ev = cfg.evaluation.model_dump()
     for k in ("workers", "threads_per_worker", "scheduler_address", "device"):
         ev.pop(k)
-    fp: dict[str, Any] = {"seed": cfg.seed, "space": cfg.space.model_dump(), "search": search, "evaluation": ev}
+    from nas.codebase import stage_code_hash
+
+    fp: dict[str, Any] = {"seed": cfg.seed, "space": cfg.space.model_dump(), "search": search, "evaluation": ev,
+                          "search_code_sha256": stage_code_hash("search")}
     if cfg.evaluation.kind != "table":
         fp["data"] = {k: v for k, v in cfg.data.model_dump().items() if k != "out_dir"}
         fp["dataset_hash"] = _json_field(Path(cfg.data.out_dir) / "meta.json", "dataset_hash")
@@ -213,8 +235,7 @@ def replay(strategy, events: list[list], results: dict[str, EvaluationResult], e
                     f"resume: call {i} (ask {ev[1]}) of the checkpointed search proposed different candidates "
                     f"when replayed ({len(got)} vs {len(ev[2])} genomes, first difference at "
                     f"{next((j for j, (a, b) in enumerate(zip(got, ev[2])) if a != b), min(len(got), len(ev[2])))}); "
-                    "the strategy code or its settings changed since the checkpoint was written. "
-                    "Start afresh (evonas stage search --fresh).")
+                    "the strategy code or its settings changed since the checkpoint was written. " + CHOICES)
         else:
             missing = [k for k in ev[1] if k not in results]
             if missing:
@@ -223,21 +244,35 @@ def replay(strategy, events: list[list], results: dict[str, EvaluationResult], e
     state = rng_state(strategy)
     if expected_rng is not None and state != expected_rng:
         raise CheckpointError("resume: after replaying the checkpoint the strategy's random generator is not in the "
-                              "recorded state; the strategy is not reproducible from this checkpoint. "
-                              "Start afresh (evonas stage search --fresh).")
+                              "recorded state; the strategy is not reproducible from this checkpoint. " + CHOICES)
     return rec
 
 
 # ----------------------------------------------------------------------------- files
 
 
+def fingerprint_hash(fp: dict) -> str:
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def runs_root(cfg) -> Path:
+    """Where the search's run folders live: beside ``search.out_dir``, never inside it."""
+    return Path(cfg.search.out_dir).parent / RUNS_DIR
+
+
+def search_checkpointer(cfg) -> "Checkpointer":
+    """The checkpointer of the search ``cfg`` describes, in its own run folder."""
+    fp = fingerprint(cfg)
+    return Checkpointer(runs_root(cfg) / fingerprint_hash(fp), fp)
+
+
 class Checkpointer:
-    """Writes ``checkpoint.json`` and ``journal.jsonl`` in ``out_dir``."""
+    """Writes ``checkpoint.json`` and ``journal.jsonl`` in ``out_dir`` (a run folder)."""
 
     def __init__(self, out_dir: str | Path, fp: dict):
         self.dir = Path(out_dir)
         self.fp = fp
-        self.fp_hash = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+        self.fp_hash = fingerprint_hash(fp)
         self._journal = None
         self._doc: dict | None = None  # the loaded checkpoint, until this object writes one
 
@@ -250,12 +285,31 @@ class Checkpointer:
         return self.dir / JOURNAL
 
     # writing
-    def start_fresh(self) -> None:
+    def start_fresh(self) -> Path | None:
+        """Make room for a new run: an existing checkpoint or journal is moved aside with its
+        folder (:meth:`move_aside`), never deleted. Returns where it went (None: nothing there)."""
+        self.close()
         self._doc = None
+        moved = self.move_aside() if (self.path.exists() or self.journal_path.exists()) else None
         self.dir.mkdir(parents=True, exist_ok=True)
-        for p in (self.path, self.journal_path):
-            if p.exists():
-                p.unlink()
+        return moved
+
+    def move_aside(self, populations: Path | None = None) -> Path | None:
+        """Rename the run folder to ``<name>.<UTC time>`` (and move ``populations``, the run's
+        snapshots, into it), so a new run can start without losing this one."""
+        if not self.dir.exists():
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = self.dir.with_name(f"{self.dir.name}.{stamp}")
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = self.dir.with_name(f"{self.dir.name}.{stamp}-{n}")
+        os.replace(self.dir, dest)
+        if populations is not None and populations.is_dir() and any(populations.iterdir()):
+            os.replace(populations, dest / "populations")
+        self._doc = None
+        return dest
 
     def journal(self, r: EvaluationResult) -> None:
         if self._journal is None:
@@ -289,21 +343,19 @@ class Checkpointer:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{self.path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "
-                                  "it may be truncated or corrupt. Start afresh (evonas stage search --fresh).") from None
+                                  "it may be truncated or corrupt. " + CHOICES) from None
         if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("events"), list) \
                 or not isinstance(doc.get("results"), dict):
-            raise CheckpointError(f"{self.path}: not an evonas checkpoint of version {VERSION}. "
-                                  "Start afresh (evonas stage search --fresh).")
+            raise CheckpointError(f"{self.path}: not an evonas checkpoint of version {VERSION}. " + CHOICES)
         if doc.get("fingerprint") != self.fp:
             diff = fingerprint_diff(doc.get("fingerprint") or {}, self.fp)
             raise CheckpointError(f"{self.path} was made with different search params, so it cannot be resumed: "
                                   + "; ".join(diff[:6]) + (f" (and {len(diff) - 6} more)" if len(diff) > 6 else "")
-                                  + ". Restore those params, or start afresh (evonas stage search --fresh).")
+                                  + ". " + CHOICES)
         try:
             doc["results"] = {k: result_from_dict(v) for k, v in doc["results"].items()}
         except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{self.path}: a stored result is malformed ({exc}). "
-                                  "Start afresh (evonas stage search --fresh).") from None
+            raise CheckpointError(f"{self.path}: a stored result is malformed ({exc}). " + CHOICES) from None
         self._doc = doc
         return doc
 
@@ -322,19 +374,46 @@ class Checkpointer:
 
 
 def resume_decision(cfg, resume: bool | None, ck: Checkpointer | None = None) -> tuple[bool, str]:
-    """Whether ``run_search`` resumes, and why. ``resume``: True (resume; refuse a checkpoint
-    made with other params), False (start afresh), None (resume when a compatible checkpoint
-    exists, else start afresh). ``ck``: the search's checkpointer, if it has one already."""
-    ck = ck or Checkpointer(cfg.search.out_dir, fingerprint(cfg))
+    """Whether ``run_search`` resumes, and why. ``resume``: True (resume; a missing checkpoint
+    is an error naming how the newest other run differs), False (start afresh), None (resume
+    when this search's run folder holds a checkpoint, else start afresh). A checkpoint that
+    is there but cannot be read raises :class:`CheckpointError` in every mode: the run is left
+    in place and the message names ``--fresh``. ``ck``: the search's checkpointer, if any."""
+    ck = ck or search_checkpointer(cfg)
     if resume is False:
-        return False, "starting afresh (resume off)"
+        return False, "starting afresh (--fresh: an earlier run of these params is moved aside)"
     if not ck.exists():
-        return False, "no checkpoint: starting afresh"
-    try:
-        doc = ck.load()
-    except CheckpointError as exc:
         if resume:
-            raise
-        return False, f"not resuming: {exc}"
+            raise CheckpointError(_no_checkpoint_message(ck))
+        return False, f"no checkpoint of these params and code in {ck.dir.parent}: starting afresh"
+    doc = ck.load()
     return True, f"resuming from {ck.path} at generation {doc['next_generation']} " \
                  f"({len(doc['results'])} evaluations done)"
+
+
+def past_budget(cfg, doc: dict) -> str | None:
+    """Why a checkpoint holds more than the search now asks for (None if it does not): it
+    was made with more ``search.generations`` or a larger ``search.async.budget``, which the
+    fingerprint leaves out so that a finished search can be extended."""
+    s = cfg.search
+    if s.mode == "async":
+        done = len(doc["results"])
+        return f"{done} evaluations, more than search.async.budget {s.async_budget}" if done > s.async_budget else None
+    gens = int(doc["next_generation"])
+    return f"{gens} generations, more than the {s.generations + 1} asked" if gens > s.generations + 1 else None
+
+
+def _no_checkpoint_message(ck: Checkpointer) -> str:
+    msg = f"--resume: no checkpoint made with these params and this search code in {ck.dir.parent}"
+    others = sorted((p for p in ck.dir.parent.glob(f"*/{CHECKPOINT}") if p.parent != ck.dir),
+                    key=lambda p: p.stat().st_mtime)
+    if not others:
+        return msg + " (no search ran here yet). Start one without --resume."
+    try:
+        old = json.loads(others[-1].read_text(encoding="utf-8")).get("fingerprint") or {}
+    except (OSError, ValueError):
+        old = {}
+    diff = fingerprint_diff(old, ck.fp)
+    return (msg + f". The newest run there ({others[-1].parent}) differs in: " + "; ".join(diff[:6])
+            + (f" (and {len(diff) - 6} more)" if len(diff) > 6 else "")
+            + ". Restore those params (or that code), or start afresh without --resume.")

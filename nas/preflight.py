@@ -36,10 +36,12 @@ def check(cfg: Config, stages: tuple[str, ...], resume: bool | None = None) -> N
         pops = Path(cfg.search.out_dir) / "populations"
         if not any(pops.glob("gen_*.parquet")):
             raise PreflightError(f"{pops}: no population snapshots to select from (run `evonas stage search` first)")
-    if first == "search" and resume:
+    if first == "search" and resume is not False:
         from nas.checkpoint import resume_decision
 
-        resume_decision(cfg, True)  # a corrupt checkpoint or one from other params: CheckpointError
+        # a checkpoint of these params that cannot be read (or, with --resume, none of them):
+        # CheckpointError, before any work starts
+        resume_decision(cfg, resume)
 
 
 def _need(path: Path, what: str, how: str) -> None:

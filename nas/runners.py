@@ -111,6 +111,12 @@ class _SnapshotRunner:
         for old in self.pop_dir.glob("gen_*.parquet"):
             if int(old.stem.split("_")[1]) >= nxt:
                 old.unlink()  # written after the checkpoint: will be written again
+        tells = [ev[1] for ev in doc["events"] if ev[0] == "tell"]
+        for gen, keys in enumerate(tells[:nxt]):  # snapshots deleted since (`dvc repro` clears outputs)
+            path = self.pop_dir / f"gen_{gen:03d}.parquet"
+            if not path.exists():
+                df = results_frame([doc["results"][k] for k in keys], gen)
+                atomic_write_with(path, lambda tmp, df=df: df.to_parquet(tmp, index=False))
         self._journaled = {k: r for k, r in self.checkpointer.journaled().items() if k not in doc["results"]}
         self.resumed_from = nxt
         return nxt

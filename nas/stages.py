@@ -264,11 +264,14 @@ def failure_counts(results: list[EvaluationResult]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def discard_checkpoint(cfg: Config) -> None:
-    """Remove the search's checkpoint and journal, so the next search starts afresh."""
-    from nas.checkpoint import Checkpointer
+def discard_checkpoint(cfg: Config) -> str | None:
+    """Make the next search of ``cfg`` start afresh: its run folder (checkpoint, journal) and
+    population snapshots are moved aside to ``<run folder>.<UTC time>``, never deleted.
+    Returns where they went (None when there was no run)."""
+    from nas.checkpoint import search_checkpointer
 
-    Checkpointer(cfg.search.out_dir, {}).start_fresh()
+    moved = search_checkpointer(cfg).move_aside(Path(cfg.search.out_dir) / "populations")
+    return str(moved) if moved else None
 
 
 def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None) -> dict:
@@ -276,17 +279,24 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
     ``--resume/--fresh``; the flows' ``resume`` parameter, auto by default). ``progress``, if
     given, is called after every generation with ``{"evaluated", "budget", "generation",
     "hypervolume", "generations"}`` (the flows turn it into Prefect artifacts)."""
-    from nas.checkpoint import Checkpointer, CheckpointError, fingerprint, resume_decision
+    from nas.checkpoint import CHOICES, CheckpointError, past_budget, resume_decision, search_checkpointer
     from nas.factory import build_evaluator, build_pool, build_space, build_strategy
+    from nas.progress import console
 
     t0 = time.perf_counter()
     s = cfg.search
-    checkpointer = Checkpointer(s.out_dir, fingerprint(cfg))
+    say = log or console.print
+    checkpointer = search_checkpointer(cfg)
     do_resume, why = resume_decision(cfg, resume, checkpointer)
-    if resume is not False:
-        from nas.progress import console
-
-        (log or console.print)(f"search: {why}")
+    if do_resume and (longer := past_budget(cfg, checkpointer.load())):
+        moved = checkpointer.move_aside(Path(s.out_dir) / "populations")
+        do_resume, why = False, f"the run of these params in {checkpointer.dir} holds {longer}: moved it to {moved}; " \
+                                "starting afresh"
+    elif not do_resume and checkpointer.exists():
+        moved = checkpointer.move_aside(Path(s.out_dir) / "populations")
+        why += f"; the earlier run was moved to {moved}"
+    if resume is not False or checkpointer.exists():
+        say(f"search: {why}")
     evaluator = build_evaluator(cfg)
     exact_costs = None
     if cfg.evaluation.kind == "table":
@@ -332,14 +342,9 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
         t_eval = time.perf_counter()
         try:
             results = runner.run()
-        except CheckpointError as exc:  # replay failed (the strategy code changed): before any evaluation
-            if resume:
-                raise
-            from nas.progress import console
-
-            (log or console.print)(f"search: not resuming ({exc}); starting afresh")
-            runner = make_runner(pool, on_result, False)
-            results = runner.run()
+        except CheckpointError as exc:  # replay failed: before any evaluation, nothing touched
+            msg = str(exc) if CHOICES in str(exc) else f"{exc}. {CHOICES}"
+            raise CheckpointError(f"search: cannot resume the run in {checkpointer.dir}: {msg}") from None
         tracker = runner.tracker
         eval_span = time.perf_counter() - t_eval
     wall = time.perf_counter() - t0

@@ -55,7 +55,11 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
     bad_table = tmp / "no_cost.csv"
     bad_table.write_text(Path(table).read_text().replace("lat_ms", "latency"))
     port = free_port()
-    ck = "artifacts/search/checkpoint.json"
+    from nas.checkpoint import search_checkpointer
+    from nas.config import load_config
+
+    # the run folder of these params (relative: the CLI runs in the case's folder)
+    ck = str(search_checkpointer(load_config(ROOT / "params.yaml", synthetic_table_sets(table))).path)
     return [
         ("unknown key", ["run", *P, *_sets("search.populaton=3")], "search.populaton", {}),
         ("unknown section", ["run", *P, *_sets("serach.population=3")], "serach", {}),
@@ -98,6 +102,8 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
          {ck: "\x00\x13 not json"}),
         ("truncated checkpoint", ["stage", "search", "--resume", *P, *_table(table)], "truncated or corrupt",
          {ck: '{"version": 1, "fingerprint": {"seed": 0}, "events": [["ask", 6, [[0, 1'}),
+        ("corrupt checkpoint, default resume", ["stage", "search", *P, *_table(table)], "--fresh",
+         {ck: "\x00\x13 not json"}),
         ("checkpoint of another format", ["stage", "search", "--resume", *P, *_table(table)], "not an evonas checkpoint",
          {ck: '{"version": 99}'}),
         ("select before search", ["stage", "select", *P, *_table(table, f"search.out_dir={tmp / 'empty'}")],

@@ -270,14 +270,15 @@ def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, t
 
     crash = tmp_path / "crash"
     _search(crash, sets, kill_after="populations/gen_001.parquet")
-    assert (crash / "artifacts/search/checkpoint.json").is_file()
+    (ck,) = crash.glob("artifacts/search-runs/*/checkpoint.json")  # the run folder, outside the outputs
     assert not (crash / "artifacts/search/summary.json").exists()  # it really died mid-search
 
-    # resuming with other search params is refused, and the checkpoint is left as it was
-    before = (crash / "artifacts/search/checkpoint.json").read_bytes()
+    # resuming with other search params is refused, naming the difference, and the checkpoint
+    # is left as it was
+    before = ck.read_bytes()
     bad = _search(crash, sets + ["search.population=7"], "--resume")
     assert bad.returncode == 2 and "search.population" in bad.stderr and "Traceback" not in bad.stderr
-    assert (crash / "artifacts/search/checkpoint.json").read_bytes() == before
+    assert ck.read_bytes() == before
 
     done = _search(crash, sets, "--resume")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -294,8 +295,8 @@ def test_async_resume_repeats_no_completed_evaluation(synthetic, tmp_path):
                                               "search.async.budget=24", "evaluation.table.sim_seconds=0.2"))
     root = tmp_path / "run"
     _search(root, sets, kill_after="populations/gen_003.parquet")
-    journal = [json.loads(line) for line in (root / "artifacts/search/journal.jsonl").read_text().splitlines()
-               if line.endswith("}")]
+    (journal_path,) = root.glob("artifacts/search-runs/*/journal.jsonl")
+    journal = [json.loads(line) for line in journal_path.read_text().splitlines() if line.endswith("}")]
     done_before = {tuple(r["genome"]): r["finished_at"] for r in journal}
     proc = _search(root, sets)  # resume is the default when a compatible checkpoint exists
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -349,7 +350,9 @@ def test_a_worker_killed_mid_search_costs_only_time(synthetic, tmp_path):
         cfg = tiny_config(tmp_path, _table_sets(synthetic, "aging", (f"evaluation.scheduler_address={addr}",
                                                                       "evaluation.table.sim_seconds=0.3",
                                                                       "search.generations=3")))
-        journal = Path(cfg.search.out_dir) / "journal.jsonl"
+        from nas.checkpoint import search_checkpointer
+
+        journal = search_checkpointer(cfg).journal_path
 
         def killer():
             while not journal.exists() or len(journal.read_text().splitlines()) < 8:
