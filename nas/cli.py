@@ -22,8 +22,9 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="overri
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show full tracebacks")]
 ResumeOpt = Annotated[Optional[bool], typer.Option(
     "--resume/--fresh",
-    help="search: continue from the checkpoint in search.out_dir (refusing one made with other search params), "
-         "or discard it and start afresh. Default: resume when a compatible checkpoint exists.")]
+    help="search: continue from the checkpoint of these params and code (in artifacts/search-runs/; an error "
+         "when there is none), or start afresh, moving the earlier run aside (never deleted). Default: resume "
+         "when that checkpoint exists.")]
 
 
 def _fail(msg: str, code: int) -> None:
@@ -130,8 +131,12 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
     from nas.config import STAGES_BY_EVALUATION
 
     used = STAGES_BY_EVALUATION[cfg.evaluation.kind]
-    if name not in used:
-        _fail(f"stage {name!r} is not used when evaluation.kind is '{cfg.evaluation.kind}' (stages: {', '.join(used)})", 2)
+    if name not in used:  # dvc.yaml runs every stage; this kind of search does not need this one
+        from nas.progress import console
+        from nas.stages import skip_stage
+
+        console.print(skip_stage(cfg, name, used), highlight=False, soft_wrap=True)
+        return
     _preflight(cfg, (name,), resume, debug)
 
     def go():

@@ -25,6 +25,30 @@ from nas.runners import AsyncRunner, GenerationalRunner, HypervolumeTracker, rea
 from nas.strategies.base import fresh_samples
 from nas.surrogates import MultiObjectiveSurrogate, rank_metrics
 
+# ---------------------------------------------------------------------------- skipped stages
+
+SKIPPED_FILE = "skipped.json"
+
+
+def stage_outputs(cfg: Config, name: str) -> list[Path]:
+    """The files and folders ``dvc.yaml`` declares as outputs of stage ``name``."""
+    return {"prepare": [Path(cfg.data.out_dir)], "pretrain": [Path(cfg.supernet.out_dir)],
+            "surrogate": [Path(cfg.surrogate.out_dir), Path(cfg.selection.reports_dir) / "surrogate.json"],
+            "search": [Path(cfg.search.out_dir)], "select": [Path(cfg.selection.out_dir)]}[name]
+
+
+def skip_stage(cfg: Config, name: str, used: tuple[str, ...]) -> str:
+    """Record that stage ``name`` does not apply to ``cfg``'s evaluation kind: a small JSON
+    note in each of its outputs (so ``dvc repro`` finds them and every kind of search runs
+    under DVC). Nothing else there is touched. Returns the message."""
+    reason = (f"stage {name!r} is not used when evaluation.kind is '{cfg.evaluation.kind}' "
+              f"(stages: {', '.join(used)}): skipped")
+    note = {"stage": name, "skipped": True, "evaluation_kind": cfg.evaluation.kind, "reason": reason}
+    for out in stage_outputs(cfg, name):
+        atomic_write_json(out if out.suffix == ".json" else out / SKIPPED_FILE, note)
+    return reason
+
+
 # ---------------------------------------------------------------------------- prepare
 
 

@@ -111,7 +111,6 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
         ("search before pretrain", ["stage", "search", *P, *_sets(f"supernet.out_dir={tmp / 'nothing'}")],
          "supernet", {}),
         ("unknown stage", ["stage", "train", *P], "unknown stage 'train'", {}),
-        ("stage not used by the table", ["stage", "pretrain", *P, *_table(table)], "not used", {}),
     ]
 
 

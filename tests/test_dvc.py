@@ -1,9 +1,12 @@
 """`dvc repro` in a temporary copy of the repository, and the partial-rerun property."""
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,16 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     assert "up to date" in sh(["dvc", "status"], repo, env).lower()
     assert "n_pareto" in sh(["dvc", "metrics", "show"], repo, env)
 
+    # an edit of the training loop changes what the search computes: dvc notices
+    training = repo / "nas/training.py"
+    original = training.read_text()
+    training.write_text(original + "\n# an edit\n")
+    status = sh(["dvc", "status"], repo, env)
+    assert "search:" in status and "pretrain:" in status and "modified:" in status and "nas/training.py" in status
+    assert "prepare:" not in status  # preparing the data does not run the training loop
+    training.write_text(original)
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower()
+
     # change one search.* value: only search and select rerun
     raw = yaml.safe_load((repo / "params.yaml").read_text())
     raw["search"]["generations"] = 1
@@ -58,6 +71,31 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
         assert f"Stage '{stage}' didn't change" in out
     gens = sorted(p.name for p in (repo / "artifacts/search/populations").glob("gen_*.parquet"))
     assert gens == ["gen_000.parquet", "gen_001.parquet"]
+
+    # a `dvc repro` killed during the search continues from the checkpoint on the next one
+    # (DVC deletes the stage's outputs first; the run folder is not among them)
+    raw["search"]["generations"] = 4
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    third = repo / "artifacts/search/populations/gen_002.parquet"
+    deadline = time.time() + 600
+    while not third.exists():
+        assert proc.poll() is None, "dvc repro ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (repo / "artifacts/search/summary.json").exists()
+    out = sh(["dvc", "repro"], repo, env)
+    assert "resuming from" in out and "Running stage 'search'" in out
+    summary = json.loads((repo / "artifacts/search/summary.json").read_text())
+    assert summary["resumed_from_generation"] >= 2
+    import pandas as pd
+
+    pops = pd.concat([pd.read_parquet(f) for f in sorted((repo / "artifacts/search/populations").glob("gen_*.parquet"))])
+    assert sorted(pops.generation.unique()) == [0, 1, 2, 3, 4] and pops.candidate_id.is_unique
+    assert summary["n_evaluated"] == len(pops)
     html = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
     index = (tmp_path / "plots" / "index.html").read_text()
     assert '"title": "hypervolume"' in index and '"title": "evaluations"' in index, html  # the curve
@@ -86,4 +124,40 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     sh(["dvc", "pull"], repo, env)
     after = {p.relative_to(repo): p.read_bytes() for p in (repo / "artifacts/search/populations").glob("*.parquet")}
     assert after == before and (repo / "artifacts/supernet/supernet.pt").is_file()
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower()
+
+
+def test_dvc_repro_runs_a_table_search_the_stages_it_does_not_use_record_a_skip(synthetic, tmp_path):
+    """Every kind of search runs under `dvc repro` (issue 17): with a NAS-Bench-201-shaped table
+    the prepare, pretrain and surrogate stages record that they were skipped and succeed."""
+    import json as json_
+
+    from nas.config import apply_overrides
+    from tests.conftest import synthetic_table_sets
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    repo = tmp_path / "repo"
+    for f in files:
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    sets = [*synthetic_table_sets(synthetic), "search.population=6", "search.generations=2", "evaluation.workers=1",
+            "evaluation.table.sim_seconds=0", "selection.n_spread=2"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(apply_overrides(raw, sets)))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("PREFECT_API_URL", None)
+    sh(["git", "init", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "copy"], repo, env)
+    out = sh(["dvc", "repro"], repo, env)
+    for stage in ("prepare", "pretrain", "surrogate"):
+        assert f"stage '{stage}' is not used when evaluation.kind is 'table'" in out
+    note = json_.loads((repo / "artifacts/supernet/skipped.json").read_text())
+    assert note["skipped"] and note["evaluation_kind"] == "table"
+    metrics = json_.loads((repo / "reports/metrics.json").read_text())
+    assert metrics["n_evaluated"] == 18 and metrics["n_pareto"] >= 1
     assert "up to date" in sh(["dvc", "status"], repo, env).lower()
