@@ -14,9 +14,14 @@ largest network at the ends) it prints:
   rank agreement between the seeds' own stand-alone accuracies: the noise ceiling, the best
   tau any predictor can expect against one noisy stand-alone measurement.
 
+``--reference OLD.json`` reuses the stand-alone runs of an earlier ``--json`` output made on
+the same prepared data with the same stand-alone recipe (they do not depend on the supernet):
+only repeats it lacks are trained. So a changed supernet is checked in the minutes of its own
+training, and a reference can be extended seed by seed (``--repeats 4 --reference 2seeds.json``).
+
 Usage:
   python benchmarks/supernet_ranking.py [--params params.yaml] [--set KEY=VALUE ...]
-      [--subnets 24] [--epochs 20] [--repeats 1] [--workers 2] [--json out.json]
+      [--subnets 24] [--epochs 20] [--repeats 1] [--workers 2] [--reference OLD.json] [--json out.json]
 """
 
 from __future__ import annotations
@@ -88,10 +93,40 @@ def check_artifacts(cfg) -> tuple:
     return bundle, data
 
 
+def recipe(cfg, epochs: int) -> dict:
+    """What a stand-alone run depends on besides the architecture and its seed."""
+    ev = cfg.evaluation
+    return {"epochs": epochs, "lr": ev.train_lr, "batch_size": ev.train_batch_size, "weight_decay": 3e-5,
+            "optimizer": "sgd-nesterov-cosine"}
+
+
+def load_reference(path: Path, dataset_hash: str, want: dict) -> dict[str, list[dict]]:
+    """Stand-alone runs by candidate id from an earlier ``--json`` output, after checking that
+    they were made on the same data with the same recipe (a file from before the recipe was
+    recorded is accepted when its epochs match: the recipe's other values were the defaults)."""
+    import json
+
+    try:
+        ref = json.loads(Path(path).read_text())
+        runs = {r["candidate_id"]: list(r["runs"]) for r in ref["subnets"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        sys.exit(f"error: --reference {path}: not a supernet_ranking --json output ({exc})")
+    if ref.get("dataset_hash") != dataset_hash:
+        sys.exit(f"error: --reference {path} was measured on other data (dataset hash {ref.get('dataset_hash')}, "
+                 f"these params prepare {dataset_hash})")
+    got = ref.get("standalone_recipe", {"epochs": ref.get("standalone_epochs")})
+    diff = {k: (got[k], want[k]) for k in got if got[k] != want.get(k)}
+    if diff:
+        sys.exit(f"error: --reference {path} used another stand-alone recipe: "
+                 + ", ".join(f"{k} {a} (here {b})" for k, (a, b) in diff.items()))
+    return runs
+
+
 def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: int = 20, repeats: int = 1,
-            workers: int = 2) -> dict:
+            workers: int = 2, reference: Path | None = None) -> dict:
     """Inherited against stand-alone accuracy for ``subnets`` size-stratified subnets of the
-    last run of ``cfg`` (its prepared data and supernet); progress is printed as it goes."""
+    last run of ``cfg`` (its prepared data and supernet); progress is printed as it goes.
+    Stand-alone runs found in ``reference`` (see :func:`load_reference`) are reused."""
     from scipy.stats import kendalltau, spearmanr
 
     from nas.evaluators.inherited import InheritedEvaluator
@@ -111,12 +146,17 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
     print(f"data {cfg.data.kind}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images, "
           f"{data.num_classes} classes, input {data.input_shape}; {len(genomes)} subnets by size; stand-alone "
           f"{epochs} epochs x {repeats} seed(s) on {workers} process(es)", flush=True)
+    known = load_reference(reference, data.dataset_hash, recipe(cfg, epochs)) if reference else {}
     rows = []
     for g in genomes:
         m = inherited.metrics(g, candidate_seed(cfg.seed, g))
         rows.append({"candidate_id": g.key(), "architecture": space.describe(g), "params": int(m["params"]),
-                     "flops": int(m["flops"]), "inherited_val": m["val_accuracy"], "runs": []})
-    jobs = [(i, r) for r in range(repeats) for i in range(len(genomes))]
+                     "flops": int(m["flops"]), "inherited_val": m["val_accuracy"],
+                     "runs": known.get(g.key(), [])[:repeats]})
+    jobs = [(i, r) for r in range(repeats) for i in range(len(genomes)) if r >= len(rows[i]["runs"])]
+    if reference:
+        print(f"reusing {repeats * len(rows) - len(jobs)} stand-alone run(s) from {reference}; {len(jobs)} to train",
+              flush=True)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
         futures = {pool.submit(standalone, params, overrides, list(genomes[i].values),
                                candidate_seed(cfg.seed, genomes[i]) + r * REPEAT_SEED_STEP, epochs): (i, r)
@@ -144,7 +184,8 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
         "kendall_tau_params_vs_standalone": float(kendalltau([r["params"] for r in rows], sval).statistic),
         "kendall_tau_standalone_val_vs_test": float(kendalltau(sval, stest).statistic),
         "sampling": "size-stratified: quantiles of params over 2000 uniform samples, smallest and largest at the ends",
-        "standalone_epochs": epochs, "repeats": repeats, "bn_batches": ev.bn_batches,
+        "standalone_epochs": epochs, "standalone_recipe": recipe(cfg, epochs), "repeats": repeats,
+        "reference": str(reference) if reference else None, "bn_batches": ev.bn_batches,
         "n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
         "data_kind": cfg.data.kind, "dataset_hash": data.dataset_hash, "params": params, "overrides": overrides,
     }
@@ -153,6 +194,13 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
         second = [r["runs"][1]["val"] for r in rows]
         out["noise_ceiling_tau"] = float(kendalltau(first, second).statistic)
         out["kendall_tau_vs_first_seed"] = float(kendalltau(inh, first).statistic)
+        # split-half reliability of the averaged reference: tau between the means of two disjoint
+        # halves of the seeds (the noise ceiling of a reference of repeats / 2 seeds)
+        if repeats >= 4:
+            h = repeats // 2
+            a = [np.mean([x["val"] for x in r["runs"][:h]]) for r in rows]
+            b = [np.mean([x["val"] for x in r["runs"][h:2 * h]]) for r in rows]
+            out["noise_ceiling_tau_half_means"] = float(kendalltau(a, b).statistic)
     out["seconds"] = time.perf_counter() - t_start
     out["subnets"] = rows
     return out
@@ -167,6 +215,8 @@ def print_report(out: dict) -> None:
     print(f"Spearman rho                                     {out['spearman']:.3f}")
     if "noise_ceiling_tau" in out:
         print(f"noise ceiling: tau between two stand-alone seeds {out['noise_ceiling_tau']:.3f}")
+    if "noise_ceiling_tau_half_means" in out:
+        print(f"tau between the means of two halves of the seeds {out['noise_ceiling_tau_half_means']:.3f}")
     print(f"stand-alone test spread (max - min)              {out['standalone_spread']:.3f}   (target >= 0.08)")
     print(f"largest - smallest (stand-alone test)            {out['largest_minus_smallest']:.3f}   (target >= 0.05)")
     print(f"Kendall tau (params vs stand-alone val)          {out['kendall_tau_params_vs_standalone']:.3f}")
@@ -182,6 +232,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="stand-alone training epochs (one budget for all)")
     ap.add_argument("--repeats", type=int, default=1, help="stand-alone trainings per subnet (seeds), averaged")
     ap.add_argument("--workers", type=int, default=2, help="processes training stand-alone networks in parallel")
+    ap.add_argument("--reference", type=Path, default=None, metavar="OLD.json",
+                    help="reuse the stand-alone runs of an earlier --json output (same data and recipe)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if args.subnets < 3 or args.epochs < 1 or args.repeats < 1 or args.workers < 1:
@@ -193,7 +245,8 @@ def main() -> None:
         cfg = load_config(args.params, args.overrides)
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
-    out = measure(cfg, str(args.params), args.overrides, args.subnets, args.epochs, args.repeats, args.workers)
+    out = measure(cfg, str(args.params), args.overrides, args.subnets, args.epochs, args.repeats, args.workers,
+                  args.reference)
     print_report(out)
     if args.json:
         from nas.io import atomic_write_json
