@@ -205,8 +205,8 @@ class AsyncRunner(_SnapshotRunner):
     checkpoint are written, and M new candidates are submitted. Workers never wait for a
     generation's slowest member, so fast candidates return and breed sooner.
 
-    Uses the pool's Dask client directly (``client.submit`` and ``distributed.as_completed``).
-    The budget counts completed evaluations. At the budget, work still in flight is cancelled
+    Uses only the pool contract (``pool.queue()``: submit, results as they complete, cancel),
+    so it runs on the local pool and on Dask alike. The budget counts completed evaluations. At the budget, work still in flight is cancelled
     (``drain="cancel"``, reported in ``cancelled``) or awaited and kept (``drain="await"``).
     Every result records when it was submitted, started and finished, on which worker, and
     the generation (update) it joined. On resume, the candidates that were in flight are
@@ -236,16 +236,10 @@ class AsyncRunner(_SnapshotRunner):
         self.max_in_flight = int(doc.get("max_in_flight", 0))
 
     def _submit_genomes(self, genomes: list[Genome], queue, meta: dict) -> None:
-        from nas.evaluators.base import evaluate
-
-        timeout = getattr(self.pool, "timeout_s", None)
         for g in genomes:
             submitted_at = time.time()
-            fut = self.pool.client.submit(evaluate, self.evaluator, g, timeout, pure=False,
-                                          key=f"evaluate-{g.key()}-{self.submitted}")
-            meta[fut.key] = (g, submitted_at, fut)
+            meta[queue.submit(self.evaluator, g)] = (g, submitted_at)
             self.submitted += 1
-            queue.add(fut)
         self.max_in_flight = max(self.max_in_flight, queue.count())
 
     def _submit(self, n: int, queue, meta: dict) -> float:
@@ -262,15 +256,11 @@ class AsyncRunner(_SnapshotRunner):
             self._finish()
 
     def _run(self) -> list[EvaluationResult]:
-        from distributed import as_completed
-
-        from nas.evaluators.dask import future_result
-
-        if getattr(self.pool, "client", None) is None:
-            raise TypeError("AsyncRunner needs a Dask pool (DaskPool) entered with `with`")
+        if not callable(getattr(self.pool, "queue", None)):
+            raise TypeError(f"AsyncRunner needs a pool with queue() (LocalPool, DaskPool), got {type(self.pool).__name__}")
         gen = self._begin()
         meta: dict = {}
-        queue = as_completed()
+        queue = self.pool.queue()
         pending: list[EvaluationResult] = []
         t_gen = time.perf_counter()
         ask_s = 0.0
@@ -292,11 +282,12 @@ class AsyncRunner(_SnapshotRunner):
             if pending and (len(pending) >= self.batch or len(self.results) >= self.budget or queue.is_empty()):
                 self._close_generation(gen, pending, 0.0, 0.0)
                 gen, pending = gen + 1, []
-        for fut in queue:
-            if len(self.results) >= self.budget:
+        while len(self.results) < self.budget:
+            try:
+                key, r = next(queue)
+            except StopIteration:
                 break
-            g, submitted_at, _ = meta.pop(fut.key)
-            r = future_result(fut, self.evaluator, g)
+            g, submitted_at = meta.pop(key)
             r.extra.update(submitted_at=submitted_at, generation=gen)
             self.results.append(r)
             pending.append(r)
@@ -311,12 +302,10 @@ class AsyncRunner(_SnapshotRunner):
                 ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
                 if queue.is_empty():
                     break  # the strategy has nothing new to propose
-        leftover = [(g, f) for g, _, f in meta.values()]
-        if self.drain == "await" and leftover:
+        if self.drain == "await" and meta:
             late = []
-            for fut in as_completed([f for _, f in leftover]):
-                g, submitted_at, _ = meta.pop(fut.key)
-                r = future_result(fut, self.evaluator, g)
+            for key, r in queue:
+                g, submitted_at = meta.pop(key)
                 r.extra.update(submitted_at=submitted_at, generation=gen, late=True)
                 late.append(r)
                 self._record(r)
@@ -324,7 +313,6 @@ class AsyncRunner(_SnapshotRunner):
                 self.results.extend(late)
                 self._close_generation(gen, late, 0.0, 0.0)
         else:
-            for _, fut in leftover:
-                fut.cancel()
-            self.cancelled = [g for g, _, _ in meta.values()]
+            queue.cancel()
+            self.cancelled = [g for g, _ in meta.values()]
         return self.results

@@ -15,7 +15,10 @@ _opts = dict(cache_policy=NO_CACHE, persist_result=False)
 
 def transient(task, task_run, state) -> bool:
     """Retry only failures that a second attempt can cure: a lost connection to the Dask
-    scheduler or a timed-out network call. A bad config or a missing file fails at once."""
+    scheduler or a timed-out network call. A bad config, a missing file, a full disk or a
+    read-only file system fails at once (retrying cannot help and would hide the cause)."""
+    import errno
+
     from nas.evaluators.dask import ClusterError
 
     exc = state.data if isinstance(state.data, BaseException) else None
@@ -25,6 +28,8 @@ def transient(task, task_run, state) -> bool:
         except BaseException as e:  # noqa: BLE001 - only inspected
             exc = e
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG):
         return False
     return isinstance(exc, (ClusterError, ConnectionError, TimeoutError, OSError))
 

@@ -153,3 +153,23 @@ def test_msunas_refits_on_its_cadence(synthetic, pool, tmp_path):
     AsyncRunner(s, pool, _evaluator(synthetic), budget=30, in_flight=4, batch=2, out_dir=tmp_path).run()
     assert len(fits) >= 3 and all(b > a for a, b in zip(fits, fits[1:])), "refitted as results arrive"
     assert len(fits) < 14, "but not on every one of the 15 batches"
+
+
+def test_async_runs_on_the_local_pool_through_the_same_contract(synthetic, tmp_path):
+    """The async runner uses only the pool contract (submit, results as they complete, cancel),
+    so the in-process pool runs it too (issue 17); on it the order is fixed, so a seed
+    reproduces the run exactly."""
+    from nas.evaluators import LocalPool
+
+    def run(out):
+        runner = AsyncRunner(_strategy("aging"), LocalPool(), _evaluator(synthetic), budget=20, in_flight=4,
+                             batch=2, out_dir=out)
+        return runner, runner.run()
+
+    runner, results = run(tmp_path / "a")
+    assert len(results) == 20 and len({r.genome for r in results}) == 20 and all(r.ok for r in results)
+    assert runner.max_in_flight == 4 and 0 < len(runner.cancelled) <= 4
+    assert runner.submitted == len(results) + len(runner.cancelled)
+    assert all(g["evaluated"] <= 2 for g in runner.generation_log)
+    _, again = run(tmp_path / "b")
+    assert [r.genome for r in again] == [r.genome for r in results]

@@ -416,6 +416,10 @@ def test_only_transient_failures_are_retried():
     assert retried(ClusterError("scheduler gone")) and retried(ConnectionResetError()) and retried(TimeoutError())
     assert not retried(ConfigError("bad key")) and not retried(FileNotFoundError("x"))
     assert not retried(RuntimeError("no feasible candidate")) and not retried(ValueError("bad"))
+    import errno
+
+    assert not retried(OSError(errno.ENOSPC, "No space left on device"))  # a full disk stays full
+    assert not retried(OSError(errno.EROFS, "Read-only file system"))
 
 
 @pytest.mark.integration
@@ -450,3 +454,51 @@ def test_a_failing_stage_fails_its_flow_run_with_the_cause(synthetic, tmp_path):
     by = {r.name.split("-")[0]: r for r in subs}
     assert by["search"].state.is_completed() and by["select"].state.is_failed()
     assert "no feasible" in by["select"].state.message
+
+
+def _unshippable():
+    raise ModuleNotFoundError("No module named 'a_module_the_workers_lack'")
+
+
+class Unshippable:
+    """An evaluator that pickles on the client but cannot be unpickled on a worker (as when the
+    workers run another version of the code): a fault of the cluster, not of any candidate."""
+
+    base_seed = 0
+
+    def metrics(self, genome, seed):  # pragma: no cover - never runs
+        return {"val_accuracy": 1.0}
+
+    def __reduce__(self):
+        return (_unshippable, ())
+
+
+def test_infrastructure_faults_are_not_charged_to_candidates():
+    """A task the workers cannot unpickle is submitted again a bounded number of times and then
+    stops the search with InfrastructureError; no candidate is recorded as failed."""
+    from nas.evaluators.base import InfrastructureError
+    from nas.evaluators.dask import RESUBMITS, DaskPool
+    from nas.spaces.nb201 import NB201Space
+
+    genome = NB201Space().sample(np.random.default_rng(0))
+    with DaskPool(workers=1) as pool:
+        q = pool.queue()
+        q.submit(Unshippable(), genome)
+        with pytest.raises(InfrastructureError, match=f"failed {RESUBMITS + 1} times.*outside the candidate"):
+            next(q)
+
+
+def test_only_the_candidates_own_faults_fail_it_on_the_local_pool():
+    """Its exceptions and NaN metrics are the candidate's: failed results, the search goes on."""
+    from nas.evaluators import LocalPool
+    from nas.spaces.nb201 import NB201Space
+
+    class Raises:
+        base_seed = 0
+
+        def metrics(self, genome, seed):
+            raise RuntimeError("diverged")
+
+    g = NB201Space().sample(np.random.default_rng(1))
+    [r] = LocalPool().evaluate(Raises(), [g])
+    assert r.status == "failed" and "diverged" in r.error

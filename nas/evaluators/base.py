@@ -129,9 +129,62 @@ def lost_result(evaluator: Evaluator, genome: Genome, exc: BaseException) -> Eva
                             started_at=now, finished_at=now)
 
 
+class InfrastructureError(RuntimeError):
+    """Evaluation failed for a reason outside the candidate (the scheduler or a worker was
+    lost, a task could not be shipped or unpickled, the disk is full) more often than a
+    resubmission could cure. The search stops; its checkpoint holds every finished generation
+    and the journal every finished result, so rerunning the stage resumes it."""
+
+
+class CompletionQueue:
+    """The pool contract (what the runners use): ``submit`` candidates, iterate to get each
+    ``(key, result)`` as it completes, ``add`` more while iterating, ``cancel`` what is still
+    in flight. ``count()`` is the number submitted and not yet yielded. Results are the
+    candidate's own: its exceptions, NaN metrics and timeouts become failed or timed-out
+    results; faults outside it are the pool's to retry or raise as :class:`InfrastructureError`.
+
+    This one evaluates in the calling process, one candidate at a time, in submission order
+    (a candidate "runs" when the iteration reaches it)."""
+
+    def __init__(self, timeout_s: float | None = None):
+        from collections import deque
+
+        self.timeout_s = timeout_s
+        self._todo: "deque[tuple[str, Evaluator, Genome]]" = deque()
+        self._n = 0
+
+    def submit(self, evaluator: Evaluator, genome: Genome) -> str:
+        key = f"evaluate-{genome.key()}-{self._n}"
+        self._n += 1
+        self._todo.append((key, evaluator, genome))
+        return key
+
+    def count(self) -> int:
+        return len(self._todo)
+
+    def is_empty(self) -> bool:
+        return not self._todo
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[str, EvaluationResult]:
+        if not self._todo:
+            raise StopIteration
+        key, evaluator, genome = self._todo.popleft()
+        return key, evaluate(evaluator, genome, self.timeout_s)
+
+    def cancel(self) -> list[str]:
+        """Drop what was submitted and has not run; returns their keys."""
+        keys = [k for k, _, _ in self._todo]
+        self._todo.clear()
+        return keys
+
+
 class LocalPool:
-    """Evaluate in this process, one candidate after another (same interface as ``DaskPool``).
-    For debugging and unit tests; pipeline stages always evaluate on Dask."""
+    """Evaluate in this process, one candidate after another (same contract as ``DaskPool``:
+    :meth:`queue`, :meth:`iter_evaluate`). For debugging, unit tests and small searches that
+    need no cluster; it runs both generational and asynchronous searches."""
 
     n_workers = 1
 
@@ -143,9 +196,14 @@ class LocalPool:
 
     timeout_s: float | None = None
 
+    def queue(self) -> CompletionQueue:
+        return CompletionQueue(self.timeout_s)
+
     def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None):
+        q = self.queue()
         for g in genomes:
-            r = evaluate(evaluator, g, self.timeout_s)
+            q.submit(evaluator, g)
+        for _, r in q:
             if on_result:
                 on_result(r)
             yield r

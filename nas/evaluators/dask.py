@@ -10,8 +10,11 @@ import contextlib
 import logging
 from typing import Callable, Iterator
 
-from nas.evaluators.base import Evaluator, evaluate, lost_result
+from nas.evaluators.base import Evaluator, InfrastructureError, evaluate, lost_result
 from nas.genome import EvaluationResult, Genome
+
+RESUBMITS = 2
+"""Times a candidate is submitted again after an infrastructure fault, before the search stops."""
 
 
 class ClusterError(RuntimeError):
@@ -92,29 +95,94 @@ class DaskPool:
         """Evaluate all ``genomes``; returns results in completion order."""
         return list(self.iter_evaluate(evaluator, genomes, on_result))
 
+    def queue(self) -> "DaskQueue":
+        return DaskQueue(self.client, self.timeout_s)
+
     def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome],
                       on_result: Callable[[EvaluationResult], None] | None = None) -> Iterator[EvaluationResult]:
-        from distributed import as_completed
-
-        if not genomes:
-            return
-        futures = {self.client.submit(evaluate, evaluator, g, self.timeout_s, pure=False,
-                                      key=f"evaluate-{g.key()}-{i}"): g for i, g in enumerate(genomes)}
-        for fut in as_completed(futures):
-            res = future_result(fut, evaluator, futures[fut])
+        q = self.queue()
+        for g in genomes:
+            q.submit(evaluator, g)
+        for _, res in q:
             if on_result:
                 on_result(res)
             yield res
 
 
-def future_result(fut, evaluator: Evaluator, genome: Genome) -> EvaluationResult:
-    """The future's result. A worker that died while running it makes Dask run it again
-    elsewhere (up to ``distributed.scheduler.allowed-failures`` times); when Dask gives up,
-    or the task cannot run at all, the candidate is recorded as failed, not lost."""
-    try:
-        return fut.result()
-    except Exception as exc:  # KilledWorker, a task that cannot be deserialised, ...
-        return lost_result(evaluator, genome, exc)
+class DaskQueue:
+    """The pool contract (:class:`nas.evaluators.base.CompletionQueue`) on a Dask client.
+
+    Faults are charged to the right party. The candidate's own failures (exceptions while it
+    is built, trained or scored, NaN, its timeout) come back as failed results from
+    :func:`~nas.evaluators.base.evaluate` on the worker. A worker that died while running it
+    makes Dask run it elsewhere (up to ``distributed.scheduler.allowed-failures`` times); when
+    Dask gives up (``KilledWorker``: the candidate keeps killing its workers) it is recorded as
+    failed. Anything else (the scheduler lost, the task cancelled under us, a task that cannot
+    be shipped or unpickled, an OS error) is not the candidate's doing: it is submitted again,
+    up to :data:`RESUBMITS` times, and then :class:`InfrastructureError` stops the search
+    resumably. A lost scheduler stops it at once."""
+
+    def __init__(self, client, timeout_s: float | None = None, resubmits: int = RESUBMITS):
+        from distributed import as_completed
+
+        self.client, self.timeout_s, self.resubmits = client, timeout_s, resubmits
+        self._ac = as_completed()
+        self._meta: dict[str, tuple[str, Evaluator, Genome, int, object]] = {}  # future key -> (key, ev, g, try, fut)
+        self._n = 0
+
+    def _submit(self, key: str, evaluator: Evaluator, genome: Genome, attempt: int) -> None:
+        fut = self.client.submit(evaluate, evaluator, genome, self.timeout_s, pure=False,
+                                 key=f"{key}-try{attempt}" if attempt else key)
+        self._meta[fut.key] = (key, evaluator, genome, attempt, fut)
+        self._ac.add(fut)
+
+    def submit(self, evaluator: Evaluator, genome: Genome) -> str:
+        key = f"evaluate-{genome.key()}-{self._n}"
+        self._n += 1
+        self._submit(key, evaluator, genome, 0)
+        return key
+
+    def count(self) -> int:
+        return self._ac.count()
+
+    def is_empty(self) -> bool:
+        return self._ac.is_empty()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[str, EvaluationResult]:
+        from distributed.scheduler import KilledWorker
+
+        while True:
+            fut = next(self._ac)  # StopIteration when nothing is in flight
+            key, evaluator, genome, attempt, _ = self._meta.pop(fut.key)
+            try:
+                return key, fut.result()
+            except KilledWorker as exc:  # its workers kept dying on it: the candidate's own fault
+                return key, lost_result(evaluator, genome, exc)
+            except Exception as exc:  # noqa: BLE001 - classified below (cancelled futures included)
+                cause = f"{type(exc).__name__}: {exc}"
+            if self.client.status not in ("running", "connecting"):
+                raise InfrastructureError(
+                    f"the Dask scheduler was lost while evaluating {genome.key()} ({cause}). The search stopped; "
+                    "every finished generation is checkpointed: rerun the search stage to resume it.")
+            if attempt >= self.resubmits:
+                raise InfrastructureError(
+                    f"evaluating {genome.key()} failed {attempt + 1} times for a reason outside the candidate "
+                    f"({cause}). The search stopped; every finished generation is checkpointed: fix the cluster "
+                    "(workers' environment, disk, network) and rerun the search stage to resume it.")
+            self._submit(key, evaluator, genome, attempt + 1)
+
+    def cancel(self) -> list[str]:
+        """Cancel every future still in flight; returns their keys."""
+        keys = []
+        for key, _, _, _, fut in list(self._meta.values()):
+            fut.cancel()
+            keys.append(key)
+        self._meta.clear()
+        self._ac.clear()
+        return keys
 
 
 def _has_bokeh() -> bool:
