@@ -402,7 +402,10 @@ class EvaluationConfig(_Section):
     train_batch_size: int = Field(64, gt=0, description="kind train: batch size")
     table: TableConfig = Field(default_factory=TableConfig)
     workers: int = Field(2, gt=0, description="Dask LocalCluster worker processes")
-    threads_per_worker: int = Field(1, gt=0)
+    threads_per_worker: int = Field(
+        1, gt=0, description="candidates one Dask worker process runs at once; keep 1 for training evaluations "
+        "(concurrent candidates in one process share torch's global generator, so their initial weights "
+        "would depend on timing); give workers more cores through evaluation.workers instead")
     scheduler_address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler")
     cluster: Literal["local", "slurm"] = Field(
         "local", description="without scheduler_address: a LocalCluster, or Dask workers as Slurm jobs (evaluation.slurm)")

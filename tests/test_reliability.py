@@ -502,3 +502,44 @@ def test_only_the_candidates_own_faults_fail_it_on_the_local_pool():
     g = NB201Space().sample(np.random.default_rng(1))
     [r] = LocalPool().evaluate(Raises(), [g])
     assert r.status == "failed" and "diverged" in r.error
+
+
+@dataclass
+class PidThenHang:
+    """Writes its process id (and a grandchild's) to ``path``, then never returns and never
+    looks at its deadline."""
+
+    path: str
+    base_seed: int = 0
+
+    def metrics(self, genome, seed):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        Path(self.path).write_text(f"{os.getpid()} {child.pid}")
+        while True:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers signal 0; it has stopped computing
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_hanging_candidates_process_is_gone_after_its_timeout(tmp_path):
+    """Timed-out candidates are really stopped (issue 17): the evaluation ran in a child
+    process that is killed at the deadline with everything it started."""
+    marker = tmp_path / "pids"
+    t0 = time.perf_counter()
+    r = evaluate(PidThenHang(str(marker)), G, timeout_s=3)
+    assert r.status == "timeout" and "evaluation.timeout_s = 3 s" in r.error
+    assert time.perf_counter() - t0 < 10
+    pids = [int(x) for x in marker.read_text().split()]
+    time.sleep(0.2)
+    assert not any(_alive(p) for p in pids), "the timed-out evaluation (or its child) is still running"
+    assert threading.active_count() >= 1 and evaluate(Fn("ok"), G, timeout_s=5).status == "ok"

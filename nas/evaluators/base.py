@@ -87,13 +87,21 @@ def _metrics(evaluator: Evaluator, genome: Genome, seed: int) -> tuple[dict[str,
     return metrics, "ok", None
 
 
+CHILD_STARTUP_S = 120.0
+"""How long a child evaluation process may take to start (import torch, load the evaluator)
+before the evaluation counts as an infrastructure fault."""
+
+
 def evaluate(evaluator: Evaluator, genome: Genome, timeout_s: float | None = None) -> EvaluationResult:
     """Run one evaluation, timing it. Exceptions, NaN or infinite metrics and a diverging loss
     give status ``failed`` with the reason; running past ``timeout_s`` gives ``timeout``.
 
-    With a timeout the evaluation runs in a helper thread and this call returns at the
-    deadline at the latest; the evaluation itself stops at its next :func:`check_deadline`
-    (every training batch), so the worker is soon free again.
+    With a timeout the evaluation runs in a child process (:mod:`nas.evaluators.child`) that
+    is killed, with everything it started, at the deadline: a timed-out candidate really
+    stops, and nothing of it keeps running beside the next candidate on the same worker. The
+    clock starts once the child has loaded the evaluator, so its start-up (about 0.3 s, a few
+    seconds when it imports torch) costs wall time but never times a candidate out. A child that
+    cannot start raises (an infrastructure fault, not the candidate's).
     """
     seed = candidate_seed(evaluator.base_seed, genome)
     start = time.time()
@@ -101,22 +109,64 @@ def evaluate(evaluator: Evaluator, genome: Genome, timeout_s: float | None = Non
     if not timeout_s:
         metrics, status, error = _metrics(evaluator, genome, seed)
     else:
-        box: dict = {}
-
-        def target() -> None:
-            _local.deadline, _local.timeout_s = time.monotonic() + timeout_s, timeout_s
-            box["out"] = _metrics(evaluator, genome, seed)
-
-        th = threading.Thread(target=target, name=f"evaluate-{genome.key()}", daemon=True)
-        th.start()
-        th.join(timeout_s)
-        if "out" in box:
-            metrics, status, error = box["out"]
-        else:
-            metrics, status, error = {}, "timeout", _timeout_message(timeout_s)
+        metrics, status, error = _metrics_in_child(evaluator, genome, seed, timeout_s)
     return EvaluationResult(genome=genome, metrics=metrics, status=status, error=error, seed=seed,
                             worker=worker_name(), eval_seconds=time.perf_counter() - t0,
                             started_at=start, finished_at=time.time())
+
+
+def _metrics_in_child(evaluator: Evaluator, genome: Genome, seed: int, timeout_s: float,
+                      startup_s: float = CHILD_STARTUP_S) -> tuple[dict[str, float], str, str | None]:
+    import json
+    import pickle
+    import selectors
+    import signal
+    import subprocess
+    import sys
+
+    payload = pickle.dumps((evaluator, genome, seed))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.Popen([sys.executable, "-m", "nas.evaluators.child"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        proc.stdin.write(payload)
+        proc.stdin.close()
+        proc.stdin = None  # sent in full; communicate() below only reads
+        line, end = b"", time.monotonic() + startup_s
+        with selectors.DefaultSelector() as sel:  # start-up (imports) does not count against the candidate
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n") and sel.select(max(0.0, end - time.monotonic())):
+                chunk = os.read(proc.stdout.fileno(), 1)  # unbuffered: the rest is read by communicate()
+                if not chunk:
+                    break
+                line += chunk
+        ready = line == b"ready\n"
+        if not ready:
+            _kill_group(proc.pid, signal.SIGKILL)
+            err = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"the evaluation process did not start within {startup_s:g} s: " + " | ".join(err))
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return {}, "timeout", _timeout_message(timeout_s)
+    finally:
+        _kill_group(proc.pid, signal.SIGKILL)  # anything the evaluation started and left behind
+        proc.wait()
+    try:
+        doc = json.loads(out.decode("utf-8"))
+        return dict(doc["metrics"]), doc["status"], doc["error"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
+        return {}, "failed", f"evaluation process exited with status {proc.returncode}: " + " | ".join(tail)
+
+
+def _kill_group(pid: int, sig) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def lost_result(evaluator: Evaluator, genome: Genome, exc: BaseException) -> EvaluationResult:

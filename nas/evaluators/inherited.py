@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from nas.data import Prepared, load_prepared
 from nas.genome import Genome
@@ -42,10 +41,12 @@ class InheritedEvaluator:
     threads: int = 1
 
     def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
-        torch.set_num_threads(self.threads)
-        bundle, data = cached_resources(self.supernet_dir, self.data_dir)
-        device = resolve_device(self.device)
-        net = extract_subnet(bundle.net, genome).to(device)
-        recalibrate_bn(net, data.x_train, self.bn_batches, self.batch_size, np.random.default_rng(seed), device)
-        val = accuracy(net, data.x_val, data.y_val, device=device)
-        return {"val_accuracy": float(val), **bundle.costs(genome)}
+        from nas.training import torch_threads
+
+        with torch_threads(self.threads):  # restored afterwards: nothing carries over to the next candidate
+            bundle, data = cached_resources(self.supernet_dir, self.data_dir)
+            device = resolve_device(self.device)
+            net = extract_subnet(bundle.net, genome).to(device)
+            recalibrate_bn(net, data.x_train, self.bn_batches, self.batch_size, np.random.default_rng(seed), device)
+            val = accuracy(net, data.x_val, data.y_val, device=device)
+            return {"val_accuracy": float(val), **bundle.costs(genome)}

@@ -74,8 +74,15 @@ class StandaloneEvaluator:
     init: str = "default"
 
     def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
-        torch.set_num_threads(self.threads)
-        torch.manual_seed(seed)
+        """Torch's thread count and global generator are set for this candidate and restored
+        afterwards, so nothing of one candidate carries over to the next on the same worker."""
+        from nas.training import torch_threads
+
+        with torch_threads(self.threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._metrics(genome, seed)
+
+    def _metrics(self, genome: Genome, seed: int) -> dict[str, float]:
         data = load_prepared(self.data_dir)
         device = resolve_device(self.device)
         if data.is_multitask or self.space.multitask != "none":
