@@ -377,3 +377,27 @@ def test_a_search_with_sep_replays_identically_while_the_cores_are_loaded():
             p.kill()
             p.wait()
     assert loaded == quiet
+
+
+def test_async_keeps_the_members_of_networks_in_flight_so_their_credit_lands():
+    """Issue 17: an update while networks are in flight must not replace the modules and
+    blueprints they use; when they return, their fitness is credited to those members."""
+    ev = AnalyticGraphEvaluator()
+    s = CoDeepNEATStrategy(SPACE, ["val_accuracy", "params"], {}, 5, CoDeepNEATConfig(module_population=8,
+                                                                                        blueprint_population=4), 8)
+    in_flight = s.ask(8)
+    credited = 0
+    for _ in range(12):
+        done, in_flight = in_flight[:2], in_flight[2:]
+        s.tell(LocalPool().evaluate(ev, done))
+        for g in in_flight:  # still out: every member it was assembled from is still there
+            for bp, mods in s.uses[g]:
+                assert bp in s.blueprints.members and all(m in s.modules.members for m in mods)
+        returning = in_flight[:2]
+        members = [(bp, mods) for g in returning for bp, mods in s.uses[g]]
+        s_before = len(s.history)
+        s.tell(LocalPool().evaluate(ev, returning))
+        in_flight = in_flight[2:] + s.ask(4)
+        assert len(s.history) == s_before + 1
+        credited += len(members)
+    assert credited > 0

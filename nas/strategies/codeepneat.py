@@ -24,8 +24,9 @@ ordered by feasibility, non-domination rank and crowding distance (1 best, 0 wor
 
 In generational mode ``tell`` receives a whole generation; in asynchronous mode it receives
 the ``M`` results that just returned, and the populations evolve then (elites kept, members
-still waiting for an evaluation kept, the rest replaced by offspring), so new networks are
-assembled from the updated populations while the other ``K - M`` are still in flight.
+still waiting for an evaluation kept, members used by networks still in flight kept so that
+those networks' fitness reaches them when they return, the rest replaced by offspring), so new
+networks are assembled from the updated populations while the other ``K - M`` are in flight.
 All randomness comes from one seeded generator; nothing here touches torch, Dask or Prefect.
 """
 
@@ -107,8 +108,10 @@ class NEATPopulation:
             self.threshold = max(self.threshold / 1.25, 0.02)
 
     def reproduce(self, rng: np.random.Generator, generation: int, elitism: int, survival: float,
-                  stagnation: int, make_child) -> None:
-        """Replace every evaluated non-elite member by offspring (members not yet evaluated wait)."""
+                  stagnation: int, make_child, busy: frozenset[int] = frozenset()) -> None:
+        """Replace every evaluated non-elite member by offspring. Members not yet evaluated
+        wait, and so do ``busy`` members (used by networks still in flight), so that those
+        networks' fitness is credited to them when they return."""
         evaluated = {sid: sorted((self.members[i] for i in sp.members if self.members[i].fitness is not None),
                                  key=lambda m: (-m.fitness, m.id)) for sid, sp in self.species.items()}
         for sid, sp in self.species.items():
@@ -124,7 +127,7 @@ class NEATPopulation:
         keep: set[int] = set()
         for sid, sp in self.species.items():
             keep.update(m.id for m in evaluated[sid][:elitism])
-            keep.update(i for i in sp.members if self.members[i].fitness is None)
+            keep.update(i for i in sp.members if self.members[i].fitness is None or i in busy)
         sids = [sid for sid in sorted(self.species) if evaluated[sid]]
         n_children = max(0, self.size - len(keep))
         if not sids or not n_children:
@@ -236,16 +239,27 @@ class CoDeepNEATStrategy:
         self.generation = self._told // max(1, self.generation_size)
         self._credit()
         c = self.cfg
+        busy_m, busy_b = self._in_flight_members()
         self.modules.reproduce(self.rng, self.generation, c.elitism, c.survival_threshold, c.stagnation,
-                               self._module_child)
+                               self._module_child, busy_m)
         self.modules.speciate()
         self.blueprints.reproduce(self.rng, self.generation, c.elitism, c.survival_threshold, c.stagnation,
-                                  self._blueprint_child)
+                                  self._blueprint_child, busy_b)
         self.blueprints.speciate()
         self.history.append({"evaluated": self._told, "module_species": len(self.modules.species),
                              "blueprint_species": len(self.blueprints.species),
                              "module_threshold": self.modules.threshold,
                              "blueprint_threshold": self.blueprints.threshold})
+
+    def _in_flight_members(self) -> tuple[frozenset[int], frozenset[int]]:
+        """Modules and blueprints used by networks asked and not yet told (asynchronous mode)."""
+        mods: set[int] = set()
+        bps: set[int] = set()
+        for g in self._asked:
+            for bp, ms in self.uses.get(g, ()):
+                bps.add(bp)
+                mods.update(ms)
+        return frozenset(mods), frozenset(bps)
 
     def _credit(self) -> None:
         """Network fitness in [0, 1] by place in the ranked archive, credited to members (mean)."""
