@@ -7,7 +7,8 @@ import time
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from nas.config import STAGES_BY_EVALUATION, Config  # noqa: F401  (re-exported)
+from nas.backends import STAGES_BY_EVALUATION  # noqa: F401  (re-exported)
+from nas.config import Config
 from tasks import stages as t
 
 

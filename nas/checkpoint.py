@@ -86,16 +86,9 @@ def fingerprint(cfg) -> dict[str, Any]:
 
     fp: dict[str, Any] = {"seed": cfg.seed, "space": cfg.space.model_dump(), "search": search, "evaluation": ev,
                           "search_code_sha256": stage_code_hash("search")}
-    if cfg.evaluation.kind != "table":
-        fp["data"] = {k: v for k, v in cfg.data.model_dump().items() if k != "out_dir"}
-        fp["dataset_hash"] = _json_field(Path(cfg.data.out_dir) / "meta.json", "dataset_hash")
-    if cfg.evaluation.kind == "inherited":
-        fp["supernet"] = {k: v for k, v in cfg.supernet.model_dump().items() if k != "out_dir"}
-        fp["surrogate"] = {k: v for k, v in cfg.surrogate.model_dump().items() if k != "out_dir"}
-        fp["supernet_weights_sha256"] = _file_hash(Path(cfg.supernet.out_dir) / "supernet.pt")
-        fp["surrogate_samples_sha256"] = _file_hash(Path(cfg.surrogate.out_dir) / "samples.json")
-    if cfg.evaluation.kind == "table" and cfg.evaluation.table.path:
-        fp["table_sha256"] = _file_hash(Path(cfg.evaluation.table.path))
+    from nas.backends import backend
+
+    fp.update(backend(cfg).fingerprint_inputs(cfg))  # the data, supernet or table the search reads
     return fp
 
 

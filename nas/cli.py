@@ -16,7 +16,8 @@ configure_environment()
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="evonas: evolutionary multi-objective NAS as Prefect flows and DVC stages.")
 
-STAGES = ("prepare", "pretrain", "surrogate", "search", "select")
+from nas.backends import STAGES  # noqa: E402 - the pipeline stages, in order
+
 ParamsOpt = Annotated[Path, typer.Option("--params", "-p", help="params file (YAML)")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override KEY=VALUE (dotted key, YAML value); repeatable")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show full tracebacks")]
@@ -86,7 +87,7 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: Re
         debug: DebugOpt = False) -> None:
     """Run the whole pipeline (prepare, pretrain, surrogate, search, select) as one Prefect flow."""
     cfg = _load(params, set_, debug)
-    from nas.config import STAGES_BY_EVALUATION
+    from nas.backends import STAGES_BY_EVALUATION
 
     _preflight(cfg, STAGES_BY_EVALUATION[cfg.evaluation.kind], resume, debug)
     t0 = time.perf_counter()
@@ -128,7 +129,7 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
     if name not in STAGES:
         _fail(f"unknown stage {name!r}; choose from {', '.join(STAGES)}", 2)
     cfg = _load(params, set_, debug)
-    from nas.config import STAGES_BY_EVALUATION
+    from nas.backends import STAGES_BY_EVALUATION
 
     used = STAGES_BY_EVALUATION[cfg.evaluation.kind]
     if name not in used:  # dvc.yaml runs every stage; this kind of search does not need this one
@@ -239,7 +240,7 @@ def serve(cron: Annotated[str, typer.Option(help="cron schedule, e.g. '0 2 * * *
           debug: DebugOpt = False) -> None:
     """Serve the pipeline flow on a cron schedule (Prefect's serve): registers the deployment
     with the Prefect API in PREFECT_API_URL and runs scheduled runs until stopped."""
-    from nas.config import STAGES_BY_EVALUATION
+    from nas.backends import STAGES_BY_EVALUATION
 
     cfg = _load(params, set_, debug)
     _preflight(cfg, STAGES_BY_EVALUATION[cfg.evaluation.kind], None, debug)

@@ -25,11 +25,6 @@ CONSTRAINT_OBJECTIVE = {
 }
 
 
-STAGES_BY_EVALUATION = {  # which pipeline stages run, by evaluation.kind
-    "inherited": ("prepare", "pretrain", "surrogate", "search", "select"),
-    "train": ("prepare", "search", "select"),  # stand-alone training needs no supernet or surrogate
-    "table": ("search", "select"),  # a table needs no data either
-}
 
 
 class ConfigError(ValueError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from nas.config import Config
 from nas.evaluators.dask import DaskPool
-from nas.evaluators.inherited import InheritedEvaluator
 from nas.genome import Genome
 from nas.spaces.elastic import ElasticSpace
 from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
@@ -78,26 +77,9 @@ def build_evaluator(cfg: Config):
 
 
 def _build_evaluator(cfg: Config):
-    e = cfg.evaluation
-    if e.kind == "table":
-        from nas.evaluators.table import TableEvaluator
+    from nas.backends import backend
 
-        t = e.table
-        return TableEvaluator(path=t.path, signal_column=t.signal_column, report_column=t.report_column,
-                              cost_columns=tuple(t.cost_columns), arch_column=t.arch_column, base_seed=cfg.seed,
-                              sim_seconds=t.sim_seconds, sim_seconds_column=t.sim_seconds_column,
-                              sim_scale=t.sim_scale, builder_channels=cfg.space.nb201_channels,
-                              builder_cells=cfg.space.nb201_cells)
-    if e.kind == "train":
-        from nas.evaluators.standalone import StandaloneEvaluator
-
-        return StandaloneEvaluator(space=cfg.space, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
-                                   epochs=e.train_epochs, lr=e.train_lr, batch_size=e.train_batch_size,
-                                   latency_repeats=e.latency_repeats, latency_warmup=e.latency_warmup,
-                                   device=e.device, threads=e.threads_per_worker, init=e.init)
-    return InheritedEvaluator(supernet_dir=cfg.supernet.out_dir, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
-                              bn_batches=e.bn_batches, batch_size=e.batch_size, device=e.device,
-                              threads=e.threads_per_worker)
+    return backend(cfg).evaluator(cfg)
 
 
 def build_pool(cfg: Config) -> DaskPool:

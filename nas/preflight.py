@@ -22,16 +22,14 @@ def check(cfg: Config, stages: tuple[str, ...], resume: bool | None = None) -> N
     first = stages[0] if stages else None
     if "prepare" in stages:
         _check_data(cfg)
-    if cfg.evaluation.kind == "table" and ("search" in stages or "select" in stages):
-        _check_table(cfg)
     if any(s in stages for s in ("surrogate", "search")):
         _check_scheduler(cfg)
-    if first == "surrogate" or (first == "search" and cfg.evaluation.kind == "inherited"):
-        _need(Path(cfg.supernet.out_dir) / "supernet.pt", "a trained supernet", "evonas stage pretrain")
-    if first == "search" and cfg.evaluation.kind == "inherited":
-        _need(Path(cfg.surrogate.out_dir) / "samples.json", "the surrogate stage's samples", "evonas stage surrogate")
-    if first == "search" and cfg.evaluation.kind == "train":
-        _need(Path(cfg.data.out_dir) / "data.npz", "prepared data", "evonas stage prepare")
+    from nas.backends import MissingInput, backend
+
+    try:
+        backend(cfg).preflight(cfg, first)  # the files this kind of evaluation needs before `first`
+    except MissingInput as exc:
+        raise PreflightError(str(exc)) from None
     if first == "select":
         pops = Path(cfg.search.out_dir) / "populations"
         if not any(pops.glob("gen_*.parquet")):
@@ -42,11 +40,6 @@ def check(cfg: Config, stages: tuple[str, ...], resume: bool | None = None) -> N
         # a checkpoint of these params that cannot be read (or, with --resume, none of them):
         # CheckpointError, before any work starts
         resume_decision(cfg, resume)
-
-
-def _need(path: Path, what: str, how: str) -> None:
-    if not path.is_file():
-        raise PreflightError(f"{path}: {what} is missing (run `{how}` first, or the whole pipeline with `evonas run`)")
 
 
 def _check_data(cfg: Config) -> None:

@@ -304,7 +304,7 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
     given, is called after every generation with ``{"evaluated", "budget", "generation",
     "hypervolume", "generations"}`` (the flows turn it into Prefect artifacts)."""
     from nas.checkpoint import CHOICES, CheckpointError, past_budget, resume_decision, search_checkpointer
-    from nas.factory import build_evaluator, build_pool, build_space, build_strategy
+    from nas.factory import build_evaluator, build_pool, build_strategy
     from nas.progress import console
 
     t0 = time.perf_counter()
@@ -321,22 +321,11 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
         why += f"; the earlier run was moved to {moved}"
     if resume is not False or checkpointer.exists():
         say(f"search: {why}")
-    evaluator = build_evaluator(cfg)
-    exact_costs = None
-    if cfg.evaluation.kind == "table":
-        space, prior = build_space(cfg), []
-        ideal, nadir = table_bounds(cfg, evaluator)
-    elif cfg.evaluation.kind == "train":
-        space, prior = build_space(cfg), []
-        ideal, nadir = builder_bounds(cfg, space)
-    else:
-        from nas.supernet import load_supernet
+    from nas.backends import backend
 
-        bundle = load_supernet(cfg.supernet.out_dir)
-        _check_space(cfg, bundle)
-        space, prior = bundle.space, load_prior(cfg)
-        ideal, nadir = objective_bounds(s.objectives, prior)
-        exact_costs = bundle.costs
+    evaluator = build_evaluator(cfg)
+    setup = backend(cfg).search_setup(cfg, evaluator)
+    space, prior, ideal, nadir, exact_costs = setup.space, setup.prior, setup.ideal, setup.nadir, setup.exact_costs
     if s.mode == "async":
         total, label = s.async_budget, f"search ({s.strategy}, async K={s.async_.in_flight} M={s.async_.batch})"
     else:
@@ -478,10 +467,17 @@ def table_card(cfg: Config, row: dict, rules: list[str]) -> dict:
 
 
 def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
-    """Extract the subnet, fine-tune it stand-alone, score it on test, export ONNX/pt2/card.
-    With a table evaluator the card is written from the table instead."""
-    if cfg.evaluation.kind == "table":
-        return table_card(cfg, row, rules)
+    """One selected model, tested and exported, as its evaluation kind does it
+    (:meth:`nas.backends.Backend.finalize`): a table's card from the table; otherwise
+    :func:`train_and_export`."""
+    from nas.backends import backend
+
+    return backend(cfg).finalize(cfg, row, rules)
+
+
+def train_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
+    """Extract the subnet (or build the network), fine-tune (or train) it stand-alone, score it
+    on test, export ONNX/pt2/card."""
     import torch
 
     from nas.factory import build_space
@@ -504,26 +500,11 @@ def finetune_and_export(cfg: Config, row: dict, rules: list[str]) -> dict:
 
 
 def _finetuned(cfg: Config, data, genome: Genome, seed: int, rng: np.random.Generator, device):
-    """A selected single-task network: trained from scratch (evaluation.kind train) or extracted
-    from the supernet and fine-tuned."""
-    from nas.evaluators.standalone import build_model
-    from nas.spaces.elastic_build import extract_subnet
-    from nas.supernet import load_supernet
-    from nas.training import recalibrate_bn, train
+    """A selected single-task network, trained as its evaluation kind does it
+    (:meth:`nas.backends.Backend.selected_network`)."""
+    from nas.backends import backend
 
-    sel, ev = cfg.selection, cfg.evaluation
-    if ev.kind == "train":  # no shared weights: train from scratch for the search budget plus fine-tuning
-        net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init,
-                          seed).to(device)
-        train(net, data.x_train, data.y_train, ev.train_epochs + sel.finetune_epochs, ev.train_lr,
-              ev.train_batch_size, rng, device)
-    else:
-        net = extract_subnet(load_supernet(cfg.supernet.out_dir).net, genome).to(device)
-        if sel.finetune_epochs > 0:
-            train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device)
-        else:
-            recalibrate_bn(net, data.x_train, ev.bn_batches, ev.batch_size, rng, device)
-    return net
+    return backend(cfg).selected_network(cfg, data, genome, seed, rng, device)
 
 
 def _export_single(cfg: Config, row: dict, rules: list[str], data, space, genome: Genome, seed: int, net, device,
@@ -668,11 +649,15 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
     ok = all_df[all_df.status == "ok"]
     F = np.array([to_minimise(r, cfg.search.objectives) for r in front.to_dict("records")])
     hv = hypervolume(F, np.array(summary["ideal"]), np.array(summary["nadir"]))
+    from nas.backends import backend
+
     stage_seconds = {}
-    if cfg.evaluation.kind != "table":
+    used = backend(cfg).stages
+    if "prepare" in used:
         stage_seconds["prepare"] = _seconds(Path(cfg.data.out_dir) / "meta.json")
-    if cfg.evaluation.kind == "inherited":
+    if "pretrain" in used:
         stage_seconds["pretrain"] = _seconds(Path(cfg.supernet.out_dir) / "meta.json")
+    if "surrogate" in used:
         stage_seconds["surrogate"] = _seconds(Path(cfg.surrogate.out_dir) / "surrogate.json")
     stage_seconds.update(search=summary["seconds"], select=select_seconds)
     metrics = {

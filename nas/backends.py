@@ -1,0 +1,256 @@
+"""One backend per evaluation kind: what a kind of evaluation needs, in one object.
+
+``evaluation.kind`` used to be an ``if`` chain in the stages, the checkpoint fingerprint, the
+pre-flight checks and the factory. Each kind is now a :class:`Backend` that owns:
+
+- ``stages``: the pipeline stages it runs (the others record a skip under DVC);
+- ``evaluator(cfg)``: the evaluator the search's candidates go through;
+- ``search_setup(cfg, evaluator)``: the search space the strategy explores, prior results it
+  starts from, the hypervolume normalisation box and the costs known without evaluation;
+- ``fingerprint_inputs(cfg)``: what a search checkpoint must share with the run resuming it,
+  beyond the search params (the data, the supernet, the table);
+- ``preflight(cfg, first)``: the files it needs before stage ``first`` runs;
+- ``finalize(cfg, row, rules)``: how a selected model becomes a tested, exported model.
+
+A new kind is one new class here and one entry in :data:`BACKENDS`; ``tests/test_backends.py``
+runs one contract suite over every registered backend. Heavy imports stay inside the methods,
+so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from nas.config import Config
+
+
+STAGES: tuple[str, ...] = ("prepare", "pretrain", "surrogate", "search", "select")
+"""The pipeline's stages, in order (each backend runs an ordered part of them)."""
+
+
+class MissingInput(Exception):
+    """A file a stage needs is not there (the pre-flight check turns it into a clear error)."""
+
+
+@dataclass
+class SearchSetup:
+    """What the search stage needs from a backend besides its evaluator."""
+
+    space: Any
+    prior: list = field(default_factory=list)  # (genome, metrics) results the strategy may start from
+    ideal: "np.ndarray | None" = None  # hypervolume box, minimisation form, one entry per objective
+    nadir: "np.ndarray | None" = None
+    exact_costs: Callable | None = None  # genome -> costs known without evaluating it
+
+
+def _file_hash(path: Path) -> str | None:
+    from nas.checkpoint import _file_hash as h
+
+    return h(path)
+
+
+def _json_field(path: Path, key: str) -> Any:
+    try:
+        return json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _need(path: Path, what: str, how: str) -> None:
+    if not path.is_file():
+        raise MissingInput(f"{path}: {what} is missing (run `{how}` first, or the whole pipeline with `evonas run`)")
+
+
+class Backend:
+    """The contract (see the module docstring). Subclasses set ``kind`` and ``stages``."""
+
+    kind: str = ""
+    stages: tuple[str, ...] = ()
+
+    def evaluator(self, cfg: "Config"):
+        raise NotImplementedError
+
+    def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
+        raise NotImplementedError
+
+    def fingerprint_inputs(self, cfg: "Config") -> dict[str, Any]:
+        raise NotImplementedError
+
+    def preflight(self, cfg: "Config", first: str | None) -> None:
+        """Raise :class:`MissingInput` when stage ``first`` cannot start."""
+
+    def finalize(self, cfg: "Config", row: dict, rules: list[str]) -> dict:
+        """Fine-tune (or look up), test and export one selected model; returns its card."""
+        from nas.stages import train_and_export
+
+        return train_and_export(cfg, row, rules)
+
+    def selected_network(self, cfg: "Config", data, genome, seed: int, rng, device):
+        """The trained torch network of a selected single-task model (``finalize`` tests and
+        exports it)."""
+        raise NotImplementedError(f"evaluation.kind {self.kind!r} builds no networks")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r}, stages={self.stages})"
+
+
+class _DataBackend(Backend):
+    """Backends that read the prepared data."""
+
+    def fingerprint_inputs(self, cfg: "Config") -> dict[str, Any]:
+        return {"data": {k: v for k, v in cfg.data.model_dump().items() if k != "out_dir"},
+                "dataset_hash": _json_field(Path(cfg.data.out_dir) / "meta.json", "dataset_hash")}
+
+
+class InheritedBackend(_DataBackend):
+    """Candidates scored with weights inherited from a trained supernet (MSuNAS, Once-for-All)."""
+
+    kind = "inherited"
+    stages = ("prepare", "pretrain", "surrogate", "search", "select")
+
+    def evaluator(self, cfg: "Config"):
+        from nas.evaluators.inherited import InheritedEvaluator
+
+        e = cfg.evaluation
+        return InheritedEvaluator(supernet_dir=cfg.supernet.out_dir, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
+                                  bn_batches=e.bn_batches, batch_size=e.batch_size, device=e.device,
+                                  threads=e.threads_per_worker)
+
+    def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
+        from nas.stages import _check_space, load_prior, objective_bounds
+        from nas.supernet import load_supernet
+
+        bundle = load_supernet(cfg.supernet.out_dir)
+        _check_space(cfg, bundle)
+        prior = load_prior(cfg)
+        ideal, nadir = objective_bounds(cfg.search.objectives, prior)
+        return SearchSetup(bundle.space, prior, ideal, nadir, bundle.costs)
+
+    def fingerprint_inputs(self, cfg: "Config") -> dict[str, Any]:
+        return {**super().fingerprint_inputs(cfg),
+                "supernet": {k: v for k, v in cfg.supernet.model_dump().items() if k != "out_dir"},
+                "surrogate": {k: v for k, v in cfg.surrogate.model_dump().items() if k != "out_dir"},
+                "supernet_weights_sha256": _file_hash(Path(cfg.supernet.out_dir) / "supernet.pt"),
+                "surrogate_samples_sha256": _file_hash(Path(cfg.surrogate.out_dir) / "samples.json")}
+
+    def selected_network(self, cfg: "Config", data, genome, seed: int, rng, device):
+        """Extracted from the supernet and fine-tuned (or only BatchNorm-recalibrated when
+        ``selection.finetune_epochs`` is 0)."""
+        from nas.spaces.elastic_build import extract_subnet
+        from nas.supernet import load_supernet
+        from nas.training import recalibrate_bn, train
+
+        sel, ev = cfg.selection, cfg.evaluation
+        net = extract_subnet(load_supernet(cfg.supernet.out_dir).net, genome).to(device)
+        if sel.finetune_epochs > 0:
+            train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device)
+        else:
+            recalibrate_bn(net, data.x_train, ev.bn_batches, ev.batch_size, rng, device)
+        return net
+
+    def preflight(self, cfg: "Config", first: str | None) -> None:
+        if first in ("surrogate", "search"):
+            _need(Path(cfg.supernet.out_dir) / "supernet.pt", "a trained supernet", "evonas stage pretrain")
+        if first == "search":
+            _need(Path(cfg.surrogate.out_dir) / "samples.json", "the surrogate stage's samples",
+                  "evonas stage surrogate")
+
+
+class TrainBackend(_DataBackend):
+    """Every candidate trained from scratch (CoDeepNEAT, multi-task, NB201 cells on user data)."""
+
+    kind = "train"
+    stages = ("prepare", "search", "select")
+
+    def evaluator(self, cfg: "Config"):
+        from nas.evaluators.standalone import StandaloneEvaluator
+
+        e = cfg.evaluation
+        return StandaloneEvaluator(space=cfg.space, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
+                                   epochs=e.train_epochs, lr=e.train_lr, batch_size=e.train_batch_size,
+                                   latency_repeats=e.latency_repeats, latency_warmup=e.latency_warmup,
+                                   device=e.device, threads=e.threads_per_worker, init=e.init)
+
+    def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
+        from nas.factory import build_space
+        from nas.stages import builder_bounds
+
+        space = build_space(cfg)
+        ideal, nadir = builder_bounds(cfg, space)
+        return SearchSetup(space, [], ideal, nadir)
+
+    def selected_network(self, cfg: "Config", data, genome, seed: int, rng, device):
+        """No shared weights: trained from scratch for the search budget plus fine-tuning."""
+        from nas.evaluators.standalone import build_model
+        from nas.training import train
+
+        sel, ev = cfg.selection, cfg.evaluation
+        net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init,
+                          seed).to(device)
+        train(net, data.x_train, data.y_train, ev.train_epochs + sel.finetune_epochs, ev.train_lr,
+              ev.train_batch_size, rng, device)
+        return net
+
+    def preflight(self, cfg: "Config", first: str | None) -> None:
+        if first == "search":
+            _need(Path(cfg.data.out_dir) / "data.npz", "prepared data", "evonas stage prepare")
+
+
+class TableBackend(Backend):
+    """Candidates looked up in a benchmark table (NAS-Bench-201 and tables of its shape)."""
+
+    kind = "table"
+    stages = ("search", "select")
+
+    def evaluator(self, cfg: "Config"):
+        from nas.evaluators.table import TableEvaluator
+
+        t = cfg.evaluation.table
+        return TableEvaluator(path=t.path, signal_column=t.signal_column, report_column=t.report_column,
+                              cost_columns=tuple(t.cost_columns), arch_column=t.arch_column, base_seed=cfg.seed,
+                              sim_seconds=t.sim_seconds, sim_seconds_column=t.sim_seconds_column,
+                              sim_scale=t.sim_scale, builder_channels=cfg.space.nb201_channels,
+                              builder_cells=cfg.space.nb201_cells)
+
+    def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
+        from nas.factory import build_space
+        from nas.stages import table_bounds
+
+        ideal, nadir = table_bounds(cfg, evaluator)
+        return SearchSetup(build_space(cfg), [], ideal, nadir)
+
+    def fingerprint_inputs(self, cfg: "Config") -> dict[str, Any]:
+        path = cfg.evaluation.table.path
+        return {"table_sha256": _file_hash(Path(path))} if path else {}
+
+    def preflight(self, cfg: "Config", first: str | None) -> None:
+        if first in ("search", "select"):
+            from nas.preflight import _check_table
+
+            _check_table(cfg)
+
+    def finalize(self, cfg: "Config", row: dict, rules: list[str]) -> dict:
+        from nas.stages import table_card
+
+        return table_card(cfg, row, rules)
+
+
+BACKENDS: dict[str, Backend] = {b.kind: b for b in (InheritedBackend(), TrainBackend(), TableBackend())}
+"""Every evaluation kind, by ``evaluation.kind``."""
+
+STAGES_BY_EVALUATION: dict[str, tuple[str, ...]] = {k: b.stages for k, b in BACKENDS.items()}
+
+
+def backend(cfg: "Config") -> Backend:
+    """The backend of ``cfg.evaluation.kind`` (resolved from ``auto`` by the config)."""
+    try:
+        return BACKENDS[cfg.evaluation.kind]
+    except KeyError:
+        raise ValueError(f"evaluation.kind {cfg.evaluation.kind!r} has no backend; "
+                         f"known: {', '.join(BACKENDS)}") from None
