@@ -9,10 +9,19 @@ What it does, in one run:
 3. runs the same search again, SIGKILLs one Dask worker mid-search, SIGKILLs the search
    process (its whole process group) once, and resumes it with ``evonas stage search``;
 4. compares the two archives (candidates lost, duplicated, identical after resume);
-5. feeds the bad-input table of ``tests/test_bad_input.py`` to the CLI.
+5. **scheduler loss**: the same search on a fresh cluster whose ``dask scheduler`` is
+   SIGKILLed mid-search: the search must stop by itself (no hang), charge no candidate, and
+   resume on a new cluster to the reference archive;
+6. **disk full**: the same search with its outputs on a small tmpfs (root only; skipped
+   otherwise) that fills up mid-search: it must stop with a clear error, keep its last
+   checkpoint intact, and resume on a larger disk to the reference archive;
+7. **replay under load**: a CoDeepNEAT search with SEP crossover, replayed while other
+   processes load every core, must propose the same networks;
+8. feeds the bad-input table of ``tests/test_bad_input.py`` to the CLI.
 
 Prints a table; ``--json PATH`` writes the figures. Targets: candidates_lost = 0,
-candidates_duplicated = 0, resume_identical = true, every bad input a clear error.
+candidates_duplicated = 0, resume_identical = true, scheduler loss and disk full stopped
+cleanly and resumed identically, replay identical under load, every bad input a clear error.
 
     python benchmarks/faults.py [--population 12] [--generations 5] [--json PATH]
 """
@@ -105,6 +114,124 @@ def journal_lines(root: Path) -> int:
     return len(found[0].read_text().splitlines()) if found else 0
 
 
+def charged_lost(run: Path) -> int:
+    """Journaled results recorded as lost evaluations (an infrastructure fault charged to a candidate)."""
+    found = list(run.glob("artifacts/search-runs/*/journal.jsonl"))
+    if not found:
+        return 0
+    rows = [json.loads(line) for line in found[0].read_text().splitlines() if line.endswith("}")]
+    return sum(1 for r in rows if (r.get("error") or "").startswith("evaluation lost"))
+
+
+def identical(ref: Path, run: Path) -> bool:
+    A, B = populations(ref), populations(run)
+    cols = ["candidate_id", "genome", "val_accuracy", "lat_ms", "status", "generation"]
+    return bool(len(A) == len(B) and len(A) and A[cols].equals(B[cols]))
+
+
+def scheduler_loss(table: Path, a, env: dict, work: Path, ref: Path) -> dict:
+    """SIGKILL the scheduler mid-search; the search must stop by itself, charge no candidate,
+    and resume on a new cluster to the reference archive."""
+    run = work / "scheduler_loss"
+    run.mkdir()
+    cluster = Cluster(3, work)
+    try:
+        proc = subprocess.Popen(search_args(table, cluster.address, a), cwd=run, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        wait_for(lambda: (run / "artifacts/search/populations/gen_001.parquet").exists(), "generation 1", proc=proc)
+        t0 = time.time()
+        cluster.scheduler.kill()
+        cluster.scheduler.wait()
+        try:
+            out, _ = proc.communicate(timeout=300)
+            stopped_s, code = round(time.time() - t0, 1), proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            stopped_s, code = None, None
+    finally:
+        cluster.close()
+    print(f"scheduler loss: search stopped after {stopped_s} s with exit {code}", flush=True)
+    cluster = Cluster(3, work)
+    try:
+        resumed = subprocess.run(search_args(table, cluster.address, a), cwd=run, env=env, capture_output=True,
+                                 text=True)
+    finally:
+        cluster.close()
+    return {"stopped_by_itself_s": stopped_s, "exit": code,
+            "message_names_scheduler": "scheduler was lost" in (out or ""),
+            "candidates_charged": charged_lost(run), "resumed": resumed.returncode == 0,
+            "resume_identical": resumed.returncode == 0 and identical(ref, run)}
+
+
+def disk_full(table: Path, a, env: dict, work: Path, ref: Path, size_kb: int) -> dict:
+    """The search's outputs on a tmpfs of ``size_kb`` that fills up mid-search."""
+    if os.geteuid() != 0:
+        return {"skipped": "needs root to mount a tmpfs"}
+    run = work / "disk_full"
+    run.mkdir()
+    mnt = run / "artifacts"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        return {"skipped": f"mount failed: {mounted.stderr.strip()}"}
+    cluster = Cluster(3, work)
+    try:
+        full = subprocess.run(search_args(table, cluster.address, a), cwd=run, env=env, capture_output=True, text=True)
+        (ck,) = list(mnt.glob("search-runs/*/checkpoint.json")) or [None]
+        readable = False
+        if ck is not None:
+            try:
+                readable = bool(json.loads(ck.read_text())["events"])
+            except (OSError, ValueError, KeyError):
+                readable = False
+        # a bigger disk: copy what is there and resume
+        keep = work / "disk_full_copy"
+        subprocess.run(["cp", "-a", str(mnt), str(keep)], check=True)
+        subprocess.run(["umount", str(mnt)], check=True)
+        mnt.rmdir()
+        os.replace(keep, mnt)
+        resumed = subprocess.run(search_args(table, cluster.address, a), cwd=run, env=env, capture_output=True,
+                                 text=True)
+    finally:
+        cluster.close()
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+    msg = full.stderr + full.stdout
+    return {"size_kb": size_kb, "exit": full.returncode, "message_names_disk": "No space left" in msg,
+            "last_checkpoint_readable": readable, "resumed": resumed.returncode == 0,
+            "resume_identical": resumed.returncode == 0 and identical(ref, run)}
+
+
+def replay_under_load() -> dict:
+    """A CoDeepNEAT search with SEP crossover, run quietly and again with every core loaded."""
+    from nas.config import CoDeepNEATConfig
+    from nas.evaluators import LocalPool
+    from nas.spaces.codeepneat import CoDeepNEATSpace
+    from nas.strategies.codeepneat import CoDeepNEATStrategy
+    from tests.analytic import AnalyticGraphEvaluator
+
+    def run() -> list:
+        s = CoDeepNEATStrategy(CoDeepNEATSpace(), ["val_accuracy", "params"], {}, 3,
+                               CoDeepNEATConfig(module_population=12, blueprint_population=6), 8)
+        asked = []
+        for _ in range(8):
+            batch = s.ask(8)
+            asked += [g.key() for g in batch]
+            s.tell(LocalPool().evaluate(AnalyticGraphEvaluator(), batch))
+        return asked + [json.dumps(s.snapshot(), sort_keys=True)]
+
+    quiet = run()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 2))]
+    try:
+        loaded = run()
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    return {"networks": len(quiet) - 1, "identical": loaded == quiet}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--population", type=int, default=12)
@@ -116,6 +243,7 @@ def main() -> int:
     ap.add_argument("--hang-rate", type=float, default=0.05)
     ap.add_argument("--timeout-s", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--disk-kb", type=int, default=48, help="tmpfs size for the disk-full case")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     a = ap.parse_args()
@@ -183,6 +311,13 @@ def main() -> int:
     faults_injected = injected_candidates + 2  # + one worker SIGKILL + one search-process SIGKILL
     faults_survived = handled_candidates + int(lost == 0 and duplicated == 0) + int(resume_identical)
 
+    print("scheduler loss ...", flush=True)
+    sched = scheduler_loss(table, a, env, work, ref)
+    print("disk full ...", flush=True)
+    disk = disk_full(table, a, env, work, ref, a.disk_kb)
+    print("replay under load ...", flush=True)
+    replay = replay_under_load()
+
     print("feeding the bad-input table ...", flush=True)
     outcomes = run_all(work / "bad", table)
     problems = [p for o in outcomes for p in judge(o)]
@@ -196,6 +331,7 @@ def main() -> int:
         "reused_from_journal": summary["reused_from_journal"], "results_before_kill": killed_at,
         "failed": summary["n_failed"], "timeout": summary["n_timeout"], "failures": summary["failures"],
         "reference_failures": ref_summary["failures"],
+        "scheduler_loss": sched, "disk_full": disk, "replay_under_load": replay,
         "bad_inputs_tried": len(outcomes), "bad_inputs_clear_error": clear, "bad_input_problems": problems,
         "seconds": round(time.time() - t_start, 1),
     }
@@ -214,7 +350,10 @@ def main() -> int:
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(out, indent=2) + "\n")
-    ok = lost == 0 and duplicated == 0 and resume_identical and clear == len(outcomes)
+    sched_ok = sched["stopped_by_itself_s"] is not None and sched["candidates_charged"] == 0 and sched["resume_identical"]
+    disk_ok = "skipped" in disk or (disk["exit"] != 0 and disk["last_checkpoint_readable"] and disk["resume_identical"])
+    ok = lost == 0 and duplicated == 0 and resume_identical and clear == len(outcomes) and sched_ok and disk_ok \
+        and replay["identical"]
     return 0 if ok else 1
 
 

@@ -5,25 +5,18 @@ from __future__ import annotations
 from nas.config import Config
 from nas.evaluators.dask import DaskPool
 from nas.genome import Genome
-from nas.spaces.elastic import ElasticSpace
 from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
                             RandomStrategy, ThompsonStrategy)
 
 
 def build_space(cfg: Config):
-    if cfg.space.kind == "nb201":
-        from nas.spaces.nb201 import NB201Space
+    if cfg.space.kind == "codeepneat" and cfg.space.multitask == "routing":
+        from nas.spaces.multitask import RoutingSpace  # one topology per task: the prepared data says how many
 
-        return NB201Space(crossover=cfg.space.crossover)
-    if cfg.space.kind == "codeepneat":
-        if cfg.space.multitask == "routing":  # one topology per task: the prepared data says how many tasks
-            from nas.spaces.multitask import RoutingSpace
+        return RoutingSpace(cfg.space.codeepneat, len(prepared_tasks(cfg)), cfg.space.routing_channels)
+    from nas.spaces import from_config
 
-            return RoutingSpace(cfg.space.codeepneat, len(prepared_tasks(cfg)), cfg.space.routing_channels)
-        from nas.spaces.codeepneat import CoDeepNEATSpace
-
-        return CoDeepNEATSpace(cfg.space.codeepneat)
-    return ElasticSpace(cfg.space)
+    return from_config(cfg.space)
 
 
 def prepared_tasks(cfg: Config) -> list[str]:

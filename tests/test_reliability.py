@@ -543,3 +543,70 @@ def test_a_hanging_candidates_process_is_gone_after_its_timeout(tmp_path):
     time.sleep(0.2)
     assert not any(_alive(p) for p in pids), "the timed-out evaluation (or its child) is still running"
     assert threading.active_count() >= 1 and evaluate(Fn("ok"), G, timeout_s=5).status == "ok"
+
+
+def _start_cluster(n_workers: int) -> tuple[str, list[subprocess.Popen]]:
+    dask_exe = str(Path(sys.executable).parent / "dask")
+    port = free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([dask_exe, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    _wait_port(port)
+    procs += [subprocess.Popen([dask_exe, "worker", addr, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                "--host", "127.0.0.1"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) for _ in range(n_workers)]
+    from distributed import Client
+
+    with Client(addr, timeout=30) as c:
+        c.wait_for_workers(n_workers, timeout=60)
+    return addr, procs
+
+
+def _stop(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+@pytest.mark.integration
+def test_a_killed_scheduler_stops_the_search_resumably_and_charges_no_candidate(synthetic, tmp_path):
+    """Issue 17: SIGKILL the `dask scheduler` mid-search. The search stops by itself with
+    InfrastructureError (no hang), no candidate is recorded as lost, and the search resumes on
+    a new cluster to the archive of an uninterrupted run."""
+    from nas import stages
+    from nas.checkpoint import search_checkpointer
+    from nas.evaluators.base import InfrastructureError
+
+    extra = ("evaluation.table.sim_seconds=0.3", "search.generations=3")
+    ref = stages.run_search(tiny_config(tmp_path / "ref", _table_sets(synthetic, "aging", extra)))
+    addr, procs = _start_cluster(2)
+    try:
+        cfg = tiny_config(tmp_path / "run", _table_sets(synthetic, "aging", (*extra, f"evaluation.scheduler_address={addr}")))
+        gen1 = Path(cfg.search.out_dir) / "populations/gen_001.parquet"
+
+        def killer():
+            while not gen1.exists():
+                time.sleep(0.05)
+            procs[0].send_signal(signal.SIGKILL)
+
+        t = threading.Thread(target=killer, daemon=True)
+        t.start()
+        t0 = time.time()
+        with pytest.raises(InfrastructureError, match="scheduler was lost"):
+            stages.run_search(cfg)
+        assert time.time() - t0 < 240
+    finally:
+        _stop(procs)
+    journal = [json.loads(line) for line in search_checkpointer(cfg).journal_path.read_text().splitlines()
+               if line.endswith("}")]
+    assert journal and not any((r.get("error") or "").startswith("evaluation lost") for r in journal)
+    addr, procs = _start_cluster(2)
+    try:
+        cfg = tiny_config(tmp_path / "run", _table_sets(synthetic, "aging", (*extra, f"evaluation.scheduler_address={addr}")))
+        done = stages.run_search(cfg, resume=None)
+    finally:
+        _stop(procs)
+    assert done["resumed_from_generation"] >= 1 and done["final_hypervolume"] == pytest.approx(ref["final_hypervolume"])
+    pd.testing.assert_frame_equal(_populations(tmp_path / "run"), _populations(tmp_path / "ref"))

@@ -38,20 +38,9 @@ def build_model(space_cfg: SpaceConfig, genome: Genome, in_channels: int, num_cl
             for t in range(len(task_classes)):  # shared layers get the same draw each time; each head its own
                 init_model(TaskView(net, t), init, shape, rng_seed=seed)
         return net
-    if space_cfg.kind == "nb201":
-        from nas.spaces.nb201_build import build_nb201
+    from nas.spaces import from_config
 
-        net = build_nb201(genome, in_channels, num_classes, space_cfg.nb201_channels, space_cfg.nb201_cells)
-    elif space_cfg.kind == "codeepneat":
-        from nas.spaces.codeepneat import CoDeepNEATSpace
-        from nas.spaces.codeepneat_build import build_codeepneat
-
-        net = build_codeepneat(CoDeepNEATSpace(space_cfg.codeepneat), genome, in_channels, num_classes, shape)
-    else:
-        from nas.spaces.elastic import ElasticSpace
-        from nas.spaces.elastic_build import build_subnet
-
-        net = build_subnet(ElasticSpace(space_cfg), genome, in_channels, num_classes)
+    net = from_config(space_cfg).build(genome, shape, num_classes)  # each space builds its own models
     if init != "default":
         from nas.autoinit import init_model
 

@@ -463,6 +463,12 @@ class CoDeepNEATSpace:
             modules[s] = m
         return self.assemble(bp, modules)
 
+    def build(self, genome: Genome, input_shape: tuple[int, ...], num_classes: int):
+        """A freshly initialised torch network of the assembled network."""
+        from nas.spaces.codeepneat_build import build_codeepneat
+
+        return build_codeepneat(self, genome, input_shape[0], num_classes, tuple(input_shape))
+
     def distance(self, a: Genome, b: Genome) -> float:
         return compatibility(self.layer_graph(a), self.layer_graph(b), self.vocab)
 

@@ -126,5 +126,11 @@ class ElasticSpace(IntegerVectorSpace):
         mask = rng.random(self.n_var) < 0.5
         return self.canonical(np.where(mask, np.array(a.values), np.array(b.values)))
 
+    def build(self, genome: Genome, input_shape: tuple[int, ...], num_classes: int):
+        """A freshly initialised stand-alone torch network of the subnet."""
+        from nas.spaces.elastic_build import build_subnet
+
+        return build_subnet(self, genome, input_shape[0], num_classes)
+
     def distance(self, a: Genome, b: Genome) -> float:
         return float(np.abs(self.encode(a) - self.encode(b)).sum())

@@ -195,7 +195,8 @@ class NB201Space(IntegerVectorSpace):
 
     name = SPACE_NAME
 
-    def __init__(self, ops: tuple[str, ...] = OPS, crossover: str = "uniform"):
+    def __init__(self, ops: tuple[str, ...] = OPS, crossover: str = "uniform", channels: int = 16, cells: int = 5):
+        self.channels, self.cells = channels, cells  # the trainable skeleton's size (space.nb201_*)
         self.ops = tuple(ops)
         if len(set(self.ops)) != len(self.ops) or not self.ops:
             raise ValueError(f"ops must be non-empty and distinct, got {self.ops}")
@@ -308,6 +309,12 @@ class NB201Space(IntegerVectorSpace):
         child = sep_crossover(cell_to_graph(a, ops), cell_to_graph(b, ops), rng,
                               is_valid=lambda g: graph_to_cell(g, ops) is not None, path=path)
         return None if child is None else graph_to_cell(child, ops)
+
+    def build(self, genome: Genome, input_shape: tuple[int, ...], num_classes: int):
+        """A freshly initialised torch network of the cell (the NAS-Bench-201 skeleton)."""
+        from nas.spaces.nb201_build import build_nb201
+
+        return build_nb201(genome, input_shape[0], num_classes, self.channels, self.cells)
 
     def distance(self, a: Genome, b: Genome) -> float:
         """Number of edges whose ops differ (Hamming distance)."""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# supernet-side arms against the recorded 4-seed stand-alone reference (run from the repository root;
+# writes scratch/arms/; recorded copies of the figures: benchmarks/results/supernet_arms/*.json)
+cd "$(dirname "$0")/../../.."
+mkdir -p scratch/arms
+export PATH="$PWD/.venv/bin:$PATH"
+REF=benchmarks/results/supernet_ranking_repeats4.json
+arm() {
+  name=$1; shift
+  sets=()
+  for s in "$@"; do sets+=(--set "$s"); done
+  t0=$(date +%s)
+  if [[ "$name" != bn* ]]; then
+    evonas stage pretrain --set supernet.out_dir=scratch/arms/$name "${sets[@]}" > scratch/arms/$name.pretrain.log 2>&1 || { echo "$name pretrain failed"; return; }
+    sets+=(--set supernet.out_dir=scratch/arms/$name)
+  fi
+  t1=$(date +%s)
+  python benchmarks/supernet_ranking.py --repeats 4 --reference $REF "${sets[@]}" --json scratch/arms/$name.json > scratch/arms/$name.log 2>&1
+  echo "$name pretrain $((t1-t0)) s; $(grep -E 'Kendall tau \(inh' scratch/arms/$name.log)"
+}
+arm bn32 evaluation.bn_batches=32
+arm bn2 evaluation.bn_batches=2
+arm nodistill supernet.distill=false
+arm ep44 supernet.epochs=44
+arm rs4 supernet.random_subnets=4
+arm lr01 supernet.lr=0.1
