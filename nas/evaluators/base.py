@@ -19,6 +19,10 @@ from nas.genome import EvaluationResult, Genome, candidate_seed
 
 @runtime_checkable
 class Evaluator(Protocol):
+    """``metrics`` scores one candidate. An evaluator may also offer ``prepare()``, which loads
+    resources every candidate shares (a table, a supernet); a timed evaluation calls it before
+    the candidate's clock starts."""
+
     base_seed: int
 
     def metrics(self, genome: Genome, seed: int) -> dict[str, float]:

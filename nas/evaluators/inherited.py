@@ -40,6 +40,10 @@ class InheritedEvaluator:
     device: str = "auto"
     threads: int = 1
 
+    def prepare(self) -> None:
+        """Load (and cache) the supernet and data: shared by every candidate, not part of one's time."""
+        cached_resources(self.supernet_dir, self.data_dir)
+
     def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
         from nas.training import torch_threads
 

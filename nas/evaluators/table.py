@@ -125,6 +125,10 @@ class TableEvaluator:
             d += self.sim_scale * float(t.columns[self.sim_seconds_column][t.index[genome]])
         return d
 
+    def prepare(self) -> None:
+        """Load (and cache) the table: shared by every candidate, so not part of one's time."""
+        self.table()
+
     def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
         t = self.table()
         if genome not in t.index:
