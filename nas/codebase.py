@@ -80,12 +80,7 @@ def _module_names(tree: ast.Module, pkg: str) -> dict[str, set[str]]:
             for a in node.names:
                 out.setdefault((a.asname or a.name).split(".")[0], set()).add(a.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = pkg.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1])
-                mod = f"{base}.{node.module}" if node.module else base
-            else:
-                mod = node.module or ""
+            mod = _from_module(node, pkg)
             for a in node.names:
                 out.setdefault(a.asname or a.name, set()).update({mod, f"{mod}.{a.name}"})
     return {k: {m for m in v if m.split(".")[0] in PACKAGES} for k, v in out.items()}
@@ -129,18 +124,23 @@ def function_closure(module: str, functions: list[str] | tuple[str, ...], root: 
     return sorted(files)
 
 
+def _from_module(node: ast.ImportFrom, pkg: str) -> str:
+    """The module a ``from ... import`` statement in package ``pkg`` reads from (relative ones resolved)."""
+    if not node.level:
+        return node.module or ""
+    parts = pkg.split(".")
+    base = ".".join(parts[:len(parts) - node.level + 1])
+    return f"{base}.{node.module}" if node.module else base
+
+
 def _imports_of_tree(tree: ast.AST, pkg: str) -> set[str]:
+    """Project modules (of :data:`PACKAGES`) that any import statement in ``tree`` names."""
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = pkg.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1])
-                mod = f"{base}.{node.module}" if node.module else base
-            else:
-                mod = node.module or ""
+            mod = _from_module(node, pkg)
             out.add(mod)
             out.update(f"{mod}.{a.name}" for a in node.names)
     return {m for m in out if m.split(".")[0] in PACKAGES}

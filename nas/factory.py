@@ -14,7 +14,7 @@ def build_space(cfg: Config):
         from nas.spaces.multitask import RoutingSpace  # one topology per task: the prepared data says how many
 
         return RoutingSpace(cfg.space.codeepneat, len(prepared_tasks(cfg)), cfg.space.routing_channels)
-    from nas.spaces import from_config
+    from nas.spaces.registry import from_config
 
     return from_config(cfg.space)
 

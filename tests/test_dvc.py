@@ -23,7 +23,9 @@ def sh(args, cwd, env, timeout=900):
     return proc.stdout + proc.stderr
 
 
-def test_dvc_repro_and_partial_rerun(tmp_path):
+def repo_copy(tmp_path: Path, sets: list[str]) -> tuple[Path, dict]:
+    """A git repository holding a copy of this one, its params.yaml with ``sets`` applied, and
+    the environment to run `dvc` and `evonas` in it."""
     from nas.config import apply_overrides
 
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
@@ -34,7 +36,7 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
             (repo / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, repo / f)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    (repo / "params.yaml").write_text(yaml.safe_dump(apply_overrides(raw, TINY)))
+    (repo / "params.yaml").write_text(yaml.safe_dump(apply_overrides(raw, sets)))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -42,6 +44,11 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     sh(["git", "init", "-q"], repo, env)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "copy"], repo, env)
+    return repo, env
+
+
+def test_dvc_repro_and_partial_rerun(tmp_path):
+    repo, env = repo_copy(tmp_path, TINY)
 
     out = sh(["dvc", "repro"], repo, env)
     for stage in ("prepare", "pretrain", "surrogate", "search", "select"):
@@ -130,34 +137,16 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
 def test_dvc_repro_runs_a_table_search_the_stages_it_does_not_use_record_a_skip(synthetic, tmp_path):
     """Every kind of search runs under `dvc repro` (issue 17): with a NAS-Bench-201-shaped table
     the prepare, pretrain and surrogate stages record that they were skipped and succeed."""
-    import json as json_
-
-    from nas.config import apply_overrides
     from tests.conftest import synthetic_table_sets
 
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    repo = tmp_path / "repo"
-    for f in files:
-        if (ROOT / f).is_file():
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    sets = [*synthetic_table_sets(synthetic), "search.population=6", "search.generations=2", "evaluation.workers=1",
-            "evaluation.table.sim_seconds=0", "selection.n_spread=2"]
-    (repo / "params.yaml").write_text(yaml.safe_dump(apply_overrides(raw, sets)))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("PREFECT_API_URL", None)
-    sh(["git", "init", "-q"], repo, env)
-    sh(["git", "add", "-A"], repo, env)
-    sh(["git", "commit", "-qm", "copy"], repo, env)
+    repo, env = repo_copy(tmp_path, [*synthetic_table_sets(synthetic), "search.population=6", "search.generations=2",
+                                     "evaluation.workers=1", "evaluation.table.sim_seconds=0",
+                                     "selection.n_spread=2"])
     out = sh(["dvc", "repro"], repo, env)
     for stage in ("prepare", "pretrain", "surrogate"):
         assert f"stage '{stage}' is not used when evaluation.kind is 'table'" in out
-    note = json_.loads((repo / "artifacts/supernet/skipped.json").read_text())
+    note = json.loads((repo / "artifacts/supernet/skipped.json").read_text())
     assert note["skipped"] and note["evaluation_kind"] == "table"
-    metrics = json_.loads((repo / "reports/metrics.json").read_text())
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["n_evaluated"] == 18 and metrics["n_pareto"] >= 1
     assert "up to date" in sh(["dvc", "status"], repo, env).lower()

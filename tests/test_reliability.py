@@ -331,22 +331,9 @@ def test_a_worker_killed_mid_search_costs_only_time(synthetic, tmp_path):
     twice, none failed, and the search finishes."""
     from nas import stages
 
-    dask_exe = str(Path(sys.executable).parent / "dask")
-    port = free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([dask_exe, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    addr, procs = _start_cluster(2)
+    workers = procs[1:]
     try:
-        _wait_port(port)
-        workers = [subprocess.Popen([dask_exe, "worker", addr, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                                     "--host", "127.0.0.1", "--name", f"w{i}"], env=env, cwd=ROOT,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
-        procs += workers
-        from distributed import Client
-
-        with Client(addr, timeout=30) as c:
-            c.wait_for_workers(2, timeout=60)
         cfg = tiny_config(tmp_path, _table_sets(synthetic, "aging", (f"evaluation.scheduler_address={addr}",
                                                                       "evaluation.table.sim_seconds=0.3",
                                                                       "search.generations=3")))
@@ -370,10 +357,7 @@ def test_a_worker_killed_mid_search_costs_only_time(synthetic, tmp_path):
         assert (pops.status == "ok").all()
         assert len(set(pops.worker)) == 2  # both worked, one of them until it was killed
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+        _stop(procs)
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -9,7 +9,7 @@ import torch
 
 from nas.config import CoDeepNEATSpaceConfig, SpaceConfig
 from nas.genome import Genome
-from nas.spaces import from_config
+from nas.spaces.registry import from_config
 from nas.spaces.codeepneat import CoDeepNEATSpace
 from nas.spaces.elastic import ElasticSpace
 from nas.spaces.nb201 import NB201Space

@@ -38,7 +38,7 @@ def build_model(space_cfg: SpaceConfig, genome: Genome, in_channels: int, num_cl
             for t in range(len(task_classes)):  # shared layers get the same draw each time; each head its own
                 init_model(TaskView(net, t), init, shape, rng_seed=seed)
         return net
-    from nas.spaces import from_config
+    from nas.spaces.registry import from_config
 
     net = from_config(space_cfg).build(genome, shape, num_classes)  # each space builds its own models
     if init != "default":

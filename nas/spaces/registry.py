@@ -1,0 +1,21 @@
+"""``space.*`` params to a search space object (kept out of ``nas/spaces/__init__.py`` so that
+importing one space does not import the others)."""
+
+from __future__ import annotations
+
+
+def from_config(space_cfg):
+    """The single-task space ``space.*`` describes (the multi-task routing space needs the
+    prepared data's tasks: :func:`nas.factory.build_space`)."""
+    if space_cfg.kind == "nb201":
+        from nas.spaces.nb201 import NB201Space
+
+        return NB201Space(crossover=space_cfg.crossover, channels=space_cfg.nb201_channels,
+                          cells=space_cfg.nb201_cells)
+    if space_cfg.kind == "codeepneat":
+        from nas.spaces.codeepneat import CoDeepNEATSpace
+
+        return CoDeepNEATSpace(space_cfg.codeepneat)
+    from nas.spaces.elastic import ElasticSpace
+
+    return ElasticSpace(space_cfg)
