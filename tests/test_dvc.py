@@ -79,30 +79,6 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     gens = sorted(p.name for p in (repo / "artifacts/search/populations").glob("gen_*.parquet"))
     assert gens == ["gen_000.parquet", "gen_001.parquet"]
 
-    # a `dvc repro` killed during the search continues from the checkpoint on the next one
-    # (DVC deletes the stage's outputs first; the run folder is not among them)
-    raw["search"]["generations"] = 4
-    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    third = repo / "artifacts/search/populations/gen_002.parquet"
-    deadline = time.time() + 600
-    while not third.exists():
-        assert proc.poll() is None, "dvc repro ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (repo / "artifacts/search/summary.json").exists()
-    out = sh(["dvc", "repro"], repo, env)
-    assert "resuming from" in out and "Running stage 'search'" in out
-    summary = json.loads((repo / "artifacts/search/summary.json").read_text())
-    assert summary["resumed_from_generation"] >= 2
-    import pandas as pd
-
-    pops = pd.concat([pd.read_parquet(f) for f in sorted((repo / "artifacts/search/populations").glob("gen_*.parquet"))])
-    assert sorted(pops.generation.unique()) == [0, 1, 2, 3, 4] and pops.candidate_id.is_unique
-    assert summary["n_evaluated"] == len(pops)
     html = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
     index = (tmp_path / "plots" / "index.html").read_text()
     assert '"title": "hypervolume"' in index and '"title": "evaluations"' in index, html  # the curve
@@ -139,14 +115,44 @@ def test_dvc_repro_runs_a_table_search_the_stages_it_does_not_use_record_a_skip(
     the prepare, pretrain and surrogate stages record that they were skipped and succeed."""
     from tests.conftest import synthetic_table_sets
 
-    repo, env = repo_copy(tmp_path, [*synthetic_table_sets(synthetic), "search.population=6", "search.generations=2",
-                                     "evaluation.workers=1", "evaluation.table.sim_seconds=0",
-                                     "selection.n_spread=2"])
+    sets = [*synthetic_table_sets(synthetic), "search.population=6", "search.generations=4", "evaluation.workers=1",
+            "evaluation.table.sim_seconds=0.1", "selection.n_spread=2"]
+    repo, env = repo_copy(tmp_path, sets)
+
+    # a `dvc repro` killed during the search continues from the checkpoint on the next one
+    # (DVC deletes the stage's outputs first; the run folder is not among them) and ends with
+    # the archive of an uninterrupted run
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    second = repo / "artifacts/search/populations/gen_001.parquet"
+    deadline = time.time() + 600
+    while not second.exists():
+        assert proc.poll() is None, "dvc repro ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (repo / "artifacts/search/summary.json").exists()
+
     out = sh(["dvc", "repro"], repo, env)
-    for stage in ("prepare", "pretrain", "surrogate"):
-        assert f"stage '{stage}' is not used when evaluation.kind is 'table'" in out
-    note = json.loads((repo / "artifacts/supernet/skipped.json").read_text())
-    assert note["skipped"] and note["evaluation_kind"] == "table"
+    assert "resuming from" in out
+    for note in ("data/prepared/skipped.json", "artifacts/supernet/skipped.json", "artifacts/surrogate/skipped.json",
+                 "reports/surrogate.json"):  # the stages a table search does not use record a skip
+        doc = json.loads((repo / note).read_text())
+        assert doc["skipped"] and doc["evaluation_kind"] == "table" and "is not used" in doc["reason"]
+    summary = json.loads((repo / "artifacts/search/summary.json").read_text())
+    assert summary["resumed_from_generation"] >= 1
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["n_evaluated"] == 18 and metrics["n_pareto"] >= 1
+    assert metrics["n_evaluated"] == 30 and metrics["n_pareto"] >= 1
     assert "up to date" in sh(["dvc", "status"], repo, env).lower()
+
+    import pandas as pd
+
+    from nas import stages
+    from tests.conftest import tiny_config
+
+    stages.run_search(tiny_config(tmp_path / "ref", sets))  # uninterrupted, in this process
+    cols = ["candidate_id", "genome", "val_accuracy", "lat_ms", "status", "generation"]
+    read = lambda root: pd.concat([pd.read_parquet(f) for f in sorted((root / "artifacts/search/populations")  # noqa: E731
+                                                                       .glob("gen_*.parquet"))], ignore_index=True)[cols]
+    pd.testing.assert_frame_equal(read(repo), read(tmp_path / "ref"))

@@ -563,7 +563,7 @@ def test_a_killed_scheduler_stops_the_search_resumably_and_charges_no_candidate(
     from nas.checkpoint import search_checkpointer
     from nas.evaluators.base import InfrastructureError
 
-    extra = ("evaluation.table.sim_seconds=0.3", "search.generations=3")
+    extra = ("evaluation.table.sim_seconds=0.15", "search.generations=2")
     ref = stages.run_search(tiny_config(tmp_path / "ref", _table_sets(synthetic, "aging", extra)))
     addr, procs = _start_cluster(2)
     try:
