@@ -50,9 +50,17 @@ class SearchSetup:
 
 
 def _file_hash(path: Path) -> str | None:
-    from nas.checkpoint import _file_hash as h
+    """sha256 (first 16 hex digits) of a file the search reads: a retrained supernet or an
+    edited table makes an old checkpoint stale."""
+    import hashlib
 
-    return h(path)
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def _json_field(path: Path, key: str) -> Any:

@@ -92,25 +92,6 @@ def fingerprint(cfg) -> dict[str, Any]:
     return fp
 
 
-def _file_hash(path: Path) -> str | None:
-    """sha256 (first 16 hex digits) of a file the search reads: a retrained supernet or an
-    edited table makes an old checkpoint stale."""
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def _json_field(path: Path, key: str) -> Any:
-    try:
-        return json.loads(path.read_text()).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(d, dict):
         out: dict[str, Any] = {}
