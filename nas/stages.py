@@ -45,8 +45,18 @@ def skip_stage(cfg: Config, name: str, used: tuple[str, ...]) -> str:
               f"(stages: {', '.join(used)}): skipped")
     note = {"stage": name, "skipped": True, "evaluation_kind": cfg.evaluation.kind, "reason": reason}
     for out in stage_outputs(cfg, name):
-        atomic_write_json(out if out.suffix == ".json" else out / SKIPPED_FILE, note)
+        target = out if out.suffix == ".json" else out / SKIPPED_FILE
+        if target is out and out.exists() and not _is_skip_note(out):
+            continue  # a real report of an earlier run (outside DVC, which deletes outputs first): keep it
+        atomic_write_json(target, note)
     return reason
+
+
+def _is_skip_note(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("skipped") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 # ---------------------------------------------------------------------------- prepare
