@@ -21,7 +21,7 @@ TINY = [
     # digits keep the shared fixtures fast; the default data (omniglot_pooled) has its own pipeline test
     "data.kind=digits", "data.image_size=null", "supernet.epochs=2", "surrogate.n_samples=12", "search.population=6", "search.generations=2",
     "search.surrogate_generations=5", "search.surrogate_population=12", "selection.finetune_epochs=1",
-    "selection.n_spread=2", "evaluation.latency_repeats=3", "evaluation.latency_warmup=1",
+    "selection.n_spread=1", "evaluation.latency_repeats=3", "evaluation.latency_warmup=1",
 ]
 
 

@@ -162,7 +162,7 @@ def test_pipeline_stages_on_the_default_data(tmp_path):
     from tests.conftest import tiny_config
 
     cfg = tiny_config(tmp_path, ["data.kind=omniglot_pooled", "data.image_size=10", "supernet.epochs=1",
-                                 "selection.n_spread=1"])
+                                 "selection.rules=[best_accuracy, knee]"])
     data = stages.prepare_data(cfg)
     stages.write_prepared(cfg, data, 0.0)
     assert data.num_classes == 136 and data.input_shape == (1, 10, 10)
