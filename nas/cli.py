@@ -153,6 +153,36 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
         _print_table(cfg)
 
 
+@app.command("config")
+def config_(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
+            out: Annotated[Optional[Path], typer.Option(
+                help="write the file here (e.g. params.yaml, for dvc repro) instead of printing it")] = None,
+            force: Annotated[bool, typer.Option("--force", help="replace OUT when it exists")] = False,
+            debug: DebugOpt = False) -> None:
+    """Print the complete, validated configuration: every key, defaults filled in. With --out,
+    write it, e.g. to turn an example into the params.yaml that `dvc repro` reads."""
+    from nas.config import ConfigError, apply_overrides, complete_yaml, load_raw
+    from nas.io import atomic_write_text
+
+    try:
+        text = complete_yaml(apply_overrides(load_raw(params), set_), str(params))
+    except ConfigError as exc:
+        if debug:
+            raise
+        _fail(str(exc), 2)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    if out.exists() and not force:
+        _fail(f"{out} exists; pass --force to replace it (or choose another --out)", 2)
+    if out.exists() and not out.is_file():
+        _fail(f"{out} is not a file", 2)
+    atomic_write_text(out, text)
+    from nas.progress import console
+
+    console.print(f"wrote {out} (the complete configuration from {params})", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
          draw: Annotated[Optional[str], typer.Option(

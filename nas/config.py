@@ -398,9 +398,9 @@ class EvaluationConfig(_Section):
     table: TableConfig = Field(default_factory=TableConfig)
     workers: int = Field(2, gt=0, description="Dask LocalCluster worker processes")
     threads_per_worker: int = Field(
-        1, gt=0, description="candidates one Dask worker process runs at once; keep 1 for training evaluations "
-        "(concurrent candidates in one process share torch's global generator, so their initial weights "
-        "would depend on timing); give workers more cores through evaluation.workers instead")
+        1, gt=0, description="candidates one Dask worker process runs at once; more than 1 only for table "
+        "lookups (training and inherited-weight evaluations draw from torch's process-wide generator, so they "
+        "are rejected); give more candidates at once through evaluation.workers instead")
     scheduler_address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler")
     cluster: Literal["local", "slurm"] = Field(
         "local", description="without scheduler_address: a LocalCluster, or Dask workers as Slurm jobs (evaluation.slurm)")
@@ -548,3 +548,36 @@ def from_dict(raw: dict[str, Any]) -> Config:
 def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Config:
     """Load, override and validate. Raises :class:`ConfigError` with a readable message."""
     return from_dict(apply_overrides(load_raw(path), overrides))
+
+
+
+def complete_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """The params ``raw`` (a params file's mapping, overrides applied) with every section and
+    key the schema has, defaults filled in, in the schema's order. What the user wrote is kept
+    as written (``strategy: auto`` stays ``auto``). Raises :class:`ConfigError` like
+    :func:`from_dict` on invalid params."""
+    full = from_dict(raw).model_dump(mode="json", by_alias=True)
+
+    def merge(base: dict, given: dict) -> dict:
+        return {k: merge(v, given[k]) if isinstance(v, dict) and isinstance(given.get(k), dict) and v
+                else given.get(k, v) for k, v in base.items()}
+
+    return merge(full, raw)
+
+
+def complete_yaml(raw: dict[str, Any], source: str | None = None) -> str:
+    """:func:`complete_params` as YAML: a params file that loads to the same configuration.
+    DVC reads ``params.yaml`` only and needs every group a stage depends on, so this is how an
+    example such as ``examples/omniglot_multitask.yaml`` becomes the ``params.yaml`` that
+    ``dvc repro`` runs (``evonas config``)."""
+    head = ("# Complete evonas configuration" + (f", generated from {source}" if source else "")
+            + " by `evonas config`.\n# Every key is listed with its value; the README says what each means.\n")
+    return head + yaml.dump(complete_params(raw), Dumper=_ParamsDumper, sort_keys=False, width=100)
+
+
+class _ParamsDumper(yaml.SafeDumper):
+    """Sections as blocks, lists of plain values on one line (as params.yaml writes them)."""
+
+
+_ParamsDumper.add_representer(list, lambda d, v: d.represent_sequence(
+    "tag:yaml.org,2002:seq", v, flow_style=all(not isinstance(x, (dict, list)) for x in v)))

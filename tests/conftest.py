@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from nas.env import configure_environment
 
@@ -115,7 +118,6 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """A real Prefect server (API and UI) on a free 127.0.0.1 port, started with `evonas ui`."""
-    import signal
     import subprocess
     import sys
     import time
@@ -146,3 +148,40 @@ def prefect_server(tmp_path_factory):
     finally:
         stop_group(proc, 30)
         log.close()
+
+
+# ---------------------------------------------------------------------------- DVC in a copy of the repository
+
+
+def sh(args, cwd, env, timeout=900):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def repo_copy(tmp_path: Path, sets: list[str], prefect_api: str | None = None) -> tuple[Path, dict]:
+    """A git repository holding a copy of this one, its params.yaml with ``sets`` applied, and
+    the environment to run `dvc` and `evonas` in it. With ``prefect_api`` (the session's
+    ``prefect_server``), every stage's flow runs report to that server, as with `evonas ui`
+    running, instead of each `evonas stage` process starting Prefect's temporary one (seconds each)."""
+    from nas.config import apply_overrides
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    repo = tmp_path / "repo"
+    for f in files:
+        if (ROOT / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, repo / f)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(apply_overrides(raw, sets)))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("PREFECT_API_URL", None)
+    if prefect_api:
+        env["PREFECT_API_URL"] = prefect_api
+    sh(["git", "init", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "copy"], repo, env)
+    return repo, env

@@ -86,3 +86,36 @@ def test_cli_missing_dataset_is_a_clear_error_and_writes_nothing(tmp_path, evona
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "missing.npz" in proc.stderr and "does not exist" in proc.stderr
     assert not (tmp_path / "prepared").exists()
+
+
+@pytest.mark.parametrize("params", ["params.yaml", "examples/omniglot_multitask.yaml"])
+def test_the_complete_params_load_back_to_the_same_config(params):
+    """What `evonas config` writes: every section and key, loading to the same configuration,
+    with the user's own choices kept as written (`auto` stays `auto`)."""
+    import yaml
+
+    from nas.config import complete_yaml, load_raw
+
+    raw = load_raw(ROOT / params)
+    full = yaml.safe_load(complete_yaml(raw, params))
+    assert from_dict(full) == load_config(ROOT / params)
+    assert set(full) == {f.alias or name for name, f in Config.model_fields.items()}
+    assert full["search"]["strategy"] == "auto" and full["evaluation"]["kind"] == raw["evaluation"]["kind"]
+    assert set(full["search"]["async"]) >= {"in_flight", "batch"}  # aliases as a params file spells them
+
+
+def test_config_command_writes_the_file_and_replaces_one_only_with_force(tmp_path, evonas_bin):
+    target = tmp_path / "params.yaml"
+    target.write_text("mine: 1\n")
+
+    def config(*args):
+        return subprocess.run([evonas_bin, "config", "--params", str(ROOT / "params.yaml"), "--out", str(target), *args],
+                              capture_output=True, text=True, timeout=120)
+
+    proc = config("--set", "search.generations=3")
+    assert proc.returncode == 2 and "--force" in proc.stdout + proc.stderr and target.read_text() == "mine: 1\n"
+    proc = config("--set", "search.bogus=3", "--force")
+    assert proc.returncode == 2 and "search.bogus" in proc.stdout + proc.stderr and target.read_text() == "mine: 1\n"
+    proc = config("--set", "search.generations=3", "--force")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load_config(target).search.generations == 3 and list(tmp_path.iterdir()) == [target]  # no temp file left

@@ -5,50 +5,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
-
-from tests.conftest import ROOT, TINY
+from tests.conftest import TINY, repo_copy, sh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def sh(args, cwd, env, timeout=900):
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout + proc.stderr
-
-
-def repo_copy(tmp_path: Path, sets: list[str]) -> tuple[Path, dict]:
-    """A git repository holding a copy of this one, its params.yaml with ``sets`` applied, and
-    the environment to run `dvc` and `evonas` in it."""
-    from nas.config import apply_overrides
-
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    repo = tmp_path / "repo"
-    for f in files:
-        if (ROOT / f).is_file():
-            (repo / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, repo / f)
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    (repo / "params.yaml").write_text(yaml.safe_dump(apply_overrides(raw, sets)))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("PREFECT_API_URL", None)
-    sh(["git", "init", "-q"], repo, env)
-    sh(["git", "add", "-A"], repo, env)
-    sh(["git", "commit", "-qm", "copy"], repo, env)
-    return repo, env
-
-
-def test_dvc_repro_and_partial_rerun(tmp_path):
-    repo, env = repo_copy(tmp_path, TINY)
+def test_dvc_repro_and_partial_rerun(tmp_path, prefect_server):
+    repo, env = repo_copy(tmp_path, TINY, prefect_server["api"])
 
     out = sh(["dvc", "repro"], repo, env)
     for stage in ("prepare", "pretrain", "surrogate", "search", "select"):
@@ -100,14 +66,14 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     assert "up to date" in sh(["dvc", "status"], repo, env).lower()
 
 
-def test_dvc_repro_runs_a_table_search_the_stages_it_does_not_use_record_a_skip(synthetic, tmp_path):
+def test_dvc_repro_runs_a_table_search_the_stages_it_does_not_use_record_a_skip(synthetic, tmp_path, prefect_server):
     """Every kind of search runs under `dvc repro` (issue 17): with a NAS-Bench-201-shaped table
     the prepare, pretrain and surrogate stages record that they were skipped and succeed."""
     from tests.conftest import synthetic_table_sets
 
     sets = [*synthetic_table_sets(synthetic), "search.population=6", "search.generations=4", "evaluation.workers=1",
             "evaluation.table.sim_seconds=0.1", "selection.n_spread=1"]
-    repo, env = repo_copy(tmp_path, sets)
+    repo, env = repo_copy(tmp_path, sets, prefect_server["api"])
 
     # a `dvc repro` killed during the search continues from the checkpoint on the next one
     # (DVC deletes the stage's outputs first; the run folder is not among them) and ends with

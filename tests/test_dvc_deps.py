@@ -72,3 +72,32 @@ def test_closures_follow_imports_inside_functions(tmp_path):
     names = lambda fs: sorted(p.name for p in fs)  # noqa: E731
     assert names(function_closure("nas.a", ["f"], tmp_path)) == ["__init__.py", "a.py", "b.py", "c.py", "d.py"]
     assert names(function_closure("nas.a", ["g"], tmp_path)) == ["a.py"]
+
+
+def test_dvc_outputs_follow_the_out_dirs_in_params():
+    """`dvc.yaml` takes every output path from params.yaml (`${search.out_dir}`, ...), so a
+    params file with its own out_dirs, such as examples/omniglot_multitask.yaml, runs under
+    `dvc repro`; resolved, the paths name what each stage writes (nas.stages.stage_outputs,
+    also what a skipped stage fills with its note)."""
+    import re
+    from functools import reduce
+
+    from nas.config import load_config
+    from nas.stages import stage_outputs
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for params in ("params.yaml", "examples/omniglot_multitask.yaml"):
+        cfg = load_config(ROOT / params)
+        values = cfg.model_dump(by_alias=True)
+
+        def resolve(path: str) -> str:
+            assert path.startswith("${"), f"dvc.yaml: {path!r} is not taken from params.yaml"
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(reduce(lambda d, k: d[k], m.group(1).split("."), values)),
+                          path)
+
+        for name, st in stages.items():
+            declared = {resolve(o if isinstance(o, str) else next(iter(o)))
+                        for key in ("outs", "metrics", "plots") for o in st.get(key, [])}
+            assert {str(p) for p in stage_outputs(cfg, name)} <= declared, (params, name, declared)
+            upstream = [d for d in st["deps"] if not d.startswith("nas/")]
+            assert all(resolve(d) in {str(p) for s in stages for p in stage_outputs(cfg, s)} for d in upstream)

@@ -203,49 +203,44 @@ def test_coevolution_runs_on_routings():
     assert s.history and all(h["module_species"] >= 1 for h in s.history)
 
 
-def test_omniglot_example_runs_end_to_end_with_per_task_outputs(evonas_bin, tmp_path):
-    """The committed example (shrunk budgets), through Prefect, Dask and real training on the
-    packaged Omniglot alphabets: per-task metrics, one exported model per task, a drawing of
-    the per-task topologies."""
+def test_omniglot_example_runs_under_dvc_with_per_task_outputs(tmp_path, prefect_server):
+    """The committed example (shrunk budgets) as DVC users run it (issue 17): `evonas config`
+    turns it into the complete params.yaml, and `dvc repro` runs it through Prefect, Dask and
+    real training on the packaged Omniglot alphabets, into the example's own output folders:
+    per-task metrics, one exported model per task, a drawing of the per-task topologies."""
     import json
-    import os
-    import subprocess
 
-    from tests.conftest import ROOT
+    import pandas as pd
 
-    sets = [f"data.out_dir={tmp_path}/data", f"search.out_dir={tmp_path}/search",
-            f"selection.out_dir={tmp_path}/select", f"selection.reports_dir={tmp_path}/reports",
-            "search.population=4", "search.generations=1", "evaluation.train_epochs=1", "selection.finetune_epochs=1",
-            "selection.rules=[best_accuracy]", "evaluation.latency_repeats=2", "evaluation.latency_warmup=0"]
+    from tests.conftest import repo_copy, sh
 
-    def cli(*args):
-        cmd = [evonas_bin, *args, "--params", "examples/omniglot_multitask.yaml"]
-        for s in sets:
-            cmd += ["--set", s]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ})
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc
-
-    cli("run")
+    repo, env = repo_copy(tmp_path, [], prefect_server["api"])
+    shrink = ["search.population=4", "search.generations=1", "evaluation.train_epochs=1", "selection.finetune_epochs=1",
+              "selection.rules=[best_accuracy]", "evaluation.latency_repeats=2", "evaluation.latency_warmup=0"]
+    sh(["evonas", "config", "--params", "examples/omniglot_multitask.yaml", *[a for s in shrink for a in ("--set", s)],
+        "--out", "params.yaml", "--force"], repo, env)
+    out = sh(["dvc", "repro"], repo, env)
+    assert "Running stage 'select'" in out
+    select, reports = repo / "artifacts/omniglot/select", repo / "reports/omniglot"  # the example's out_dirs
     tasks = ["Balinese", "Early_Aramaic", "Greek", "Korean", "Latin"]
-    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    metrics = json.loads((reports / "metrics.json").read_text())
     per_task = metrics["per_task_test_accuracy"]
     assert per_task and all(sorted(v) == tasks and all(0 <= a <= 1 for a in v.values()) for v in per_task.values())
     cid = next(iter(per_task))
-    card = json.loads((tmp_path / "select" / "models" / f"{cid}.json").read_text())
+    card = json.loads((select / "models" / f"{cid}.json").read_text())
     assert card["tasks"] == tasks and card["multitask"] == "routing" and card["sharing"]["modules_per_task"]
     assert card["test_accuracy"] == pytest.approx(np.mean(list(card["per_task_test_accuracy"].values())))
     for t in tasks:
-        assert (tmp_path / "select" / "models" / card["files"][f"onnx:{t}"]).is_file()
-    import pandas as pd
-
-    front = pd.read_csv(tmp_path / "select" / "pareto.csv")
+        assert (select / "models" / card["files"][f"onnx:{t}"]).is_file()
+    front = pd.read_csv(select / "pareto.csv")
     assert all(f"val_acc:{t}" in front.columns for t in tasks)
-    rows = json.loads((tmp_path / "select" / "codeepneat_front.json").read_text())
+    rows = json.loads((select / "codeepneat_front.json").read_text())
     assert all(len(r["routes"]) == 5 for r in rows)
-    out = tmp_path / "routes.png"
-    cli("show", "--draw", cid, "--out", str(out))
-    assert out.stat().st_size > 5000
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower()
+    assert "n_pareto" in sh(["dvc", "metrics", "show"], repo, env)  # the templated metrics path
+    out_png = tmp_path / "routes.png"
+    sh(["evonas", "show", "--draw", cid, "--out", str(out_png)], repo, env)
+    assert out_png.stat().st_size > 5000
 
 
 @pytest.mark.parametrize("scheme", ["heads", "routing"])
