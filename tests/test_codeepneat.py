@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -285,37 +284,44 @@ def test_space_kind_alone_selects_codeepneat_and_training():
 # ---------------------------------------------------------------------------- through the pipeline
 
 
-def _cli(exe: str, args: list[str], root: Path) -> subprocess.CompletedProcess:
-    sets = ["data.kind=digits", "space.kind=codeepneat", "search.population=6", "search.generations=2", "evaluation.train_epochs=2",
-            "selection.finetune_epochs=1", "selection.n_spread=1", "evaluation.latency_repeats=3",
-            "evaluation.latency_warmup=1", "search.codeepneat.module_population=8",
-            "search.codeepneat.blueprint_population=4", f"data.out_dir={root}/data", f"search.out_dir={root}/search",
-            f"selection.out_dir={root}/select", f"selection.reports_dir={root}/reports",
-            f"supernet.out_dir={root}/supernet", f"surrogate.out_dir={root}/surrogate"]
-    cmd = [exe, *args]
-    for s in sets:
-        cmd += ["--set", s]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+# the tiny CoDeepNEAT budget the pipeline tests run (on digits, 2 training epochs per network)
+PIPELINE_SETS = ["data.kind=digits", "search.population=6", "search.generations=2",
+                 "evaluation.train_epochs=2", "selection.finetune_epochs=1", "selection.n_spread=1",
+                 "evaluation.latency_repeats=3", "evaluation.latency_warmup=1", "search.codeepneat.module_population=8",
+                 "search.codeepneat.blueprint_population=4"]
 
 
-def test_codeepneat_search_through_the_pipeline_in_both_modes(evonas_bin, tmp_path):
-    _cli(evonas_bin, ["run", "--params", "params.yaml", "--set", "evaluation.init=autoinit"], tmp_path)
-    front = json.loads((tmp_path / "select" / "codeepneat_front.json").read_text())
+@pytest.mark.integration
+@pytest.mark.slow
+def test_codeepneat_search_under_dvc_in_both_modes(tmp_path, prefect_server):
+    """Switching the kind of search from the repository root (issue 17): `dvc exp run -S
+    space.kind=codeepneat` runs prepare, records that pretrain and surrogate were skipped, then
+    searches and selects with real training through Prefect and Dask; a second experiment in
+    async mode reruns only search and select."""
+    from tests.conftest import repo_copy, sh
+
+    repo, env = repo_copy(tmp_path, PIPELINE_SETS, prefect_server["api"])
+    out = sh(["dvc", "exp", "run", "-n", "cdn", "-S", "space.kind=codeepneat", "-S", "evaluation.init=autoinit"],
+             repo, env)
+    for stage in ("prepare", "pretrain", "surrogate", "search", "select"):
+        assert f"Running stage '{stage}'" in out
+    for note in ("artifacts/supernet/skipped.json", "artifacts/surrogate/skipped.json"):
+        assert json.loads((repo / note).read_text())["evaluation_kind"] == "train"
+    front = json.loads((repo / "artifacts/select/codeepneat_front.json").read_text())
     assert front and all({"blueprint", "modules", "architecture", "val_accuracy", "params"} <= set(r) for r in front)
-    pops = json.loads((tmp_path / "search" / "codeepneat_populations.json").read_text())
+    pops = json.loads((repo / "artifacts/search/codeepneat_populations.json").read_text())
     assert pops["modules"]["members"] and pops["blueprints"]["members"] and pops["evaluated"] == 18
-    cards = [json.loads(p.read_text()) for p in (tmp_path / "select" / "models").glob("*.json")]
-    assert cards and all(c["space"] == "codeepneat" and (tmp_path / "select" / "models" / c["files"]["onnx"]).is_file()
+    cards = [json.loads(p.read_text()) for p in (repo / "artifacts/select/models").glob("*.json")]
+    assert cards and all(c["space"] == "codeepneat" and (repo / "artifacts/select/models" / c["files"]["onnx"]).is_file()
                          for c in cards)
     assert max(r["val_accuracy"] for r in front) > 0.5  # real training on digits, 2 epochs
-    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["strategy"] == "codeepneat" and metrics["n_evaluated"] == 18
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower()
 
-    out = tmp_path / "best.png"
-    proc = _cli(evonas_bin, ["show", "--draw", "best", "--out", str(out)], tmp_path)
-    assert out.stat().st_size > 5000 and "drawing:" in proc.stdout + proc.stderr
+    out_png = tmp_path / "best.png"
+    proc = sh(["evonas", "show", "--draw", "best", "--out", str(out_png)], repo, env)
+    assert out_png.stat().st_size > 5000 and "drawing:" in proc
     from nas.draw import draw_network
     from nas.genome import Genome
 
@@ -323,11 +329,13 @@ def test_codeepneat_search_through_the_pipeline_in_both_modes(evonas_bin, tmp_pa
                                                   "codeepneat"), tmp_path / "n.dot")
     assert dot.read_text().startswith("digraph") and "cluster_" in dot.read_text()
 
-    _cli(evonas_bin, ["stage", "search", "--fresh", "--set", "search.mode=async", "--set", "search.async.in_flight=4",
-                      "--set", "search.async.batch=2", "--set", "search.async.budget=8"], tmp_path)
-    summary = json.loads((tmp_path / "search" / "summary.json").read_text())
+    out = sh(["dvc", "exp", "run", "-n", "cdn-async", "-S", "search.mode=async", "-S", "search.async.in_flight=4",
+              "-S", "search.async.batch=2", "-S", "search.async.budget=8"], repo, env)
+    assert "Running stage 'search'" in out and "Running stage 'select'" in out
+    assert not any(f"Running stage '{s}'" in out for s in ("prepare", "pretrain", "surrogate"))
+    summary = json.loads((repo / "artifacts/search/summary.json").read_text())
     assert summary["mode"] == "async" and summary["n_evaluated"] >= 8
-    pops = json.loads((tmp_path / "search" / "codeepneat_populations.json").read_text())
+    pops = json.loads((repo / "artifacts/search/codeepneat_populations.json").read_text())
     assert len(pops["history"]) >= 4  # the populations evolved on every batch of M = 2 results
 
 
