@@ -10,7 +10,9 @@ pre-flight checks and the factory. Each kind is now a :class:`Backend` that owns
 - ``fingerprint_inputs(cfg)``: what a search checkpoint must share with the run resuming it,
   beyond the search params (the data, the supernet, the table);
 - ``preflight(cfg, first)``: the files it needs before stage ``first`` runs;
-- ``finalize(cfg, row, rules)``: how a selected model becomes a tested, exported model.
+- ``finalize(cfg, row, rules)``: how a selected model becomes a tested, exported model;
+- ``shares_process``: whether candidates may run side by side in one worker process
+  (``evaluation.threads_per_worker`` > 1); ``check_pool(cfg)`` rejects it where they may not.
 
 A new kind is one new class here and one entry in :data:`BACKENDS`; ``tests/test_backends.py``
 runs one contract suite over every registered backend. Heavy imports stay inside the methods,
@@ -80,6 +82,23 @@ class Backend:
 
     kind: str = ""
     stages: tuple[str, ...] = ()
+    #: whether two candidates may be evaluated at once in one worker process. False where an
+    #: evaluation draws from torch's process-wide generator (initial weights, dropout): a
+    #: neighbour's draws would make its result depend on timing, and replay would not reproduce it.
+    shares_process: bool = False
+
+    def check_pool(self, cfg: "Config") -> None:
+        """Raise :class:`~nas.config.ConfigError` when ``evaluation.threads_per_worker`` asks for
+        concurrent candidates in one process and this kind cannot share one."""
+        n = cfg.evaluation.threads_per_worker
+        if n > 1 and not self.shares_process:
+            from nas.config import ConfigError
+
+            raise ConfigError(
+                f"evaluation.threads_per_worker is {n}, but '{self.kind}' evaluations cannot share a worker process: "
+                "each draws initial weights (and dropout masks) from torch's process-wide generator, so candidates "
+                "running side by side would change each other's results. Keep threads_per_worker: 1 and set "
+                f"evaluation.workers to the number of candidates to evaluate at once (e.g. {cfg.evaluation.workers * n})")
 
     def evaluator(self, cfg: "Config"):
         raise NotImplementedError
@@ -215,6 +234,7 @@ class TableBackend(Backend):
 
     kind = "table"
     stages = ("search", "select")
+    shares_process = True  # a lookup draws nothing
 
     def evaluator(self, cfg: "Config"):
         from nas.evaluators.table import TableEvaluator

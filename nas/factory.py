@@ -76,6 +76,9 @@ def _build_evaluator(cfg: Config):
 
 
 def build_pool(cfg: Config) -> DaskPool:
+    from nas.backends import backend
+
+    backend(cfg).check_pool(cfg)  # candidates side by side in one process only where that is safe
     e = cfg.evaluation
     return DaskPool(workers=e.workers, threads_per_worker=e.threads_per_worker, scheduler_address=e.scheduler_address,
                     timeout_s=e.timeout_s, cluster=e.cluster, slurm=e.slurm.model_dump(), log=_console)

@@ -22,10 +22,16 @@ def check(cfg: Config, stages: tuple[str, ...], resume: bool | None = None) -> N
     first = stages[0] if stages else None
     if "prepare" in stages:
         _check_data(cfg)
-    if any(s in stages for s in ("surrogate", "search")):
-        _check_scheduler(cfg)
     from nas.backends import MissingInput, backend
 
+    if any(s in stages for s in ("surrogate", "search")):
+        _check_scheduler(cfg)
+        from nas.config import ConfigError
+
+        try:
+            backend(cfg).check_pool(cfg)
+        except ConfigError as exc:
+            raise PreflightError(str(exc)) from None
     try:
         backend(cfg).preflight(cfg, first)  # the files this kind of evaluation needs before `first`
     except MissingInput as exc:

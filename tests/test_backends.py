@@ -89,6 +89,23 @@ def test_backend_contract(kind, tmp_path, trained, synthetic):
     json.dumps(fp)
     assert fp, "a backend's search reads something besides its params"
 
+    # concurrency: candidates share a worker process only where that cannot change a result
+    b.check_pool(cfg)
+    two = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"threads_per_worker": 2})})
+    if b.shares_process:
+        b.check_pool(two)
+        from concurrent.futures import ThreadPoolExecutor
+
+        genomes = [setup.space.sample(np.random.default_rng(i)) for i in range(6)]
+        with ThreadPoolExecutor(2) as pool:
+            side_by_side = list(pool.map(lambda g: evaluate(ev, g).metrics, genomes))
+        assert side_by_side == [evaluate(ev, g).metrics for g in genomes]
+    else:
+        from nas.config import ConfigError
+
+        with pytest.raises(ConfigError, match="threads_per_worker is 2.*evaluation.workers"):
+            b.check_pool(two)
+
     # preflight: passes now, and names the missing file when the inputs are gone
     b.preflight(cfg, "search")
     gone = {"inherited": lambda: shutil.rmtree(cfg.surrogate.out_dir),

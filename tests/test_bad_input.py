@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.conftest import ROOT, free_port, synthetic_table_sets
 
@@ -75,6 +74,8 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
         ("constraint on unknown objective", ["run", *P, *_sets("search.constraints={max_energy: 3}")], "max_energy", {}),
         ("constraint the table cannot check", ["run", *P, *_table(table, "search.constraints={max_latency_ms: 3}")],
          "max_latency_ms", {}),
+        ("training candidates side by side in one process", ["run", *P, *_sets("evaluation.threads_per_worker=2")],
+         "evaluation.workers", {}),
         ("negative timeout", ["run", *P, *_sets("evaluation.timeout_s=-1")], "evaluation.timeout_s", {}),
         ("fault rates above 1", ["run", *P, *_sets("evaluation.faults.error_rate=0.7", "evaluation.faults.nan_rate=0.6")],
          "error_rate + nan_rate + hang_rate", {}),
