@@ -29,7 +29,6 @@ Usage: python benchmarks/async_vs_generational.py [--table CSV] [--workers 4] [-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.stages import STAGE_FLOWS, STAGES_BY_EVALUATION, run_name
+from flows.stages import STAGE_FLOWS, run_name
+from nas.backends import STAGES_BY_EVALUATION
 from nas.config import Config
 
 

@@ -7,7 +7,6 @@ import time
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from nas.backends import STAGES_BY_EVALUATION  # noqa: F401  (re-exported)
 from nas.config import Config
 from tasks import stages as t
 

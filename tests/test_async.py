@@ -10,7 +10,7 @@ import pytest
 from nas.config import ConfigError, load_config
 from nas.evaluators.dask import DaskPool
 from nas.evaluators.table import TableEvaluator
-from nas.runners import AsyncRunner, HypervolumeTracker
+from nas.runners import AsyncRunner
 from nas.spaces.nb201 import NB201Space
 from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASStrategy, NSGA2Strategy,
                             RandomStrategy, ThompsonStrategy)

@@ -1,6 +1,5 @@
 """The tabular evaluator, hypervolume fractions, strategies on a synthetic table, and the peers."""
 
-import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ from nas.evaluators.table import TableError, TableEvaluator, load_table
 from nas.objectives import count_params
 from nas.spaces.nb201 import NB201Space, format_arch, parse_arch
 from nas.spaces.nb201_build import build_nb201
-from nas.genome import Genome
 
 from tests.conftest import OPTIMUM, synthetic_table_sets  # noqa: E402  (the synthetic table: optimum, settings)
 

@@ -11,7 +11,6 @@ constant, or proportional to a column) lets asynchronous scheduling be studied o
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
