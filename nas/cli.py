@@ -173,10 +173,11 @@ def config_(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
     if out is None:
         sys.stdout.write(text)
         return
-    if out.exists() and not force:
-        _fail(f"{out} exists; pass --force to replace it (or choose another --out)", 2)
-    if out.exists() and not out.is_file():
-        _fail(f"{out} is not a file", 2)
+    if out.exists():
+        if not out.is_file():
+            _fail(f"{out} is not a file", 2)
+        if not force:
+            _fail(f"{out} exists; pass --force to replace it (or choose another --out)", 2)
     atomic_write_text(out, text)
     from nas.progress import console
 

@@ -550,7 +550,6 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | None = 
     return from_dict(apply_overrides(load_raw(path), overrides))
 
 
-
 def complete_params(raw: dict[str, Any]) -> dict[str, Any]:
     """The params ``raw`` (a params file's mapping, overrides applied) with every section and
     key the schema has, defaults filled in, in the schema's order. What the user wrote is kept

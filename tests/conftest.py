@@ -159,11 +159,9 @@ def sh(args, cwd, env, timeout=900):
     return proc.stdout + proc.stderr
 
 
-def repo_copy(tmp_path: Path, sets: list[str], prefect_api: str | None = None) -> tuple[Path, dict]:
+def repo_copy(tmp_path: Path, sets: list[str]) -> tuple[Path, dict]:
     """A git repository holding a copy of this one, its params.yaml with ``sets`` applied, and
-    the environment to run `dvc` and `evonas` in it. With ``prefect_api`` (the session's
-    ``prefect_server``), every stage's flow runs report to that server, as with `evonas ui`
-    running, instead of each `evonas stage` process starting Prefect's temporary one (seconds each)."""
+    the environment to run `dvc` and `evonas` in it."""
     from nas.config import apply_overrides
 
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
@@ -179,8 +177,6 @@ def repo_copy(tmp_path: Path, sets: list[str], prefect_api: str | None = None) -
            "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("PREFECT_API_URL", None)
-    if prefect_api:
-        env["PREFECT_API_URL"] = prefect_api
     sh(["git", "init", "-q"], repo, env)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "copy"], repo, env)
