@@ -96,6 +96,13 @@ def _progress_reporter(cfg: Config):
 
 @flow(name="select", flow_run_name=run_name("select"), log_prints=False)
 def select_flow(cfg: Config) -> dict:
+    from nas.backends import backend
+
+    if backend(cfg).own_select:  # weight-agnostic networks: chosen, tuned and reported their own way
+        metrics = t.select_own(cfg)
+        create_markdown_artifact(key="run-summary", markdown=f"# evonas run (seed {cfg.seed}, strategy "
+                                 f"{cfg.search.strategy})\n\n{metrics['headline']}\n")
+        return metrics
     t0 = time.perf_counter()
     all_df, front = t.pareto_front(cfg)
     picks = t.choose(cfg, front)

@@ -123,6 +123,14 @@ class Backend:
         exports it)."""
         raise NotImplementedError(f"evaluation.kind {self.kind!r} builds no networks")
 
+    #: whether this kind runs the whole select stage itself (:meth:`select`) instead of the
+    #: shared one (front by validation accuracy, fine-tuning, export)
+    own_select: bool = False
+
+    def select(self, cfg: "Config") -> dict:
+        """The select stage of a kind with ``own_select``: returns the run's metrics."""
+        raise NotImplementedError(f"evaluation.kind {self.kind!r} uses the shared select stage")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r}, stages={self.stages})"
 
@@ -269,7 +277,89 @@ class TableBackend(Backend):
         return table_card(cfg, row, rules)
 
 
-BACKENDS: dict[str, Backend] = {b.kind: b for b in (InheritedBackend(), TrainBackend(), TableBackend())}
+class WannBackend(Backend):
+    """Weight-agnostic networks (Gaier & Ha): every topology scored at shared weights, nothing
+    trained during the search; selected networks get their best shared weight and tuned
+    individual weights (:mod:`nas.wann.select`)."""
+
+    kind = "wann"
+    stages = ("prepare", "search", "select")
+    shares_process = True  # scoring draws nothing from torch; rollout seeds come from the candidate's seed
+
+    def evaluator(self, cfg: "Config"):
+        from nas.evaluators.wann import WannEvaluator
+        from nas.genome import canonical_json
+
+        return WannEvaluator(canonical_json(cfg.evaluation.wann.model_dump()), cfg.data.out_dir, cfg.seed)
+
+    def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
+        import numpy as np
+
+        from nas.factory import build_space
+
+        task = evaluator.task
+        space = build_space(cfg)
+        low, high = task_score_range(task)
+        box = {"mean_score": (-high, -low), "max_score": (-high, -low),
+               "connections": (0.0, float(space.connections(space.largest())))}
+        ideal = np.array([box[o][0] for o in cfg.search.objectives])
+        nadir = np.array([box[o][1] for o in cfg.search.objectives])
+        return SearchSetup(space, [], ideal, nadir)
+
+    def fingerprint_inputs(self, cfg: "Config") -> dict[str, Any]:
+        out: dict[str, Any] = {"wann_task": cfg.evaluation.wann.task}
+        if cfg.evaluation.wann.task == "classify":
+            out.update(_DataBackend.fingerprint_inputs(self, cfg))
+        return out
+
+    def preflight(self, cfg: "Config", first: str | None) -> None:
+        task = cfg.evaluation.wann.task
+        if task not in ("classify", "swingup"):
+            from nas.preflight import PreflightError
+            from nas.wann.tasks import TaskError, make_env
+
+            try:
+                make_env(task).close()
+            except TaskError as exc:
+                raise PreflightError(str(exc)) from None
+        if task == "classify" and first == "search":
+            _need(Path(cfg.data.out_dir) / "data.npz", "prepared data", "evonas stage prepare")
+
+    own_select = True
+
+    def finalize(self, cfg: "Config", row: dict, rules: list[str]) -> dict:
+        from nas.wann.select import finalize
+
+        return finalize(cfg, row, rules)
+
+    def select(self, cfg: "Config") -> dict:
+        """The whole select stage (a WANN is chosen and reported by its own rules)."""
+        from nas.wann.select import select
+
+        return select(cfg)
+
+
+def task_score_range(task) -> tuple[float, float]:
+    """The normalisation box of a WANN task's performance (hypervolume only): accuracy in
+    [0, 1]; swing-up returns in [0, steps]; other environments from their reward threshold."""
+    kind = getattr(task, "kind", "")
+    if kind == "classify":
+        return 0.0, 1.0
+    if kind == "swingup":
+        return 0.0, float(task.max_steps or 1000)
+    from nas.wann.tasks import make_env
+
+    env = make_env(task.env_id)
+    try:
+        top = env.spec.reward_threshold
+    finally:
+        env.close()
+    return -100.0, float(top) * 1.2 if top else 1000.0
+
+
+
+BACKENDS: dict[str, Backend] = {b.kind: b for b in (InheritedBackend(), TrainBackend(), TableBackend(),
+                                                  WannBackend())}
 """Every evaluation kind, by ``evaluation.kind``."""
 
 STAGES_BY_EVALUATION: dict[str, tuple[str, ...]] = {k: b.stages for k, b in BACKENDS.items()}
@@ -282,3 +372,4 @@ def backend(cfg: "Config") -> Backend:
     except KeyError:
         raise ValueError(f"evaluation.kind {cfg.evaluation.kind!r} has no backend; "
                          f"known: {', '.join(BACKENDS)}") from None
+

@@ -69,11 +69,13 @@ def fingerprint(cfg) -> dict[str, Any]:
     stage runs, :func:`nas.codebase.stage_files`), so a search never resumes into other code.
     Left out, because they do not change which candidates are proposed or what they score:
     ``search.generations`` and ``search.async.budget`` (raise them to extend a finished
-    search), ``search.async.drain``, output folders, and where evaluation runs (workers,
-    threads, scheduler address, device).
+    search), ``search.async.drain``, ``search.checkpoint_every``, output folders, where evaluation
+    runs (workers, threads, scheduler address, device), and what only the select stage reads
+    (``evaluation.wann``'s tuning and test settings).
     """
     search = cfg.search.model_dump(by_alias=True)
     search.pop("generations")
+    search.pop("checkpoint_every")
     search.pop("out_dir")
     search["async"].pop("budget")
     search["async"].pop("drain")
@@ -82,6 +84,8 @@ def fingerprint(cfg) -> dict[str, Any]:
     ev = cfg.evaluation.model_dump()
     for k in ("workers", "threads_per_worker", "scheduler_address", "device"):
         ev.pop(k)
+    for k in ("tune_steps", "tune_lr", "reinforce_sigma", "reinforce_episodes", "test_rollouts"):
+        ev["wann"].pop(k)
     from nas.codebase import stage_code_hash
 
     fp: dict[str, Any] = {"seed": cfg.seed, "space": cfg.space.model_dump(), "search": search, "evaluation": ev,

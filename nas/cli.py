@@ -113,6 +113,8 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: Re
 def reported_line(metrics: dict) -> str:
     """The run's headline figure: the test accuracy of the model validation chose, and each
     selected model's own test accuracy beside it."""
+    if "headline" in metrics:  # a kind with its own select stage (WANN) words its own line
+        return metrics["headline"]
     if not metrics.get("reported_model"):
         return "no model was selected"
     own = ", ".join(f"{m['candidate_id']} {m['test_accuracy']:.4f}" for m in metrics["selected_models"])
@@ -219,6 +221,35 @@ def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
     from nas.progress import console
 
     console.print(f"drawing: {path}", highlight=False)
+
+
+@app.command("wann-score")
+def wann_score(genome: Annotated[Path, typer.Argument(help="a WANN genome as JSON, or a model card holding one")],
+               params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, debug: DebugOpt = False) -> None:
+    """Score a weight-agnostic network on validation at every shared weight and find its best shared
+    weight (space.kind wann; classification reads the prepared data: run `evonas stage prepare` first)."""
+    cfg = _load(params, set_, debug)
+    if cfg.space.kind != "wann":
+        _fail(f"wann-score needs space.kind 'wann' (the params give '{cfg.space.kind}')", 2)
+
+    def go():
+        from nas.wann.select import score_file
+
+        try:
+            return score_file(cfg, genome)
+        except ValueError as exc:
+            from nas.config import ConfigError
+
+            raise ConfigError(str(exc)) from None
+
+    res = _guarded(go, debug)
+    from nas.progress import console
+
+    console.print(f"{res['candidate_id']}: {res['architecture']}", highlight=False)
+    for w, v in res["val_per_weight"].items():
+        console.print(f"  shared weight {w:+g}: validation {v:.4f}", highlight=False)
+    console.print(f"mean over the shared weights {res['val_mean']:.4f}; best shared weight {res['best_shared_weight']:g} "
+                  f"(validation {res['val_best_shared']:.4f})", highlight=False)
 
 
 @app.command()
@@ -378,10 +409,12 @@ def _print_table(cfg) -> None:
     from nas.stages import pareto_table
 
     df = pareto_table(cfg)
-    metrics = [c for c in dict.fromkeys(["val_accuracy", "params", "flops", "latency_ms", *cfg.search.objectives])
+    metrics = [c for c in dict.fromkeys(["val_accuracy", "params", "flops", "latency_ms", *cfg.search.objectives,
+                                         "val_mean_score"])
                if c in df.columns and df[c].notna().any()]
+    tests = [c for c in ("test_accuracy", "test_tuned_shared", "test_tuned_weights") if c in df.columns]
     table = Table(title=f"Pareto front ({len(df)} non-dominated) — {cfg.selection.out_dir}/pareto.csv")
-    for col in ["candidate_id", *metrics, "selected", "test_accuracy", "selected_by"]:
+    for col in ["candidate_id", *metrics, "selected", *tests, "selected_by"]:
         table.add_column(col, justify="left" if col in ("candidate_id", "selected_by") else "right")
 
     def fmt(v) -> str:
@@ -393,7 +426,7 @@ def _print_table(cfg) -> None:
 
     for r in df.to_dict("records"):
         table.add_row(r["candidate_id"], *[fmt(r[m]) for m in metrics], "yes" if r["selected"] else "",
-                      fmt(r["test_accuracy"]), r["selected_by"] if isinstance(r.get("selected_by"), str) else "")
+                      *[fmt(r[c]) for c in tests], r["selected_by"] if isinstance(r.get("selected_by"), str) else "")
     Console(width=160).print(table)
 
 

@@ -152,7 +152,7 @@ STAGE_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
     "surrogate": ("nas.stages", ("sample_subnets", "fit_surrogate")),
     "search": ("nas.stages", ("run_search", "discard_checkpoint")),
     "select": ("nas.stages", ("pareto_front", "choose", "clear_models", "finetune_and_export", "write_selection",
-                              "write_graph_front")),
+                              "write_graph_front", "select_own")),
 }
 """Each pipeline stage's code: the functions of ``nas.stages`` its flow calls (``flows/stages.py``)."""
 

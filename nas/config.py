@@ -17,6 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 OBJECTIVES = ("val_accuracy", "params", "flops", "latency_ms")
 """Objectives a search can optimise. ``val_accuracy`` is maximised, the others minimised."""
 
+WANN_OBJECTIVES = ("mean_score", "max_score", "connections")
+"""Objectives of a weight-agnostic search (``space.kind: wann``): the performance over the shared
+weights (mean and best; accuracy or return, maximised) and the enabled connections (minimised)."""
+
+WANN_ACTIVATIONS = ("linear", "step", "sin", "cos", "gaussian", "tanh", "sigmoid", "inverse", "abs", "relu")
+
 CONSTRAINT_OBJECTIVE = {
     "max_params": "params",
     "max_flops": "flops",
@@ -158,8 +164,29 @@ class CoDeepNEATSpaceConfig(_Section):
         return self
 
 
+class WANNSpaceConfig(_Section):
+    """The weight-agnostic network space (space.kind wann): what a topology may hold and how it grows."""
+
+    activations: list[Literal[WANN_ACTIVATIONS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(WANN_ACTIVATIONS), min_length=1, description="activations hidden nodes may take")
+    out_act: Literal[WANN_ACTIVATIONS] = Field("linear", description="activation of the output nodes")  # type: ignore[valid-type]
+    init_connection_prob: float = Field(0.25, gt=0, le=1, description="initial networks: probability of each "
+                                        "input (and bias) to output connection")
+    mutation: dict[Literal["add_node", "add_connection", "change_activation"], float] = Field(
+        default_factory=lambda: {"add_node": 0.25, "add_connection": 0.25, "change_activation": 0.5},
+        description="relative weights of the topology mutations")
+    max_hidden: int = Field(200, gt=0, description="hidden nodes a network may hold")
+
+    @field_validator("mutation")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+            raise ValueError(f"mutation weights must be non-negative with one positive, got {v}")
+        return v
+
+
 class SpaceConfig(_Section):
-    kind: Literal["elastic_cnn", "nb201", "codeepneat"] = "elastic_cnn"
+    kind: Literal["elastic_cnn", "nb201", "codeepneat", "wann"] = "elastic_cnn"
     stem_channels: int = Field(16, gt=0)
     stage_channels: list[int] = Field(default_factory=lambda: [16, 24, 32], min_length=1)
     stage_strides: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1)
@@ -171,6 +198,7 @@ class SpaceConfig(_Section):
     crossover: Literal["uniform", "sep"] = Field(
         "uniform", description="nb201: how two cells are crossed (uniform per edge, or Shortest-Edit-Path)")
     codeepneat: CoDeepNEATSpaceConfig = Field(default_factory=CoDeepNEATSpaceConfig)
+    wann: WANNSpaceConfig = Field(default_factory=WANNSpaceConfig)
     multitask: Literal["none", "heads", "routing"] = Field(
         "none", description="codeepneat on multi-task data: one evolved network with a head per task (heads), or "
         "shared modules with a topology per task (routing)")
@@ -229,7 +257,7 @@ class AsyncConfig(_Section):
         return self
 
 
-ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2", "msunas", "codeepneat")
+ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2", "msunas", "codeepneat", "wann")
 GRAPH_STRATEGIES = ("codeepneat", "random")  # what works on graph genomes (space.kind codeepneat)
 
 
@@ -259,14 +287,27 @@ class CoDeepNEATConfig(_Section):
         return v
 
 
+class WANNSearchConfig(_Section):
+    """Ranking and reproduction of the weight-agnostic search (search.strategy wann)."""
+
+    conn_rank_prob: float = Field(0.8, ge=0, le=1, description="probability that a ranking uses (mean performance, "
+                                  "connections) rather than (mean performance, max performance)")
+    elite_ratio: float = Field(0.2, ge=0, lt=1, description="best share of the population kept unchanged")
+    cull_ratio: float = Field(0.2, ge=0, lt=1, description="worst share of the population that may not reproduce")
+    tournament: int = Field(8, gt=0, description="tournament size of parent selection")
+    mutations: int = Field(1, gt=0, description="topology mutations applied to each child")
+
+
 class SearchConfig(_Section):
     mode: Literal["generational", "async"] = Field(
         "generational", description="generational: evaluate a whole population, then evolve; async: keep "
         "search.async.in_flight candidates in flight and evolve whenever search.async.batch return")
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
-    strategy: Literal["auto", "msunas", "nsga2", "aging", "local_search", "thompson", "random", "codeepneat"] = Field(
-        "auto", description="auto: msunas on elastic_cnn, aging on nb201, codeepneat on codeepneat")
+    strategy: Literal["auto", "msunas", "nsga2", "aging", "local_search", "thompson", "random", "codeepneat",
+                      "wann"] = Field(
+        "auto", description="auto: msunas on elastic_cnn, aging on nb201, codeepneat on codeepneat, wann on wann")
     codeepneat: CoDeepNEATConfig = Field(default_factory=CoDeepNEATConfig)
+    wann: WANNSearchConfig = Field(default_factory=WANNSearchConfig)
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
     generations: int = Field(6, gt=0, description="generations after the initial population")
     objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1)
@@ -285,6 +326,11 @@ class SearchConfig(_Section):
         3, ge=0, description="thompson, several objectives: every N-th proposal optimises the first objective alone (0 = never)")
     thompson_primary_start: int = Field(
         25, ge=0, description="thompson: proposals (random ones included) before the first primary-objective step")
+    checkpoint_every: int = Field(
+        1, gt=0, description="generational mode: write the search checkpoint every N generations (each result is "
+        "journaled as it arrives either way; a resume re-asks the generations since the checkpoint and takes their "
+        "results from the journal). Raise it for long searches of cheap candidates (WANN): the checkpoint holds "
+        "every result, so rewriting it each generation grows with the run")
     out_dir: str = "artifacts/search"
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
@@ -386,10 +432,40 @@ class SlurmConfig(_Section):
     log_directory: str = Field("logs/dask", description="where Slurm writes the workers' output")
 
 
+class WANNEvaluationConfig(_Section):
+    """What a weight-agnostic network is scored on (evaluation.kind wann) and how selected ones are tuned."""
+
+    task: str = Field("classify", description="classify: the prepared data (images flattened); swingup: CartPole "
+                      "swing-up (built in); otherwise a gymnasium environment id with a Box observation and a Box "
+                      "action space, e.g. BipedalWalker-v3")
+    weights: list[float] = Field(default_factory=lambda: [-2.0, -1.0, -0.5, 0.5, 1.0, 2.0], min_length=1,
+                                 description="the shared weight values every network is scored at")
+    rollouts: int = Field(4, gt=0, description="control: episodes per shared weight (each its own seed)")
+    max_steps: Optional[int] = Field(None, gt=0, description="control: steps per episode (null: 1000 for swingup, "
+                                     "the environment's own limit otherwise)")
+    fitness_samples: Optional[int] = Field(None, gt=0, description="classify: training images a network is scored "
+                                           "on (null: all); a fixed seeded subset")
+    tune_steps: int = Field(300, ge=0, description="selected networks: gradient steps (classify) or REINFORCE "
+                            "iterations (control) tuning each connection's weight")
+    tune_lr: float = Field(0.05, gt=0, description="learning rate of the weight tuning (Adam)")
+    reinforce_sigma: float = Field(0.1, gt=0, description="control: std of the Gaussian exploration noise on actions")
+    reinforce_episodes: int = Field(8, gt=0, description="control: episodes per REINFORCE iteration")
+    test_rollouts: int = Field(32, gt=0, description="control: episodes each reported figure averages over")
+
+    @field_validator("weights")
+    @classmethod
+    def _nonzero(cls, v: list[float]) -> list[float]:
+        if any(w == 0 for w in v):
+            raise ValueError("a shared weight of 0 makes every network output a constant; leave it out")
+        return v
+
+
 class EvaluationConfig(_Section):
-    kind: Literal["auto", "inherited", "train", "table"] = Field(
-        "auto", description="supernet-inherited weights, stand-alone training from scratch, or table lookup; "
-        "auto: inherited on elastic_cnn, train on the other spaces")
+    kind: Literal["auto", "inherited", "train", "table", "wann"] = Field(
+        "auto", description="supernet-inherited weights, stand-alone training from scratch, table lookup, or "
+        "weight-agnostic scoring at shared weights; auto: inherited on elastic_cnn, wann on wann, train on the "
+        "other spaces")
+    wann: WANNEvaluationConfig = Field(default_factory=WANNEvaluationConfig)
     init: Literal["autoinit", "default"] = Field(
         "default", description="weights of networks built from scratch: AutoInit, or torch's default")
     train_epochs: int = Field(5, gt=0, description="kind train: epochs each candidate is trained")
@@ -439,19 +515,26 @@ class Config(_Section):
             return data
         space = data.get("space") if isinstance(data.get("space"), dict) else {}
         kind = space.get("kind", "elastic_cnn")
-        for section, key, by_kind in (("evaluation", "kind", {"elastic_cnn": "inherited"}),
+        for section, key, by_kind in (("evaluation", "kind", {"elastic_cnn": "inherited", "wann": "wann"}),
                                       ("search", "strategy", {"elastic_cnn": "msunas", "nb201": "aging",
-                                                              "codeepneat": "codeepneat"})):
+                                                              "codeepneat": "codeepneat", "wann": "wann"})):
             sec = data.get(section)
             if sec is None or isinstance(sec, dict):
                 sec = dict(sec or {})
                 if sec.get(key, "auto") == "auto":
                     sec[key] = by_kind.get(kind, "train")
                 data = {**data, section: sec}
+        if kind == "wann":  # a weight-agnostic search has its own objectives (no accuracy for control)
+            sec = data.get("search")
+            if isinstance(sec, dict) and "objectives" not in sec:
+                data = {**data, "search": {**sec, "objectives": ["mean_score", "connections"]}}
         return data
 
     @model_validator(mode="after")
     def _cross(self) -> "Config":
+        wann = self.space.kind == "wann"
+        if wann or self.evaluation.kind == "wann" or self.search.strategy == "wann":
+            return self._check_wann()
         if "val_accuracy" not in self.search.objectives:
             raise ValueError("search.objectives must include val_accuracy")
         allowed = list(OBJECTIVES)
@@ -484,6 +567,27 @@ class Config(_Section):
         missing = [c for c, o in CONSTRAINT_OBJECTIVE.items() if c in self.search.constraints and o not in allowed]
         if missing:
             raise ValueError(f"search.constraints {missing} name metrics this evaluator does not produce")
+        return self
+
+
+    def _check_wann(self) -> "Config":
+        if not (self.space.kind == self.evaluation.kind == "wann" and self.search.strategy in ("wann", "random")):
+            raise ValueError("weight-agnostic search needs space.kind 'wann' with evaluation.kind 'wann' and "
+                             "search.strategy 'wann' (or 'random'); got space.kind "
+                             f"'{self.space.kind}', evaluation.kind '{self.evaluation.kind}', search.strategy "
+                             f"'{self.search.strategy}'")
+        if "mean_score" not in self.search.objectives:
+            raise ValueError("search.objectives must include mean_score on space.kind 'wann' (the mean performance "
+                             "over the shared weights)")
+        bad = [o for o in self.search.objectives if o not in WANN_OBJECTIVES]
+        if bad:
+            raise ValueError(f"unknown objective(s) {bad} in search.objectives on space.kind 'wann'; choose from "
+                             f"{list(WANN_OBJECTIVES)}")
+        if self.search.constraints:
+            raise ValueError("search.constraints are not read by the weight-agnostic search: leave them empty")
+        if self.data.kind in ("omniglot", "multi"):
+            raise ValueError(f"data.kind '{self.data.kind}' is multi-task: a WANN classifies one task (use digits, "
+                             "npz, folder or omniglot_pooled)")
         return self
 
 

@@ -10,6 +10,10 @@ from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASS
 
 
 def build_space(cfg: Config):
+    if cfg.space.kind == "wann":  # inputs and outputs come from the task (the data or the environment)
+        from nas.wann.select import task_and_space
+
+        return task_and_space(cfg)[1]
     if cfg.space.kind == "codeepneat" and cfg.space.multitask == "routing":
         from nas.spaces.multitask import RoutingSpace  # one topology per task: the prepared data says how many
 
@@ -41,6 +45,12 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
         from nas.strategies.codeepneat import CoDeepNEATStrategy
 
         return CoDeepNEATStrategy(space, s.objectives, s.constraints, cfg.seed, s.codeepneat, s.population)
+    if s.strategy == "wann":
+        from nas.strategies.wann import WANNStrategy
+
+        w = s.wann
+        return WANNStrategy(space, s.objectives, s.constraints, cfg.seed, w.conn_rank_prob, w.elite_ratio,
+                            w.cull_ratio, w.tournament, w.mutations)
     if s.strategy == "aging":
         return AgingEvolutionStrategy(space, s.objectives, s.constraints, cfg.seed, s.aging_population,
                                       s.aging_tournament, s.aging_crossover_prob)

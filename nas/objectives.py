@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas.config import CONSTRAINT_OBJECTIVE
 
-MAXIMISE = {"val_accuracy"}
+MAXIMISE = {"val_accuracy", "mean_score", "max_score"}
 
 
 def count_params(model: nn.Module) -> int:

@@ -135,7 +135,8 @@ class _SnapshotRunner:
         if self.on_result:
             self.on_result(r)
 
-    def _close_generation(self, gen: int, batch: list[EvaluationResult], ask_s: float, wall: float) -> None:
+    def _close_generation(self, gen: int, batch: list[EvaluationResult], ask_s: float, wall: float,
+                          save: bool = True) -> None:
         self.strategy.tell(batch)
         df = results_frame(batch, gen)
         atomic_write_with(self.pop_dir / f"gen_{gen:03d}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
@@ -144,7 +145,7 @@ class _SnapshotRunner:
             "ask_seconds": ask_s, "evaluate_wall_seconds": wall,
             "evaluate_busy_seconds": sum(r.eval_seconds for r in batch),
             "hypervolume": self.tracker.history[-1]["hypervolume"] if self.tracker and self.tracker.history else None})
-        if self.checkpointer:
+        if self.checkpointer and save:
             self.checkpointer.save(self.strategy, {"next_generation": gen + 1, "generation_log": self.generation_log,
                                                    **self._state()})
         if self.on_generation:
@@ -165,9 +166,10 @@ class GenerationalRunner(_SnapshotRunner):
                  tracker: HypervolumeTracker | None = None,
                  on_result: Callable[[EvaluationResult], None] | None = None,
                  on_generation: Callable[[int, list[EvaluationResult]], None] | None = None,
-                 checkpointer: Checkpointer | None = None, resume: bool = False):
+                 checkpointer: Checkpointer | None = None, resume: bool = False, checkpoint_every: int = 1):
         self._init_common(strategy, pool, evaluator, out_dir, tracker, on_result, on_generation, checkpointer, resume)
         self.population, self.generations = population, generations
+        self.checkpoint_every = checkpoint_every
 
     def run(self) -> list[EvaluationResult]:
         try:
@@ -191,7 +193,8 @@ class GenerationalRunner(_SnapshotRunner):
                     self._record(r)
                 order = {g.key(): i for i, g in enumerate(genomes)}
                 batch.sort(key=lambda r: order[r.candidate_id])
-                self._close_generation(gen, batch, ask_s, time.perf_counter() - t0)
+                save = (gen + 1) % self.checkpoint_every == 0 or gen == self.generations
+                self._close_generation(gen, batch, ask_s, time.perf_counter() - t0, save)
                 self.results.extend(batch)
         finally:
             self._finish()

@@ -356,7 +356,7 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
                                checkpointer=checkpointer, resume=resume_now)
         return GenerationalRunner(strategy, pool, evaluator, s.population, s.generations, s.out_dir, tracker,
                                   on_result=on_result, on_generation=on_generation, checkpointer=checkpointer,
-                                  resume=resume_now)
+                                  resume=resume_now, checkpoint_every=s.checkpoint_every)
 
     with build_pool(cfg) as pool, bar(label, total) as b:
         n_workers = pool.n_workers
@@ -401,6 +401,14 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
 
 
 # ---------------------------------------------------------------------------- select
+
+
+def select_own(cfg: Config) -> dict:
+    """The select stage of an evaluation kind that selects its own way (``Backend.own_select``:
+    weight-agnostic networks, :mod:`nas.wann.select`); returns the run's metrics."""
+    from nas.backends import backend
+
+    return backend(cfg).select(cfg)
 
 
 def pareto_front(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:

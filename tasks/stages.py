@@ -48,5 +48,6 @@ clear_models = task(name="clear-previous-models", **_opts)(stages.clear_models)
 choose = task(name="apply-selection-rules", **_opts)(stages.choose)
 finetune_and_export = task(name="finetune-and-export", task_run_name="finetune-{row[candidate_id]}", retries=1,
                            **_opts)(stages.finetune_and_export)
+select_own = task(name="select-tune-export", retries=1, **_opts)(stages.select_own)
 write_selection = task(name="write-front-and-reports", retries=2, retry_delay_seconds=1,
                        **_opts)(stages.write_selection)

@@ -56,3 +56,24 @@ class AnalyticGraphEvaluator:
         params = count_params(build_codeepneat(space, genome, 1, 10, (1, 8, 8)))
         return {"val_accuracy": float(acc), "params": float(params), "flops": float(params * 40),
                 "latency_ms": float(0.05 * g.number_of_nodes() + params / 1e5)}
+
+
+@dataclass(frozen=True)
+class AnalyticWannEvaluator:
+    """The same idea for weight-agnostic networks: performance grows with the outputs reached and
+    the hidden nodes (diminishing returns), so growing topologies pays up to a point."""
+
+    base_seed: int = 0
+    fail_keys: tuple[str, ...] = ()
+
+    def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
+        import json
+
+        if genome.key() in self.fail_keys:
+            raise RuntimeError("injected failure")
+        spec = json.loads(genome.spec)
+        reached = len({d for _, d in spec["conns"] if d > spec["inputs"]})
+        mean = 1.0 - np.exp(-(len(spec["conns"]) + 3 * len(spec["hidden"])) / 15.0) - 0.05 * (spec["outputs"] - min(
+            reached, spec["outputs"]))
+        return {"mean_score": float(mean), "max_score": float(mean + 0.1 * np.tanh(len(spec["hidden"]))),
+                "connections": float(len(spec["conns"]))}

@@ -49,7 +49,15 @@ def _table(tmp_path, trained, synthetic):
     return tiny_config(tmp_path / "table", synthetic_table_sets(synthetic))
 
 
-CONFIGS = {"inherited": _inherited, "train": _train, "table": _table}
+def _wann(tmp_path, trained, synthetic):
+    from nas import stages
+
+    cfg = tiny_config(tmp_path / "wann", ["space.kind=wann", "search.objectives=[mean_score, connections]"])
+    stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
+    return cfg
+
+
+CONFIGS = {"inherited": _inherited, "train": _train, "table": _table, "wann": _wann}
 
 
 def test_every_backend_has_a_contract_config():
@@ -110,6 +118,7 @@ def test_backend_contract(kind, tmp_path, trained, synthetic):
     b.preflight(cfg, "search")
     gone = {"inherited": lambda: shutil.rmtree(cfg.surrogate.out_dir),
             "train": lambda: (Path(cfg.data.out_dir) / "data.npz").unlink(),
+            "wann": lambda: (Path(cfg.data.out_dir) / "data.npz").unlink(),
             "table": lambda: None}[kind]
     if kind != "table":
         gone()
@@ -122,5 +131,5 @@ def test_an_unknown_kind_is_a_clear_error():
         class evaluation:  # noqa: N801 - a stand-in for the config section
             kind = "quantum"
 
-    with pytest.raises(ValueError, match="quantum.*known: inherited, train, table"):
+    with pytest.raises(ValueError, match="quantum.*known: inherited, train, table, wann"):
         backend(Cfg())

@@ -28,6 +28,9 @@ def _table(t: Path, *extra: str) -> list[str]:
     return [a for s in sets for a in ("--set", s)]
 
 
+WANN = ("space.kind=wann", "search.objectives=[mean_score, connections]")
+
+
 def _sets(*pairs: str) -> list[str]:
     return [a for s in pairs for a in ("--set", s)]
 
@@ -47,6 +50,11 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
     neg = _npz(tmp / "negative.npz", x=x, y=y - 1)
     floaty = _npz(tmp / "float_labels.npz", x=x, y=y + 0.5)
     no_y = _npz(tmp / "no_y.npz", x=x)
+    cyclic = tmp / "cyclic_genome.json"
+    cyclic.write_text('{"inputs": 5, "outputs": 1, "hidden": [[7, "relu"], [8, "tanh"]], '
+                      '"conns": [[0, 7], [7, 8], [8, 7], [8, 6]]}')
+    wide = tmp / "wide_genome.json"
+    wide.write_text('{"inputs": 64, "outputs": 10, "hidden": [], "conns": [[0, 65]]}')
     not_yaml = tmp / "broken.yaml"
     not_yaml.write_text("search: [unclosed\n")
     not_mapping = tmp / "list.yaml"
@@ -91,6 +99,11 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
         ("negative labels", ["run", *P, *_sets("data.kind=npz", f"data.path={neg}")], "labels must be >= 0", {}),
         ("non-integer labels", ["run", *P, *_sets("data.kind=npz", f"data.path={floaty}")], "integer class labels", {}),
         ("dataset without labels", ["run", *P, *_sets("data.kind=npz", f"data.path={no_y}")], "missing array(s) ['y']", {}),
+        ("unknown environment id", ["run", *P, *_sets(*WANN, "evaluation.wann.task=NoSuchEnv-v9")], "NoSuchEnv-v9", {}),
+        ("WANN with a fixed-length strategy", ["run", *P, *_sets(*WANN, "search.strategy=nsga2")], "search.strategy", {}),
+        ("WANN genome not feed-forward", ["wann-score", str(cyclic), *P, *_sets(*WANN)], "cycle", {}),
+        ("WANN genome of another size", ["wann-score", str(wide), *P, *_sets(*WANN, "evaluation.wann.task=swingup")],
+         "has 5 inputs", {}),
         ("table missing", ["run", *P, *_table(tmp / "nope.csv")], "nope.csv", {}),
         ("table missing a named column", ["run", *P, *_table(bad_table)], "lat_ms", {}),
         ("table column renamed wrong", ["run", *P, *_table(table, "evaluation.table.signal_column=val_acc")],

@@ -262,14 +262,16 @@ def _search(root: Path, sets: list[str], *flags: str, kill_after: str | None = N
 @pytest.mark.integration
 def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, tmp_path):
     """pymoo's NSGA-II (the strategy with the most state outside our own generator); every
-    strategy is replayed the same way (see test_checkpoint_replay_restores_the_strategy)."""
+    strategy is replayed the same way (see test_checkpoint_replay_restores_the_strategy). The
+    checkpoint is written every 2 generations, so the resume also re-asks the generation closed
+    after it and takes that generation's results from the journal."""
     from nas import stages
 
-    sets = _table_sets(synthetic, "nsga2")
+    sets = _table_sets(synthetic, "nsga2", ("search.checkpoint_every=2",))
     ref_summary = stages.run_search(tiny_config(tmp_path / "ref", sets))  # uninterrupted, in this process
 
     crash = tmp_path / "crash"
-    _search(crash, sets, kill_after="populations/gen_001.parquet")
+    _search(crash, sets, kill_after="populations/gen_002.parquet")
     (ck,) = crash.glob("artifacts/search-runs/*/checkpoint.json")  # the run folder, outside the outputs
     assert not (crash / "artifacts/search/summary.json").exists()  # it really died mid-search
 
@@ -285,6 +287,7 @@ def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, t
     assert "resuming from" in done.stdout + done.stderr
     summary = json.loads((crash / "artifacts/search/summary.json").read_text())
     assert summary["resumed_from_generation"] >= 1
+    assert summary["reused_from_journal"] >= 6, "the generation after the checkpoint came from the journal"
     pd.testing.assert_frame_equal(_populations(crash), _populations(tmp_path / "ref"))
     assert summary["final_hypervolume"] == pytest.approx(ref_summary["final_hypervolume"], abs=1e-12)
 

@@ -13,6 +13,7 @@ from nas.spaces.registry import from_config
 from nas.spaces.codeepneat import CoDeepNEATSpace
 from nas.spaces.elastic import ElasticSpace
 from nas.spaces.nb201 import NB201Space
+from nas.spaces.wann import WANNSpace
 
 SHAPE = (1, 8, 8)
 SPACES = {
@@ -20,6 +21,7 @@ SPACES = {
     "nb201": lambda: NB201Space(channels=4, cells=1),
     "nb201_sep": lambda: NB201Space(crossover="sep", channels=4, cells=1),
     "codeepneat": lambda: CoDeepNEATSpace(CoDeepNEATSpaceConfig()),
+    "wann": lambda: WANNSpace(64, 7),
 }
 
 

@@ -13,7 +13,7 @@ from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASS
                             Strategy, ThompsonStrategy)
 from nas.spaces.codeepneat import CoDeepNEATSpace
 from nas.strategies.codeepneat import CoDeepNEATStrategy
-from tests.analytic import AnalyticEvaluator, AnalyticGraphEvaluator
+from tests.analytic import AnalyticEvaluator, AnalyticGraphEvaluator, AnalyticWannEvaluator
 
 OBJ = ["val_accuracy", "params"]
 
@@ -26,6 +26,12 @@ def make(name, seed=0, constraints=None, prior=None):
 
         return CoDeepNEATStrategy(CoDeepNEATSpace(), OBJ, c, seed, CoDeepNEATConfig(module_population=12,
                                                                                    blueprint_population=6), 12)
+    if name == "wann":
+        from nas.spaces.wann import WANNSpace
+        from nas.strategies.wann import WANNStrategy
+
+        return WANNStrategy(WANNSpace(8, 3, init_connection_prob=0.2), ["mean_score", "connections"], c, seed,
+                            tournament=4)
     if name == "random":
         return RandomStrategy(space, OBJ, c, seed)
     if name == "nsga2":
@@ -39,13 +45,14 @@ def make(name, seed=0, constraints=None, prior=None):
     return MSuNASStrategy(space, OBJ, c, seed, ["random_forest", "ridge"], 1, 3, 10, 24, prior)
 
 
-STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat"]
+STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "wann"]
 IMPROVERS = ["aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat"]
 
 
 def analytic(strategy, **kw):
     """The analytic evaluator for the strategy's space (vector or graph genomes)."""
-    return (AnalyticGraphEvaluator if strategy.space.name == "codeepneat" else AnalyticEvaluator)(**kw)
+    return {"codeepneat": AnalyticGraphEvaluator, "wann": AnalyticWannEvaluator}.get(strategy.space.name,
+                                                                                     AnalyticEvaluator)(**kw)
 
 
 def run(strategy, generations=4, n=12, evaluator=None):

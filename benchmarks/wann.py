@@ -1,0 +1,167 @@
+"""Weight-agnostic networks against fixed topologies, one task per invocation (issue 18).
+
+Runs the real pipeline (``evonas run --params examples/wann_<task>.yaml``: a Prefect flow, every
+candidate scored on Dask at the shared weights, the select stage choosing on validation, tuning and
+testing), then builds the baselines with the **same connection count** as the reported network: a
+fixed fully connected topology (inputs and bias -> one tanh hidden layer -> outputs, the hidden
+width giving the closest count) scored at the same random shared weights, and the same topology
+with its weights trained by the same tuner (Adam for classification, REINFORCE for control) from
+its best shared weight. Prints every figure side by side with the paper's; ``--json`` writes
+
+    {TASK: {"wann_random_shared": {"mean", "std"}, "wann_ensemble" (classification),
+            "wann_tuned_shared", "wann_tuned_weights", "fixed_random_shared": {"mean", "std"},
+            "fixed_trained", "connections", "evaluations", "seconds", ...}}
+
+Accuracies are fractions, returns are returns; every figure is on the test split (classification)
+or on test rollouts whose seeds neither the search nor the selection used (control).
+
+    .venv/bin/python benchmarks/wann.py --task digits --json benchmarks/results/wann_digits.json
+    .venv/bin/python benchmarks/wann.py --task swingup --set search.generations=200 --json ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EXAMPLES = {"digits": "examples/wann_digits.yaml", "swingup": "examples/wann_swingup.yaml",
+            "biped": "examples/wann_biped.yaml"}
+PAPER = {  # Gaier & Ha 2019, Table 1 / Figure 5 (mean over 100 rollouts for control)
+    "swingup": {"wann_random_shared": "515 ± 58", "wann_tuned_shared": "723 ± 16", "wann_tuned_weights": "932 ± 6",
+                "fixed_trained": "918 ± 7"},
+    "biped": {"wann_random_shared": "51 ± 108", "wann_tuned_shared": "261 ± 58", "wann_tuned_weights": "332 ± 1",
+              "fixed_trained": "347 ± 1"},
+    "digits": {"wann_random_shared": "MNIST: 82.0 % ± 18.7", "wann_ensemble": "MNIST: 91.6 %",
+               "wann_tuned_shared": "MNIST: 91.9 %", "wann_tuned_weights": "MNIST: 94.2 %"},
+}
+
+
+def fixed_topology(n_in: int, n_out: int, connections: int) -> dict:
+    """Inputs and bias fully connected to ``h`` tanh units, those fully connected to the outputs,
+    ``h`` chosen so the connection count is closest to ``connections`` (at least one unit)."""
+    per_unit = n_in + 1 + n_out
+    h = max(1, int(round(connections / per_unit)))
+    first = n_in + 1 + n_out
+    hidden = [[first + j, "tanh"] for j in range(h)]
+    conns = [[s, first + j] for j in range(h) for s in range(n_in + 1)] + \
+            [[first + j, n_in + 1 + o] for j in range(h) for o in range(n_out)]
+    return {"inputs": n_in, "outputs": n_out, "out_act": "linear", "hidden": hidden, "conns": sorted(conns)}
+
+
+def baselines(cfg, spec: dict, seed: int) -> dict:
+    """The fixed topology at the shared weights, and trained."""
+    from nas.genome import Genome, canonical_json
+    from nas.wann.select import _split_seed, scores
+    from nas.wann.tasks import make_task
+    from nas.wann.tune import best_shared_weight, policy_returns, reinforce, tune_classifier
+
+    ev = cfg.evaluation.wann
+    task = make_task(ev, cfg.data.out_dir)
+    g = Genome((), "wann", canonical_json(spec))
+    vs, ts = _split_seed(cfg.seed, g, "val"), _split_seed(cfg.seed, g, "test")
+    control = task.kind != "classify"
+    shared = np.array(ev.weights)
+    at = scores(task, spec, shared, "test", ts, ev.test_rollouts if control else None)
+    out = {"fixed_connections": len(spec["conns"]), "fixed_hidden": len(spec["hidden"]),
+           "fixed_random_shared": {"mean": float(np.mean(at)), "std": float(np.std(at))}}
+
+    def val_score(ws):
+        v = scores(task, spec, ws, "val", vs, ev.rollouts if control else None)
+        return v.mean(axis=1) if control else v
+
+    w0, _ = best_shared_weight(val_score)
+    if control:
+        tuned = reinforce(task, spec, w0, ev.tune_steps, ev.tune_lr, ev.reinforce_sigma, ev.reinforce_episodes, seed)
+        r = policy_returns(task, spec, tuned, ts, ev.test_rollouts)
+        out["fixed_trained"] = {"mean": float(r.mean()), "std": float(r.std())}
+    else:
+        x, y = task.split("train")
+        tuned = tune_classifier(spec, x, y, w0, ev.tune_steps, ev.tune_lr, seed)
+        out["fixed_trained"] = float(scores(task, spec, tuned[None, :], "test", ts)[0])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", choices=sorted(EXAMPLES), required=True)
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="override KEY=VALUE (as evonas run)")
+    ap.add_argument("--workdir", type=Path, default=None, help="where the run writes (default: a temporary folder)")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures as {TASK: {...}}")
+    args = ap.parse_args()
+
+    from nas.config import load_config
+    from nas.io import atomic_write_json
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix=f"wann_{args.task}_"))
+    work.mkdir(parents=True, exist_ok=True)
+    params = ROOT / EXAMPLES[args.task]
+    exe = str(Path(sys.executable).parent / "evonas")
+    t0 = time.perf_counter()
+    cmd = [exe, "run", "--params", str(params), "--fresh", *[a for s in args.sets for a in ("--set", s)]]
+    print("$", " ".join(cmd), f"(in {work})", flush=True)
+    env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect"))}
+    proc = subprocess.run(cmd, cwd=work, env=env, text=True, capture_output=True)
+    if proc.returncode != 0:
+        sys.exit(f"evonas run failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    search_seconds = time.perf_counter() - t0
+    cwd = os.getcwd()
+    os.chdir(work)  # the params' relative out_dirs
+    try:
+        cfg = load_config(params, args.sets)
+        metrics = json.loads((Path(cfg.selection.reports_dir) / "metrics.json").read_text())
+        best = next(m for m in metrics["selected_models"] if m["candidate_id"] == metrics["reported_model"])
+        card = json.loads((Path(cfg.selection.out_dir) / "models" / f"{best['candidate_id']}.json").read_text())
+        from nas.genome import Genome, canonical_json, candidate_seed
+
+        spec = card["genome"]
+        fixed = fixed_topology(spec["inputs"], spec["outputs"], len(spec["conns"]))
+        base = baselines(cfg, fixed, candidate_seed(cfg.seed, Genome((), "wann", canonical_json(fixed))))
+    finally:
+        os.chdir(cwd)
+    control = metrics["metric"] == "return"
+    row = {"task": cfg.evaluation.wann.task, "metric": metrics["metric"], "reported_model": best["candidate_id"],
+           "wann_random_shared": {"mean": best["random_shared"]["mean"], "std": best["random_shared"]["std"]},
+           "wann_tuned_shared": best["tuned_shared"]["mean"] if not control else best["tuned_shared"],
+           "wann_tuned_weights": best["tuned_weights"]["mean"] if not control else
+           {k: best["tuned_weights"][k] for k in ("mean", "std")},
+           "best_shared_weight": best["best_shared_weight"], "connections": best["connections"],
+           "hidden_nodes": card["hidden_nodes"], **base,
+           "evaluations": metrics["n_evaluated"], "search_seconds": metrics["stage_seconds"]["search"],
+           "seconds": time.perf_counter() - t0, "pipeline_seconds": search_seconds,
+           "command": " ".join(["benchmarks/wann.py", "--task", args.task, *[f"--set {s}" for s in args.sets]]),
+           "params": EXAMPLES[args.task]}
+    if "ensemble" in best:
+        row["wann_ensemble"] = best["ensemble"]["test"]
+
+    def fmt(v) -> str:
+        if isinstance(v, dict):
+            return f"{v['mean']:.4g} ± {v['std']:.3g}"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    paper = PAPER.get(args.task, {})
+    print(f"\nWANN on {args.task}: {row['evaluations']} networks scored, {row['connections']} connections "
+          f"({row['hidden_nodes']} hidden); fixed topology {row['fixed_connections']} connections "
+          f"({row['fixed_hidden']} tanh hidden); {row['seconds']:.0f} s")
+    print(f"{'figure':<24} {'ours':>20}   paper")
+    for k in ("wann_random_shared", "wann_ensemble", "wann_tuned_shared", "wann_tuned_weights",
+              "fixed_random_shared", "fixed_trained"):
+        if k in row:
+            print(f"{k:<24} {fmt(row[k]):>20}   {paper.get(k, '')}")
+    if args.json:
+        atomic_write_json(args.json, {args.task: row})
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

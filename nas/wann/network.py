@@ -1,0 +1,260 @@
+"""A weight-agnostic network, compiled once and run for many weights at once.
+
+A WANN genome (:mod:`nas.spaces.wann`) is a feed-forward graph: input nodes ``0..n_in-1``, a
+bias node ``n_in`` (always 1), output nodes ``n_in+1..n_in+n_out`` and hidden nodes above,
+each hidden node with one activation, every enabled connection carrying a weight. Gaier & Ha
+score a topology with **one shared weight** on every connection, at several values.
+
+:func:`compile_plan` orders the nodes in levels (a node's level is the longest path to it from
+the inputs; every output sits in the last level, as nothing reads an output), so a forward
+pass is one matrix product per level for **every weight and every sample together**:
+``values (W, B, P) @ M (W, P, L)`` where ``M`` holds the level's incoming weights, then each
+node's activation (a sum of each activation present times a 0/1 mask, so nothing branches on
+data). The same plan runs in NumPy (:func:`forward_numpy`, the search's evaluator: fastest for
+small batches such as control rollouts) and in torch (:class:`WannNet`, for tuning individual
+weights by gradient, for REINFORCE, and for ONNX export), and tests check the two agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+ACTIVATIONS: tuple[str, ...] = ("linear", "step", "sin", "cos", "gaussian", "tanh", "sigmoid", "inverse", "abs",
+                                "relu")
+"""The paper's activation set (its release numbers them 1-10 in a different order)."""
+
+SHARED_WEIGHTS: tuple[float, ...] = (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
+"""The shared weight values every topology is scored at (the paper's)."""
+
+
+def _np_act(name: str):
+    return {
+        "linear": lambda x: x,
+        "step": lambda x: (x > 0).astype(x.dtype),
+        "sin": lambda x: np.sin(math.pi * x),
+        "cos": lambda x: np.cos(math.pi * x),
+        "gaussian": lambda x: np.exp(-0.5 * x * x),
+        "tanh": np.tanh,
+        "sigmoid": lambda x: (np.tanh(x / 2.0) + 1.0) / 2.0,
+        "inverse": lambda x: -x,
+        "abs": np.abs,
+        "relu": lambda x: np.maximum(x, 0.0),
+    }[name]
+
+
+def _torch_act(name: str):
+    import torch
+
+    return {
+        "linear": lambda x: x,
+        "step": lambda x: (x > 0).to(x.dtype),
+        "sin": lambda x: torch.sin(math.pi * x),
+        "cos": lambda x: torch.cos(math.pi * x),
+        "gaussian": lambda x: torch.exp(-0.5 * x * x),
+        "tanh": torch.tanh,
+        "sigmoid": lambda x: (torch.tanh(x / 2.0) + 1.0) / 2.0,
+        "inverse": lambda x: -x,
+        "abs": torch.abs,
+        "relu": torch.relu,
+    }[name]
+
+
+@dataclass(frozen=True)
+class Level:
+    nodes: np.ndarray  # node ids computed at this level
+    rows: np.ndarray  # per incoming connection: position of its source in the value vector
+    cols: np.ndarray  # per incoming connection: local index of its destination in this level
+    edges: np.ndarray  # per incoming connection: index into the genome's connection list
+    acts: tuple[tuple[str, np.ndarray], ...]  # (activation, 0/1 mask over the level's nodes)
+    ones: np.ndarray  # (values so far, nodes): connection counts, the level's matrix at weight 1
+    act_index: tuple[tuple[str, np.ndarray], ...]  # (activation, local indices of its nodes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    n_in: int
+    n_out: int
+    n_conns: int
+    levels: tuple[Level, ...]
+    out_pos: np.ndarray  # positions of the output nodes in the final value vector
+
+    @property
+    def width(self) -> int:
+        return self.n_in + 1 + sum(len(lv.nodes) for lv in self.levels)
+
+
+def compile_plan(spec: dict) -> Plan:
+    """Levels of ``spec`` (see :mod:`nas.spaces.wann` for its fields; it must be valid)."""
+    n_in, n_out = int(spec["inputs"]), int(spec["outputs"])
+    outputs = list(range(n_in + 1, n_in + 1 + n_out))
+    act = {int(i): a for i, a in spec["hidden"]}
+    act.update({o: spec.get("out_act", "linear") for o in outputs})
+    conns = [(int(s), int(d)) for s, d in spec["conns"]]
+    incoming: dict[int, list[int]] = {n: [] for n in act}
+    for e, (s, d) in enumerate(conns):
+        incoming[d].append(e)
+    depth = {i: 0 for i in range(n_in + 1)}
+    hidden = sorted(int(i) for i, _ in spec["hidden"])
+    pending = set(hidden)
+    while pending:  # longest path from the inputs (the graph is acyclic: validated by the space)
+        ready = [n for n in sorted(pending) if all(conns[e][0] in depth for e in incoming[n])]
+        if not ready:
+            raise ValueError("the WANN graph has a cycle")
+        for n in ready:
+            depth[n] = 1 + max((depth[conns[e][0]] for e in incoming[n]), default=0)
+            pending.discard(n)
+    by_depth: dict[int, list[int]] = {}
+    for n in hidden:
+        by_depth.setdefault(depth[n], []).append(n)
+    groups = [by_depth[k] for k in sorted(by_depth)] + [outputs]
+    pos = {i: i for i in range(n_in + 1)}
+    levels = []
+    for nodes in groups:
+        local = {n: j for j, n in enumerate(nodes)}
+        es = [e for n in nodes for e in incoming[n]]
+        rows = np.array([pos[conns[e][0]] for e in es], dtype=np.int64)
+        cols = np.array([local[conns[e][1]] for e in es], dtype=np.int64)
+        acts = tuple((a, np.array([act[n] == a for n in nodes], dtype=np.float64))
+                     for a in ACTIVATIONS if any(act[n] == a for n in nodes))
+        ones = np.zeros((len(pos), len(nodes)))
+        np.add.at(ones, (rows, cols), 1.0)
+        act_index = tuple((a, np.flatnonzero(mask)) for a, mask in acts)
+        levels.append(Level(np.array(nodes, dtype=np.int64), rows, cols, np.array(es, dtype=np.int64), acts, ones,
+                            act_index))
+        for n in nodes:
+            pos[n] = len(pos)
+    return Plan(n_in, n_out, len(conns), tuple(levels), np.array([pos[o] for o in outputs], dtype=np.int64))
+
+
+def weight_matrix(weights: np.ndarray, n_conns: int) -> np.ndarray:
+    """``(W, E)`` connection weights from a shared weight per row (``(W,)``) or per connection."""
+    w = np.asarray(weights, dtype=np.float64)
+    return np.repeat(w[:, None], n_conns, axis=1) if w.ndim == 1 else w
+
+
+def forward_numpy(plan: Plan, x: np.ndarray, weights) -> np.ndarray:
+    """Outputs ``(W, B, n_out)`` for inputs ``x`` (``(B, n_in)`` shared by every weight row, or
+    ``(W, B, n_in)``, one batch per row) and ``weights`` (``(W,)`` shared weights or ``(W, E)``
+    one per connection). With shared weights a level is one product with its 0/1 connection
+    matrix, scaled per row afterwards (``w * (v @ A) == v @ (w * A)``)."""
+    w = np.asarray(weights, dtype=np.float64)
+    shared = w.ndim == 1
+    n_w = w.shape[0]
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[-1] != plan.n_in:
+        raise ValueError(f"the network has {plan.n_in} inputs, the data {x.shape[-1]}")
+    batch = x.shape[-2]
+    # node-major values: row = node, columns = (weight row, sample); a level reads a contiguous block of rows
+    vals = np.empty((plan.width, n_w, batch))
+    vals[:plan.n_in] = np.moveaxis(x, -1, 0) if x.ndim == 3 else x.T[:, None, :]
+    vals[plan.n_in] = 1.0
+    flat = vals.reshape(plan.width, n_w * batch)
+    p = plan.n_in + 1
+    for lv in plan.levels:
+        n = len(lv.nodes)
+        if shared:
+            if x.ndim == 2 and p == plan.n_in + 1:  # inputs only, the same in every row: one product
+                pre = (lv.ones.T @ flat[:p, :batch])[:, None, :] * w[None, :, None]
+            else:
+                pre = (lv.ones.T @ flat[:p]).reshape(n, n_w, batch) * w[None, :, None]
+        else:
+            m = np.zeros((n_w, p, n))
+            if len(lv.edges):
+                np.add.at(m, (slice(None), lv.rows, lv.cols), w[:, lv.edges])
+            pre = np.einsum("pwb,wpn->nwb", vals[:p], m)
+        for a, idx in lv.act_index:
+            vals[p + idx] = _np_act(a)(pre[idx])
+        p += n
+    return np.moveaxis(vals[plan.out_pos], 0, -1)
+
+
+class _TorchPlan:
+    """The plan's index arrays as torch tensors (built once per network)."""
+
+    def __init__(self, plan: Plan):
+        import torch
+
+        self.plan = plan
+        self.levels = [(torch.as_tensor(lv.rows), torch.as_tensor(lv.cols), torch.as_tensor(lv.edges), len(lv.nodes),
+                        [(_torch_act(a), torch.as_tensor(mask, dtype=torch.float32)) for a, mask in lv.acts])
+                       for lv in plan.levels]
+        self.out_pos = torch.as_tensor(plan.out_pos)
+
+
+def forward_torch(tp: _TorchPlan, x, w):
+    """:func:`forward_numpy` in torch, differentiable in ``w`` (``(W, E)``); ``x`` ``(B, n_in)``
+    or ``(W, B, n_in)``. Returns ``(W, B, n_out)``."""
+    import torch
+
+    n_w = w.shape[0]
+    if x.dim() == 2:
+        x = x.unsqueeze(0).expand(n_w, *x.shape)
+    vals = torch.cat([x, torch.ones(*x.shape[:2], 1, dtype=x.dtype)], dim=2)
+    for rows, cols, edges, n_nodes, acts in tp.levels:
+        m = torch.zeros(n_w, vals.shape[2], n_nodes, dtype=x.dtype)
+        if len(edges):
+            m = m.index_put((torch.arange(n_w)[:, None], rows[None, :], cols[None, :]), w[:, edges],
+                            accumulate=True)
+        pre = vals @ m
+        out = sum(f(pre) * mask.to(x.dtype) for f, mask in acts)
+        vals = torch.cat([vals, out], dim=2)
+    return vals[:, :, tp.out_pos]
+
+
+def _module_base():
+    import torch
+
+    return torch.nn.Module
+
+
+class WannNet(_module_base()):
+    """One WANN as a torch module: ``forward(x)`` takes a batch of inputs (images are flattened)
+    and returns ``(B, n_out)``. ``weights`` is one shared weight (a float) or one per
+    connection; with ``trainable`` the per-connection weights are a parameter (gradient tuning,
+    REINFORCE). Constant weights are folded into per-level matrices, so the exported ONNX graph
+    is matrix products and elementwise activations only."""
+
+    def __init__(self, spec: dict, weights=1.0, trainable: bool = False):
+        import torch
+
+        super().__init__()
+        self.spec = spec
+        self.plan = compile_plan(spec)
+        self._tp = _TorchPlan(self.plan)
+        w = torch.as_tensor(np.broadcast_to(np.asarray(weights, dtype=np.float32), (self.plan.n_conns,)).copy())
+        self.trainable = trainable
+        if trainable:
+            self.weight = torch.nn.Parameter(w)
+        else:
+            self.register_buffer("weight", w)
+            for i, m in enumerate(self._matrices(w.unsqueeze(0))):  # buffers: .double() and .to() carry them
+                self.register_buffer(f"level{i}", m[0])
+
+    def _matrices(self, w):
+        import torch
+
+        mats, width = [], self.plan.n_in + 1
+        for rows, cols, edges, n_nodes, _ in self._tp.levels:
+            m = torch.zeros(w.shape[0], width, n_nodes)
+            if len(edges):
+                m = m.index_put((torch.arange(w.shape[0])[:, None], rows[None, :], cols[None, :]), w[:, edges],
+                                accumulate=True)
+            mats.append(m)
+            width += n_nodes
+        return mats
+
+    def forward(self, x):
+        import torch
+
+        x = x.reshape(x.shape[0], -1)
+        if self.trainable:
+            return forward_torch(self._tp, x, self.weight.unsqueeze(0))[0]
+        vals = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+        for i, (_, _, _, _, acts) in enumerate(self._tp.levels):
+            pre = vals @ getattr(self, f"level{i}")
+            out = sum(f(pre) * mask.to(pre.dtype) for f, mask in acts)
+            vals = torch.cat([vals, out], dim=1)
+        return vals[:, self._tp.out_pos]

@@ -1,0 +1,103 @@
+"""After a weight-agnostic search: the best single shared weight, then every connection's own weight.
+
+- :func:`best_shared_weight`: the shared weight, on a grid, with the best *validation*
+  performance (validation images, or rollouts with seeds the search never used).
+- :func:`tune_classifier`: individual weights by gradient descent (Adam, cross-entropy on the
+  training split), starting from the best shared weight.
+- :func:`reinforce`: individual weights for control by REINFORCE (Williams, 1992): Gaussian
+  exploration on the network's actions, each episode's log-likelihood weighted by its
+  standardised return; episodes of one iteration are rolled out together.
+
+Every random draw comes from an explicit generator or a seed derived from the candidate's seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nas.wann.network import WannNet, compile_plan, forward_numpy
+
+WEIGHT_GRID: tuple[float, ...] = tuple(float(w) for w in np.round(np.linspace(-3, 3, 61), 2) if w != 0)
+"""Shared weights tried when picking the best single one."""
+
+
+def best_shared_weight(score, grid=WEIGHT_GRID) -> tuple[float, float]:
+    """``score(weights (W,)) -> (W,)`` on validation data; returns (best weight, its score).
+    Ties go to the smaller magnitude, then the positive weight."""
+    w = np.asarray(grid, dtype=np.float64)
+    s = np.asarray(score(w), dtype=float)
+    order = sorted(range(len(w)), key=lambda i: (-s[i], abs(w[i]), -w[i]))
+    return float(w[order[0]]), float(s[order[0]])
+
+
+def tune_classifier(spec: dict, x: np.ndarray, y: np.ndarray, w0: float, steps: int, lr: float,
+                    seed: int) -> np.ndarray:
+    """Per-connection weights from ``w0`` by full-batch Adam on cross-entropy; returns them."""
+    net = WannNet(spec, w0, trainable=True).double()
+    if steps <= 0 or net.plan.n_conns == 0:
+        return net.weight.detach().numpy().astype(np.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        xt, yt = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(xt), yt)
+            if not torch.isfinite(loss):
+                break
+            loss.backward()
+            opt.step()
+    return net.weight.detach().numpy().astype(np.float64)
+
+
+def policy_returns(task, spec: dict, weights: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
+    """Returns ``(rollouts,)`` of the network with per-connection ``weights`` (one row)."""
+    plan = compile_plan(spec)
+    w = np.asarray(weights, dtype=np.float64)[None, :]
+    return task.returns(lambda o: _act(forward_numpy(plan, o.reshape(1, -1, o.shape[-1]), w).reshape(*o.shape[:2], -1),
+                                       task), 1, seed, rollouts)[0]
+
+
+def _act(out: np.ndarray, task) -> np.ndarray:
+    return out[..., 0] if getattr(task, "n_out", 1) == 1 and getattr(task, "kind", "") == "swingup" else out
+
+
+def reinforce(task, spec: dict, w0, iterations: int, lr: float, sigma: float, episodes: int, seed: int,
+              log=None) -> np.ndarray:
+    """REINFORCE on per-connection weights starting from ``w0`` (shared or per connection).
+
+    Each iteration rolls out ``episodes`` episodes together with actions ``mean + sigma * noise``
+    (noise from a generator seeded by ``seed`` and the iteration), then takes one Adam step on
+    ``-mean_i(A_i * sum_t log N(a_it; mu(o_it), sigma))`` with ``A_i`` the standardised returns.
+    Returns the final weights."""
+    net = WannNet(spec, w0, trainable=True).double()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    ss = np.random.SeedSequence(seed)
+    for it, child in enumerate(ss.spawn(iterations)):
+        rng = np.random.default_rng(child)
+        env_seed = int(child.generate_state(1)[0])
+        obs_log, act_log = [], []
+        w = net.weight.detach().numpy()[None, :]
+        plan = net.plan
+
+        def act(o):  # o: (1, E, n_in)
+            mu = forward_numpy(plan, o.reshape(1, -1, o.shape[-1]), w)[0]
+            a = mu + sigma * rng.standard_normal(mu.shape)
+            obs_log.append(o.reshape(-1, o.shape[-1]).copy())
+            act_log.append(a.copy())
+            return _act(a.reshape(*o.shape[:2], -1), task)
+
+        ret = task.returns(act, 1, env_seed, episodes)[0]
+        adv = (ret - ret.mean()) / (ret.std() + 1e-8)
+        obs = torch.as_tensor(np.stack(obs_log))  # (T, E, n_in)
+        acts = torch.as_tensor(np.stack(act_log))  # (T, E, n_out)
+        opt.zero_grad()
+        mu = net(obs.reshape(-1, obs.shape[-1])).reshape(acts.shape)
+        logp = (-0.5 * ((acts - mu) / sigma) ** 2).sum(dim=(0, 2))  # per episode (constants dropped)
+        loss = -(torch.as_tensor(adv) * logp).mean() / max(1, len(obs_log))
+        loss.backward()
+        opt.step()
+        if log is not None:
+            log(it, float(ret.mean()))
+    return net.weight.detach().numpy().astype(np.float64)
