@@ -25,7 +25,7 @@ run: install
 	$(BIN)/evonas run --params params.yaml
 
 test: install
-	$(BIN)/python -m pytest -ra --timeout=900 tests
+	$(BIN)/python -m pytest -ra --timeout=900 --durations=25 tests
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py

@@ -206,7 +206,8 @@ def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
         from nas.stages import pareto_table
 
         df = pareto_table(cfg)
-        row = df.loc[df.val_accuracy.idxmax()] if draw == "best" else df[df.candidate_id == draw].squeeze()
+        score = "val_accuracy" if "val_accuracy" in df.columns else "val_mean_score"  # WANN: validation over weights
+        row = df.loc[df[score].idxmax()] if draw == "best" else df[df.candidate_id == draw].squeeze()
         if draw != "best" and not len(df[df.candidate_id == draw]):
             raise ValueError(f"no candidate {draw!r} on the front; ids: {', '.join(df.candidate_id)}")
         space = build_space(cfg)
@@ -215,7 +216,7 @@ def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
         from nas.factory import prepared_tasks
 
         tasks = prepared_tasks(cfg) if cfg.space.multitask != "none" else None
-        return draw_network(space, genome, path, f"{row['candidate_id']}: val_accuracy {row['val_accuracy']:.4f}", tasks)
+        return draw_network(space, genome, path, f"{row['candidate_id']}: {score} {row[score]:.4f}", tasks)
 
     path = _guarded(go, debug)
     from nas.progress import console

@@ -51,6 +51,10 @@ def draw_network(space, genome: Genome, path: str | Path, title: str | None = No
     """Draw ``genome`` (an assembled CoDeepNEAT network) to ``path``; the suffix picks the
     format (``.dot`` writes Graphviz text, anything else is a matplotlib image)."""
     path = Path(path)
+    if getattr(space, "name", "") == "wann":
+        from nas.wann.draw import draw_wann
+
+        return draw_wann(space, genome, path, title)
     if getattr(space, "name", "") == "codeepneat_routing":
         return _draw_routes(space, genome, path, title, task_names)
     if not hasattr(space, "layer_graph"):

@@ -115,8 +115,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
+def _serve(tmp_path_factory, name: str):
     """A real Prefect server (API and UI) on a free 127.0.0.1 port, started with `evonas ui`."""
     import subprocess
     import sys
@@ -124,7 +123,7 @@ def prefect_server(tmp_path_factory):
     import urllib.request
 
     port = free_port()
-    home = tmp_path_factory.mktemp("prefect-server")
+    home = tmp_path_factory.mktemp(name)
     env = {**os.environ, "PREFECT_HOME": str(home / ".prefect")}
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "w")
@@ -150,6 +149,22 @@ def prefect_server(tmp_path_factory):
         log.close()
 
 
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server for the end-to-end pipeline test and the operations tests (the
+    end-to-end test reads every run it holds, so nothing else runs flows on it)."""
+    yield from _serve(tmp_path_factory, "prefect-server")
+
+
+@pytest.fixture(scope="session")
+def runs_api(tmp_path_factory) -> str:
+    """The API URL of a second real Prefect server, for tests that start many `evonas` processes
+    (`dvc repro` runs one per stage; killed and resumed searches): with ``PREFECT_API_URL`` set,
+    a process talks to it instead of starting Prefect's temporary server (several seconds each)."""
+    for server in _serve(tmp_path_factory, "prefect-runs"):
+        yield server["api"]
+
+
 # ---------------------------------------------------------------------------- DVC in a copy of the repository
 
 
@@ -159,9 +174,10 @@ def sh(args, cwd, env, timeout=900):
     return proc.stdout + proc.stderr
 
 
-def repo_copy(tmp_path: Path, sets: list[str]) -> tuple[Path, dict]:
+def repo_copy(tmp_path: Path, sets: list[str], api: str | None = None) -> tuple[Path, dict]:
     """A git repository holding a copy of this one, its params.yaml with ``sets`` applied, and
-    the environment to run `dvc` and `evonas` in it."""
+    the environment to run `dvc` and `evonas` in it (against the Prefect server at ``api``, else
+    each `evonas` process starts Prefect's temporary server)."""
     from nas.config import apply_overrides
 
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
@@ -177,6 +193,8 @@ def repo_copy(tmp_path: Path, sets: list[str]) -> tuple[Path, dict]:
            "PREFECT_HOME": str(tmp_path / ".prefect"), "DVC_NO_ANALYTICS": "1",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("PREFECT_API_URL", None)
+    if api:
+        env["PREFECT_API_URL"] = api
     sh(["git", "init", "-q"], repo, env)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "copy"], repo, env)

@@ -293,14 +293,14 @@ PIPELINE_SETS = ["data.kind=digits", "search.population=6", "search.generations=
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_codeepneat_search_under_dvc_in_both_modes(tmp_path):
+def test_codeepneat_search_under_dvc_in_both_modes(tmp_path, runs_api):
     """Switching the kind of search from the repository root (issue 17): `dvc exp run -S
     space.kind=codeepneat` runs prepare, records that pretrain and surrogate were skipped, then
     searches and selects with real training through Prefect and Dask; a second experiment in
     async mode reruns only search and select."""
     from tests.conftest import repo_copy, sh
 
-    repo, env = repo_copy(tmp_path, PIPELINE_SETS)
+    repo, env = repo_copy(tmp_path, PIPELINE_SETS, runs_api)
     out = sh(["dvc", "exp", "run", "-n", "cdn", "-S", "space.kind=codeepneat", "-S", "evaluation.init=autoinit"],
              repo, env)
     for stage in ("prepare", "pretrain", "surrogate", "search", "select"):

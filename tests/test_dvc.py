@@ -13,8 +13,8 @@ from tests.conftest import TINY, repo_copy, sh
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_dvc_repro_and_partial_rerun(tmp_path):
-    repo, env = repo_copy(tmp_path, TINY)
+def test_dvc_repro_and_partial_rerun(tmp_path, runs_api):
+    repo, env = repo_copy(tmp_path, TINY, runs_api)
 
     out = sh(["dvc", "repro"], repo, env)
     for stage in ("prepare", "pretrain", "surrogate", "search", "select"):
@@ -66,14 +66,14 @@ def test_dvc_repro_and_partial_rerun(tmp_path):
     assert "up to date" in sh(["dvc", "status"], repo, env).lower()
 
 
-def test_dvc_repro_runs_a_table_search_the_stages_it_does_not_use_record_a_skip(synthetic, tmp_path):
+def test_dvc_repro_runs_a_table_search_the_stages_it_does_not_use_record_a_skip(synthetic, tmp_path, runs_api):
     """Every kind of search runs under `dvc repro` (issue 17): with a NAS-Bench-201-shaped table
     the prepare, pretrain and surrogate stages record that they were skipped and succeed."""
     from tests.conftest import synthetic_table_sets
 
     sets = [*synthetic_table_sets(synthetic), "search.population=6", "search.generations=4", "evaluation.workers=1",
             "evaluation.table.sim_seconds=0.1", "selection.n_spread=1"]
-    repo, env = repo_copy(tmp_path, sets)
+    repo, env = repo_copy(tmp_path, sets, runs_api)
 
     # a `dvc repro` killed during the search continues from the checkpoint on the next one
     # (DVC deletes the stage's outputs first; the run folder is not among them) and ends with

@@ -203,7 +203,7 @@ def test_coevolution_runs_on_routings():
     assert s.history and all(h["module_species"] >= 1 for h in s.history)
 
 
-def test_omniglot_example_runs_under_dvc_with_per_task_outputs(tmp_path):
+def test_omniglot_example_runs_under_dvc_with_per_task_outputs(tmp_path, runs_api):
     """The committed example (shrunk budgets) as DVC users run it (issue 17): `evonas config`
     turns it into the complete params.yaml, and `dvc repro` runs it through Prefect, Dask and
     real training on the packaged Omniglot alphabets, into the example's own output folders:
@@ -214,7 +214,7 @@ def test_omniglot_example_runs_under_dvc_with_per_task_outputs(tmp_path):
 
     from tests.conftest import repo_copy, sh
 
-    repo, env = repo_copy(tmp_path, [])
+    repo, env = repo_copy(tmp_path, [], runs_api)
     shrink = ["search.population=4", "search.generations=1", "evaluation.train_epochs=1", "selection.finetune_epochs=1",
               "selection.rules=[best_accuracy]", "evaluation.latency_repeats=2", "evaluation.latency_warmup=0"]
     sh(["evonas", "config", "--params", "examples/omniglot_multitask.yaml", *[a for s in shrink for a in ("--set", s)],

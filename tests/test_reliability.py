@@ -237,11 +237,15 @@ def _populations(root: Path) -> pd.DataFrame:
     return df[["candidate_id", "genome", "val_accuracy", "lat_ms", "status", "generation"]]
 
 
-def _search(root: Path, sets: list[str], *flags: str, kill_after: str | None = None) -> subprocess.CompletedProcess | None:
-    """``evonas stage search`` in ``root``; with ``kill_after`` (a file under
-    artifacts/search), SIGKILL its whole process group once that file appears."""
+def _search(root: Path, sets: list[str], *flags: str, kill_after: str | None = None,
+            api: str | None = None) -> subprocess.CompletedProcess | None:
+    """``evonas stage search`` in ``root`` (against the Prefect server at ``api``, else Prefect's
+    temporary one); with ``kill_after`` (a file under artifacts/search), SIGKILL its whole process
+    group once that file appears."""
     root.mkdir(exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(root / ".prefect")}
+    if api:
+        env["PREFECT_API_URL"] = api
     args = [EXE, "stage", "search", "--params", str(ROOT / "params.yaml"), *flags] + [a for s in sets for a in ("--set", s)]
     if kill_after is None:
         return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600)
@@ -260,7 +264,7 @@ def _search(root: Path, sets: list[str], *flags: str, kill_after: str | None = N
 
 
 @pytest.mark.integration
-def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, tmp_path):
+def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, tmp_path, runs_api):
     """pymoo's NSGA-II (the strategy with the most state outside our own generator); every
     strategy is replayed the same way (see test_checkpoint_replay_restores_the_strategy). The
     checkpoint is written every 2 generations, so the resume also re-asks the generation closed
@@ -271,18 +275,18 @@ def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, t
     ref_summary = stages.run_search(tiny_config(tmp_path / "ref", sets))  # uninterrupted, in this process
 
     crash = tmp_path / "crash"
-    _search(crash, sets, kill_after="populations/gen_002.parquet")
+    _search(crash, sets, kill_after="populations/gen_002.parquet", api=runs_api)
     (ck,) = crash.glob("artifacts/search-runs/*/checkpoint.json")  # the run folder, outside the outputs
     assert not (crash / "artifacts/search/summary.json").exists()  # it really died mid-search
 
     # resuming with other search params is refused, naming the difference, and the checkpoint
     # is left as it was
     before = ck.read_bytes()
-    bad = _search(crash, sets + ["search.population=7"], "--resume")
+    bad = _search(crash, sets + ["search.population=7"], "--resume", api=runs_api)
     assert bad.returncode == 2 and "search.population" in bad.stderr and "Traceback" not in bad.stderr
     assert ck.read_bytes() == before
 
-    done = _search(crash, sets, "--resume")
+    done = _search(crash, sets, "--resume", api=runs_api)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resuming from" in done.stdout + done.stderr
     summary = json.loads((crash / "artifacts/search/summary.json").read_text())
@@ -293,15 +297,15 @@ def test_sigkill_then_resume_ends_exactly_like_an_uninterrupted_run(synthetic, t
 
 
 @pytest.mark.integration
-def test_async_resume_repeats_no_completed_evaluation(synthetic, tmp_path):
+def test_async_resume_repeats_no_completed_evaluation(synthetic, tmp_path, runs_api):
     sets = _table_sets(synthetic, "aging", ("search.mode=async", "search.async.in_flight=4", "search.async.batch=2",
                                               "search.async.budget=24", "evaluation.table.sim_seconds=0.2"))
     root = tmp_path / "run"
-    _search(root, sets, kill_after="populations/gen_003.parquet")
+    _search(root, sets, kill_after="populations/gen_003.parquet", api=runs_api)
     (journal_path,) = root.glob("artifacts/search-runs/*/journal.jsonl")
     journal = [json.loads(line) for line in journal_path.read_text().splitlines() if line.endswith("}")]
     done_before = {tuple(r["genome"]): r["finished_at"] for r in journal}
-    proc = _search(root, sets)  # resume is the default when a compatible checkpoint exists
+    proc = _search(root, sets, api=runs_api)  # resume is the default when a compatible checkpoint exists
     assert proc.returncode == 0, proc.stderr[-2000:]
     pops = pd.concat([pd.read_parquet(f) for f in sorted((root / "artifacts/search/populations").glob("gen_*.parquet"))])
     assert len(pops) == 24 and pops.candidate_id.is_unique  # none lost, none twice
@@ -367,11 +371,11 @@ def test_a_worker_killed_mid_search_costs_only_time(synthetic, tmp_path):
 
 
 @pytest.mark.integration
-def test_pipeline_survives_failing_nan_and_hanging_candidates(synthetic, tmp_path):
+def test_pipeline_survives_failing_nan_and_hanging_candidates(synthetic, tmp_path, runs_api):
     sets = _table_sets(synthetic, "thompson", ("evaluation.faults.error_rate=0.15", "evaluation.faults.nan_rate=0.1",
                                                "evaluation.faults.hang_rate=0.1", "evaluation.faults.hang_seconds=30",
                                                "evaluation.timeout_s=1", "evaluation.table.sim_seconds=0.05"))
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect"), "PREFECT_API_URL": runs_api}
     proc = subprocess.run([EXE, "run", "--params", str(ROOT / "params.yaml")] + [a for s in sets for a in ("--set", s)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -237,7 +237,7 @@ def test_gradient_tuning_beats_the_shared_weight_on_a_linear_problem():
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_digits_example_runs_end_to_end_on_prefect_and_dask_with_exports(tmp_path, evonas_bin):
+def test_digits_example_runs_end_to_end_on_prefect_and_dask_with_exports(tmp_path, evonas_bin, runs_api):
     """`evonas run --params examples/wann_digits.yaml`: a Prefect flow run, candidates scored on a
     Dask LocalCluster, a front, tuned networks tested and exported (genome, ONNX twice, drawing)."""
     import subprocess
@@ -247,7 +247,8 @@ def test_digits_example_runs_end_to_end_on_prefect_and_dask_with_exports(tmp_pat
     sets = ["search.population=12", "search.generations=2", "evaluation.wann.tune_steps=20"]
     proc = subprocess.run([evonas_bin, "run", "--params", str(ROOT / "examples/wann_digits.yaml"),
                            *[a for s in sets for a in ("--set", s)]], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600, env={**__import__("os").environ, "PREFECT_HOME": str(tmp_path / ".prefect")})
+                          timeout=600, env={**__import__("os").environ, "PREFECT_HOME": str(tmp_path / ".prefect"),
+                                            "PREFECT_API_URL": runs_api})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "Dask: tcp://127.0.0.1" in out and "chosen by validation" in out
