@@ -81,13 +81,22 @@ def baselines(cfg, spec: dict, seed: int) -> dict:
         return v.mean(axis=1) if control else v
 
     w0, _ = best_shared_weight(val_score)
+    out["fixed_best_shared_weight"] = w0
+    # trained weights start from a seeded random initialisation (1/sqrt(fan-in) scale): a shared
+    # start would leave every hidden unit of a fully connected layer identical for ever
+    fan_in: dict[int, int] = {}
+    for _, d in spec["conns"]:
+        fan_in[d] = fan_in.get(d, 0) + 1
+    rng = np.random.default_rng(seed)
+    init = np.array([rng.normal() / np.sqrt(fan_in[d]) for _, d in spec["conns"]])
     if control:
-        tuned = reinforce(task, spec, w0, ev.tune_steps, ev.tune_lr, ev.reinforce_sigma, ev.reinforce_episodes, seed)
+        tuned = reinforce(task, spec, init, ev.tune_steps, ev.tune_lr, ev.reinforce_sigma, ev.reinforce_episodes, seed,
+                          val_seed=vs, val_rollouts=ev.rollouts)
         r = policy_returns(task, spec, tuned, ts, ev.test_rollouts)
         out["fixed_trained"] = {"mean": float(r.mean()), "std": float(r.std())}
     else:
         x, y = task.split("train")
-        tuned = tune_classifier(spec, x, y, w0, ev.tune_steps, ev.tune_lr, seed)
+        tuned = tune_classifier(spec, x, y, init, ev.tune_steps, ev.tune_lr, seed)
         out["fixed_trained"] = float(scores(task, spec, tuned[None, :], "test", ts)[0])
     return out
 
@@ -98,6 +107,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override KEY=VALUE (as evonas run)")
     ap.add_argument("--workdir", type=Path, default=None, help="where the run writes (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures as {TASK: {...}}")
+    ap.add_argument("--reuse-run", action="store_true", help="do not run the pipeline: read the finished run in "
+                    "--workdir (same --set values) and compute the baselines")
     args = ap.parse_args()
 
     from nas.config import load_config
@@ -111,9 +122,14 @@ def main() -> None:
     cmd = [exe, "run", "--params", str(params), "--fresh", *[a for s in args.sets for a in ("--set", s)]]
     print("$", " ".join(cmd), f"(in {work})", flush=True)
     env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(ROOT / ".prefect"))}
-    proc = subprocess.run(cmd, cwd=work, env=env, text=True, capture_output=True)
-    if proc.returncode != 0:
-        sys.exit(f"evonas run failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+    if args.reuse_run:
+        if args.workdir is None:
+            sys.exit("--reuse-run needs --workdir (the folder of the finished run)")
+        print("(reusing the finished run in the workdir)")
+    else:
+        proc = subprocess.run(cmd, cwd=work, env=env, text=True, capture_output=True)
+        if proc.returncode != 0:
+            sys.exit(f"evonas run failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
     search_seconds = time.perf_counter() - t0
     cwd = os.getcwd()
     os.chdir(work)  # the params' relative out_dirs
@@ -138,7 +154,8 @@ def main() -> None:
            "best_shared_weight": best["best_shared_weight"], "connections": best["connections"],
            "hidden_nodes": card["hidden_nodes"], **base,
            "evaluations": metrics["n_evaluated"], "search_seconds": metrics["stage_seconds"]["search"],
-           "seconds": time.perf_counter() - t0, "pipeline_seconds": search_seconds,
+           "seconds": sum(v for v in metrics["stage_seconds"].values() if v) if args.reuse_run
+           else time.perf_counter() - t0, "pipeline_seconds": None if args.reuse_run else search_seconds,
            "command": " ".join(["benchmarks/wann.py", "--task", args.task, *[f"--set {s}" for s in args.sets]]),
            "params": EXAMPLES[args.task]}
     if "ensemble" in best:

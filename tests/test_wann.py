@@ -199,10 +199,13 @@ class _Bandit:
     kind = "toy"
     n_in, n_out = 1, 1
 
-    def returns(self, act, n_rows, seed, rollouts=None):
+    def returns(self, act, n_rows, seed, rollouts=None, rewards=None):
         obs = np.ones((n_rows, rollouts or 1, 1))
         a = np.asarray(act(obs)).reshape(n_rows, -1)
-        return -(a - 2.0) ** 2
+        r = -(a - 2.0) ** 2
+        if rewards is not None:
+            rewards.append(r.reshape(-1))
+        return r
 
 
 def test_reinforce_moves_weights_up_the_return_gradient():
@@ -215,6 +218,9 @@ def test_reinforce_moves_weights_up_the_return_gradient():
     assert abs(w[0] - 2.0) < 0.3
     again = reinforce(_Bandit(), spec, 0.5, iterations=150, lr=0.05, sigma=0.5, episodes=32, seed=0)
     assert np.array_equal(w, again), "seeded"
+    # with validation the best weights seen are kept: never worse than the start on validation
+    kept = reinforce(_Bandit(), spec, 2.0, iterations=20, lr=0.5, sigma=0.5, episodes=4, seed=0, val_seed=1)
+    assert kept[0] == 2.0, "the start (the optimum) beats every later iterate of a too-large step"
 
 
 def test_gradient_tuning_beats_the_shared_weight_on_a_linear_problem():

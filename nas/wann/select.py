@@ -144,7 +144,7 @@ def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) ->
         card["val_performance"] = float(val_best)
         card["tuned_shared"] = _stats(scores(task, spec, np.array([w_best]), "test", ts, R)[0])
         tuned = reinforce(task, spec, w_best, ev.tune_steps, ev.tune_lr, ev.reinforce_sigma, ev.reinforce_episodes,
-                          seed) if ev.tune_steps else np.full(len(spec["conns"]), w_best)
+                          seed, val_seed=vs, val_rollouts=ev.rollouts) if ev.tune_steps else np.full(len(spec["conns"]), w_best)
         val_tuned = float(np.mean(policy_returns(task, spec, tuned, vs, ev.rollouts)))
         card["tuned_weights"] = _stats(policy_returns(task, spec, tuned, ts, R))
         card["tuned_weights"]["val"] = val_tuned

@@ -94,8 +94,10 @@ class SwingUpTask:
     n_in = 5
     n_out = 1
 
-    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None) -> np.ndarray:
-        """Returns ``(n_rows, rollouts)`` of the policy ``act(obs (n_rows, R, 5)) -> (n_rows, R)``."""
+    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None, rewards: list | None = None
+                ) -> np.ndarray:
+        """Returns ``(n_rows, rollouts)`` of the policy ``act(obs (n_rows, R, 5)) -> (n_rows, R)``;
+        ``rewards``, if given, receives each step's rewards (``(n_rows * R,)``, 0 once done)."""
         from nas.wann.swingup import SwingUpBatch
 
         r = rollouts or self.rollouts
@@ -106,6 +108,8 @@ class SwingUpTask:
             a = act(obs.reshape(n_rows, r, -1)).reshape(-1)
             obs, rew, done = env.step(a)
             total += rew
+            if rewards is not None:
+                rewards.append(np.asarray(rew, dtype=float).copy())
             if done.all():
                 break
         return total.reshape(n_rows, r)
@@ -139,7 +143,8 @@ class GymTask:
     def n_out(self) -> int:
         return self._spaces[1]
 
-    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None) -> np.ndarray:
+    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None, rewards: list | None = None
+                ) -> np.ndarray:
         r = rollouts or self.rollouts
         n = n_rows * r
         envs = [make_env(self.env_id) for _ in range(n)]
@@ -150,10 +155,13 @@ class GymTask:
             limit = self.max_steps or envs[0].spec.max_episode_steps or 1000
             for _ in range(limit):
                 a = np.clip(act(obs.reshape(n_rows, r, -1)).reshape(n, -1), low, high)
+                step = np.zeros(n)
                 for i in np.flatnonzero(live):
                     o, rew, term, trunc, _ = envs[i].step(a[i].astype(np.float32))
-                    obs[i], total[i] = o, total[i] + rew
+                    obs[i], total[i], step[i] = o, total[i] + rew, rew
                     live[i] = not (term or trunc)
+                if rewards is not None:
+                    rewards.append(step)
                 if not live.any():
                     break
         finally:

@@ -64,20 +64,29 @@ def _act(out: np.ndarray, task) -> np.ndarray:
 
 
 def reinforce(task, spec: dict, w0, iterations: int, lr: float, sigma: float, episodes: int, seed: int,
-              log=None) -> np.ndarray:
+              log=None, val_seed: int | None = None, val_every: int = 10, val_rollouts: int = 8) -> np.ndarray:
     """REINFORCE on per-connection weights starting from ``w0`` (shared or per connection).
 
     Each iteration rolls out ``episodes`` episodes together with actions ``mean + sigma * noise``
     (noise from a generator seeded by ``seed`` and the iteration), then takes one Adam step on
-    ``-mean_i(A_i * sum_t log N(a_it; mu(o_it), sigma))`` with ``A_i`` the standardised returns.
-    Returns the final weights."""
+    ``-sum_t mean_i(A_it * log N(a_it; mu(o_it), sigma))``, where ``A_it`` is the reward-to-go of
+    episode ``i`` from step ``t`` minus its mean over the episodes (a per-step baseline), scaled by
+    the overall standard deviation. With ``val_seed``, the weights are scored every ``val_every``
+    iterations on ``val_rollouts`` validation episodes (noise-free actions), and the best weights
+    seen (the start included) are returned: tuning never ends worse on validation than it began.
+    Returns the final (or best) weights."""
     net = WannNet(spec, w0, trainable=True).double()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     ss = np.random.SeedSequence(seed)
+
+    def validate() -> float:
+        return float(np.mean(policy_returns(task, spec, net.weight.detach().numpy(), val_seed, val_rollouts)))
+
+    best_w, best_v = net.weight.detach().numpy().copy(), (validate() if val_seed is not None else None)
     for it, child in enumerate(ss.spawn(iterations)):
         rng = np.random.default_rng(child)
         env_seed = int(child.generate_state(1)[0])
-        obs_log, act_log = [], []
+        obs_log, act_log, rew_log = [], [], []
         w = net.weight.detach().numpy()[None, :]
         plan = net.plan
 
@@ -88,16 +97,26 @@ def reinforce(task, spec: dict, w0, iterations: int, lr: float, sigma: float, ep
             act_log.append(a.copy())
             return _act(a.reshape(*o.shape[:2], -1), task)
 
-        ret = task.returns(act, 1, env_seed, episodes)[0]
-        adv = (ret - ret.mean()) / (ret.std() + 1e-8)
-        obs = torch.as_tensor(np.stack(obs_log))  # (T, E, n_in)
-        acts = torch.as_tensor(np.stack(act_log))  # (T, E, n_out)
+        ret = task.returns(act, 1, env_seed, episodes, rewards=rew_log)[0]
+        rew = np.stack(rew_log)  # (T, E)
+        togo = np.flip(np.cumsum(np.flip(rew, 0), 0), 0)
+        adv = togo - togo.mean(axis=1, keepdims=True)
+        adv = adv / (adv.std() + 1e-8)
+        T = min(len(obs_log), len(adv))
+        obs = torch.as_tensor(np.stack(obs_log[:T]))  # (T, E, n_in)
+        acts = torch.as_tensor(np.stack(act_log[:T]))  # (T, E, n_out)
         opt.zero_grad()
         mu = net(obs.reshape(-1, obs.shape[-1])).reshape(acts.shape)
-        logp = (-0.5 * ((acts - mu) / sigma) ** 2).sum(dim=(0, 2))  # per episode (constants dropped)
-        loss = -(torch.as_tensor(adv) * logp).mean() / max(1, len(obs_log))
+        logp = (-0.5 * ((acts - mu) / sigma) ** 2).sum(dim=2)  # (T, E), constants dropped
+        loss = -(torch.as_tensor(adv[:T].copy()) * logp).sum(dim=0).mean() / T
         loss.backward()
         opt.step()
         if log is not None:
             log(it, float(ret.mean()))
+        if val_seed is not None and ((it + 1) % val_every == 0 or it == iterations - 1):
+            v = validate()
+            if v > best_v:
+                best_w, best_v = net.weight.detach().numpy().copy(), v
+    if val_seed is not None:
+        return best_w.astype(np.float64)
     return net.weight.detach().numpy().astype(np.float64)
