@@ -101,12 +101,33 @@ def baselines(cfg, spec: dict, seed: int) -> dict:
     return out
 
 
+def holdout(cfg, card: dict, rollouts: int) -> dict:
+    """The reported network's figures on ``rollouts`` episodes whose seeds (label ``holdout``)
+    neither the search, the selection, the tuning nor the test rollouts used."""
+    from nas.genome import Genome, canonical_json
+    from nas.wann.select import _split_seed, scores
+    from nas.wann.tasks import make_task
+    from nas.wann.tune import policy_returns
+
+    task = make_task(cfg.evaluation.wann, cfg.data.out_dir)
+    spec = card["genome"]
+    hs = _split_seed(cfg.seed, Genome((), "wann", canonical_json(spec)), "holdout")
+    rand = scores(task, spec, np.array(cfg.evaluation.wann.weights), "test", hs, rollouts)
+    shared = scores(task, spec, np.array([card["best_shared_weight"]]), "test", hs, rollouts)[0]
+    tuned = policy_returns(task, spec, np.array(card["tuned_weight_values"]), hs, rollouts)
+    return {"rollouts": rollouts, **{k: {"mean": float(v.mean()), "std": float(v.std())} for k, v in
+                                     (("wann_random_shared", rand), ("wann_tuned_shared", shared),
+                                      ("wann_tuned_weights", tuned))}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", choices=sorted(EXAMPLES), required=True)
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override KEY=VALUE (as evonas run)")
     ap.add_argument("--workdir", type=Path, default=None, help="where the run writes (default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures as {TASK: {...}}")
+    ap.add_argument("--holdout", type=int, default=0, help="control: also score the reported network on this many "
+                    "rollouts of a seed set no step used (an unbiased check when settings were compared on test)")
     ap.add_argument("--reuse-run", action="store_true", help="do not run the pipeline: read the finished run in "
                     "--workdir (same --set values) and compute the baselines")
     args = ap.parse_args()
@@ -143,6 +164,8 @@ def main() -> None:
         spec = card["genome"]
         fixed = fixed_topology(spec["inputs"], spec["outputs"], len(spec["conns"]))
         base = baselines(cfg, fixed, candidate_seed(cfg.seed, Genome((), "wann", canonical_json(fixed))))
+        if args.holdout and card["metric"] == "return":
+            base["holdout"] = holdout(cfg, card, args.holdout)
     finally:
         os.chdir(cwd)
     control = metrics["metric"] == "return"
@@ -175,6 +198,11 @@ def main() -> None:
               "fixed_random_shared", "fixed_trained"):
         if k in row:
             print(f"{k:<24} {fmt(row[k]):>20}   {paper.get(k, '')}")
+    if "holdout" in row:
+        h = row["holdout"]
+        print(f"held-out rollouts ({h['rollouts']}): " + ", ".join(f"{k} {fmt(h[k])}" for k in
+                                                                  ("wann_random_shared", "wann_tuned_shared",
+                                                                   "wann_tuned_weights")))
     if args.json:
         atomic_write_json(args.json, {args.task: row})
         print(f"wrote {args.json}")
