@@ -297,7 +297,9 @@ class WannBackend(Backend):
 
         from nas.factory import build_space
 
-        task = evaluator.task
+        from nas.wann.tasks import make_task
+
+        task = make_task(cfg.evaluation.wann, cfg.data.out_dir)  # not evaluator.task: faults may wrap it
         space = build_space(cfg)
         low, high = task_score_range(task)
         box = {"mean_score": (-high, -low), "max_score": (-high, -low),
