@@ -328,3 +328,21 @@ def test_a_genome_for_other_images_is_refused_naming_the_sizes(tmp_path):
     path.write_text(json.dumps({"inputs": 64, "outputs": 10, "hidden": [], "conns": [[3, 70]]}))
     res = score_file(cfg, path)
     assert len(res["val_per_weight"]) == 6 and res["best_shared_weight"] != 0
+
+
+def test_digits_example_runs_under_dvc(tmp_path, runs_api):
+    """The WANN example as DVC users run it: `evonas config` makes it the complete params.yaml,
+    `dvc repro` runs prepare, records that pretrain and surrogate were skipped, searches and selects
+    into the example's own folders; a second `dvc repro` has nothing to do."""
+    from tests.conftest import repo_copy, sh
+
+    repo, env = repo_copy(tmp_path, [], runs_api)
+    shrink = ["search.population=8", "search.generations=1", "evaluation.wann.tune_steps=5", "selection.rules=[knee]"]
+    sh(["evonas", "config", "--params", "examples/wann_digits.yaml", *[a for s in shrink for a in ("--set", s)],
+        "--out", "params.yaml", "--force"], repo, env)
+    out = sh(["dvc", "repro"], repo, env)
+    assert "Running stage 'select'" in out
+    metrics = json.loads((repo / "reports/wann_digits/metrics.json").read_text())
+    assert metrics["n_evaluated"] == 16 and metrics["selected_models"][0]["selected_by"] == ["knee"]
+    assert (repo / "artifacts/wann_digits/select/models" / f"{metrics['reported_model']}.tuned.onnx").is_file()
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower()
