@@ -62,7 +62,7 @@ def fixed_topology(n_in: int, n_out: int, connections: int) -> dict:
 def baselines(cfg, spec: dict, seed: int) -> dict:
     """The fixed topology at the shared weights, and trained."""
     from nas.genome import Genome, canonical_json
-    from nas.wann.select import _split_seed, scores
+    from nas.wann.select import _split_seed, scores, val_scores
     from nas.wann.tasks import make_task
     from nas.wann.tune import best_shared_weight, policy_returns, reinforce, tune_classifier
 
@@ -76,11 +76,7 @@ def baselines(cfg, spec: dict, seed: int) -> dict:
     out = {"fixed_connections": len(spec["conns"]), "fixed_hidden": len(spec["hidden"]),
            "fixed_random_shared": {"mean": float(np.mean(at)), "std": float(np.std(at))}}
 
-    def val_score(ws):
-        v = scores(task, spec, ws, "val", vs, ev.rollouts if control else None)
-        return v.mean(axis=1) if control else v
-
-    w0, _ = best_shared_weight(val_score)
+    w0, _ = best_shared_weight(lambda ws: val_scores(task, spec, ws, vs, ev.rollouts))
     out["fixed_best_shared_weight"] = w0
     # trained weights start from a seeded random initialisation (1/sqrt(fan-in) scale): a shared
     # start would leave every hidden unit of a fully connected layer identical for ever

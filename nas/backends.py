@@ -295,12 +295,9 @@ class WannBackend(Backend):
     def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
         import numpy as np
 
-        from nas.factory import build_space
+        from nas.wann.select import task_and_space
 
-        from nas.wann.tasks import make_task
-
-        task = make_task(cfg.evaluation.wann, cfg.data.out_dir)  # not evaluator.task: faults may wrap it
-        space = build_space(cfg)
+        task, space = task_and_space(cfg)  # from the params, not evaluator.task: fault injection may wrap it
         low, high = task_score_range(task)
         box = {"mean_score": (-high, -low), "max_score": (-high, -low),
                "connections": (0.0, float(space.connections(space.largest())))}

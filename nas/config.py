@@ -37,6 +37,13 @@ class ConfigError(ValueError):
     """A params file or override that cannot be used; the message says what and where."""
 
 
+def _mutation_weights(v: dict[str, float]) -> dict[str, float]:
+    """Relative weights of mutation operators: none negative, at least one positive."""
+    if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+        raise ValueError(f"mutation weights must be non-negative with one positive, got {v}")
+    return v
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -177,12 +184,7 @@ class WANNSpaceConfig(_Section):
         description="relative weights of the topology mutations")
     max_hidden: int = Field(200, gt=0, description="hidden nodes a network may hold")
 
-    @field_validator("mutation")
-    @classmethod
-    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
-            raise ValueError(f"mutation weights must be non-negative with one positive, got {v}")
-        return v
+    _weights = field_validator("mutation")(classmethod(lambda cls, v: _mutation_weights(v)))
 
 
 class SpaceConfig(_Section):
@@ -279,12 +281,7 @@ class CoDeepNEATConfig(_Section):
                                                            "mutate_param": 0.3},
                                   description="relative weights of the mutation operators")
 
-    @field_validator("mutation")
-    @classmethod
-    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
-        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
-            raise ValueError(f"mutation weights must be non-negative with one positive, got {v}")
-        return v
+    _weights = field_validator("mutation")(classmethod(lambda cls, v: _mutation_weights(v)))
 
 
 class WANNSearchConfig(_Section):

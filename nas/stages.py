@@ -432,7 +432,7 @@ def clear_models(cfg: Config) -> None:
     models = Path(cfg.selection.out_dir) / "models"
     if models.is_dir():
         for f in models.iterdir():
-            if f.suffix in (".onnx", ".pt2", ".json") or f.name.startswith("."):
+            if f.suffix in (".onnx", ".pt2", ".json", ".png") or f.name.startswith("."):
                 f.unlink()
 
 

@@ -30,35 +30,20 @@ SHARED_WEIGHTS: tuple[float, ...] = (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
 """The shared weight values every topology is scored at (the paper's)."""
 
 
-def _np_act(name: str):
+def activation(name: str, xp=np):
+    """Activation ``name`` written once for NumPy (``xp=np``) and torch (``xp=torch``): only
+    functions both modules have, with the same meaning."""
     return {
         "linear": lambda x: x,
-        "step": lambda x: (x > 0).astype(x.dtype),
-        "sin": lambda x: np.sin(math.pi * x),
-        "cos": lambda x: np.cos(math.pi * x),
-        "gaussian": lambda x: np.exp(-0.5 * x * x),
-        "tanh": np.tanh,
-        "sigmoid": lambda x: (np.tanh(x / 2.0) + 1.0) / 2.0,
+        "step": lambda x: (x > 0) * xp.ones_like(x),
+        "sin": lambda x: xp.sin(math.pi * x),
+        "cos": lambda x: xp.cos(math.pi * x),
+        "gaussian": lambda x: xp.exp(-0.5 * x * x),
+        "tanh": xp.tanh,
+        "sigmoid": lambda x: (xp.tanh(x / 2.0) + 1.0) / 2.0,
         "inverse": lambda x: -x,
-        "abs": np.abs,
-        "relu": lambda x: np.maximum(x, 0.0),
-    }[name]
-
-
-def _torch_act(name: str):
-    import torch
-
-    return {
-        "linear": lambda x: x,
-        "step": lambda x: (x > 0).to(x.dtype),
-        "sin": lambda x: torch.sin(math.pi * x),
-        "cos": lambda x: torch.cos(math.pi * x),
-        "gaussian": lambda x: torch.exp(-0.5 * x * x),
-        "tanh": torch.tanh,
-        "sigmoid": lambda x: (torch.tanh(x / 2.0) + 1.0) / 2.0,
-        "inverse": lambda x: -x,
-        "abs": torch.abs,
-        "relu": torch.relu,
+        "abs": xp.abs,
+        "relu": lambda x: xp.maximum(x, xp.zeros_like(x)),
     }[name]
 
 
@@ -166,7 +151,7 @@ def forward_numpy(plan: Plan, x: np.ndarray, weights) -> np.ndarray:
                 np.add.at(m, (slice(None), lv.rows, lv.cols), w[:, lv.edges])
             pre = np.einsum("pwb,wpn->nwb", vals[:p], m)
         for a, idx in lv.act_index:
-            vals[p + idx] = _np_act(a)(pre[idx])
+            vals[p + idx] = activation(a)(pre[idx])
         p += n
     return np.moveaxis(vals[plan.out_pos], 0, -1)
 
@@ -179,7 +164,7 @@ class _TorchPlan:
 
         self.plan = plan
         self.levels = [(torch.as_tensor(lv.rows), torch.as_tensor(lv.cols), torch.as_tensor(lv.edges), len(lv.nodes),
-                        [(_torch_act(a), torch.as_tensor(mask, dtype=torch.float32)) for a, mask in lv.acts])
+                        [(activation(a, torch), torch.as_tensor(mask, dtype=torch.float32)) for a, mask in lv.acts])
                        for lv in plan.levels]
         self.out_pos = torch.as_tensor(plan.out_pos)
 

@@ -66,6 +66,14 @@ def scores(task, spec: dict, weights: np.ndarray, split: str, seed: int, rollout
     return task.returns(lambda o: _act(forward_numpy(plan, o, w), task), len(w), seed, rollouts)
 
 
+def val_scores(task, spec: dict, weights: np.ndarray, seed: int, rollouts: int) -> np.ndarray:
+    """Validation performance at each of ``weights``: accuracy, or the mean return over ``rollouts``
+    episodes of the validation seeds."""
+    if task.kind == "classify":
+        return scores(task, spec, weights, "val", seed)
+    return scores(task, spec, weights, "val", seed, rollouts).mean(axis=1)
+
+
 def front_table(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     from nas.runners import read_populations
 
@@ -101,11 +109,9 @@ def select(cfg: Config) -> dict:
         elif rule == "spread":
             for i in spread_points(F, cfg.selection.n_spread):
                 picks.setdefault(front.candidate_id.iloc[i], []).append("spread")
-    models = Path(cfg.selection.out_dir) / "models"
-    if models.is_dir():
-        for f in models.iterdir():
-            if f.suffix in (".onnx", ".json", ".png"):
-                f.unlink()
+    from nas.stages import clear_models
+
+    clear_models(cfg)
     rows = {r["candidate_id"]: r for r in front.to_dict("records")}
     cards = [finalize(cfg, rows[c], rules, task, space) for c, rules in picks.items()]
     return write_reports(cfg, all_df, front, picks, cards, time.perf_counter() - t0)
@@ -128,11 +134,7 @@ def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) ->
     control = task.kind != "classify"
     R = ev.test_rollouts if control else None
     at_shared = scores(task, spec, shared, "test", ts, R)
-    def val_score(ws):
-        v = scores(task, spec, ws, "val", vs, ev.rollouts if control else None)
-        return v.mean(axis=1) if control else v
-
-    w_best, val_best = best_shared_weight(val_score)
+    w_best, val_best = best_shared_weight(lambda ws: val_scores(task, spec, ws, vs, ev.rollouts))
     card = {"candidate_id": row["candidate_id"], "genome": spec, "space": space.name, "task": ev.task,
             "architecture": space.describe(g), "selected_by": rules, "connections": len(spec["conns"]),
             "hidden_nodes": len(spec["hidden"]), "search_mean_score": float(row["mean_score"]),
@@ -317,15 +319,10 @@ def score_file(cfg: Config, path: str | Path) -> dict:
     from nas.wann.tune import best_shared_weight
 
     vs = _split_seed(cfg.seed, g, "val")
-    control = task.kind != "classify"
     w = np.array(cfg.evaluation.wann.weights)
 
-    def val_score(ws):
-        v = scores(task, spec, ws, "val", vs, cfg.evaluation.wann.rollouts if control else None)
-        return v.mean(axis=1) if control else v
-
-    per = val_score(w)
-    best_w, best = best_shared_weight(val_score)
+    per = val_scores(task, spec, w, vs, cfg.evaluation.wann.rollouts)
+    best_w, best = best_shared_weight(lambda ws: val_scores(task, spec, ws, vs, cfg.evaluation.wann.rollouts))
     return {"candidate_id": g.key(), "task": cfg.evaluation.wann.task, "architecture": space.describe(g),
             "val_per_weight": dict(zip(map(float, w), map(float, per))), "val_mean": float(per.mean()),
             "best_shared_weight": best_w, "val_best_shared": best}
