@@ -29,6 +29,17 @@ def test_onnx_and_torch_export_match_the_torch_model(trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.pt2"]
 
 
+def test_an_operator_the_fast_exporter_lacks_falls_back_to_the_torch_export_one(tmp_path):
+    """Adaptive pooling to a size that does not divide the input has no TorchScript-exporter
+    translation; the file still comes out, with a dynamic batch, and matches torch."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(),
+                              torch.nn.Linear(48, 5)).eval()
+    path = export_onnx(net, (1, 9, 9), tmp_path / "m.onnx")
+    x = np.random.default_rng(0).random((3, 1, 9, 9)).astype(np.float32)
+    assert onnx_max_abs_diff(net, path, x) < 1e-5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
 @pytest.mark.slow
 def test_finetune_and_export_writes_a_model_card(trained):
     bundle = load_supernet(trained.supernet.out_dir)

@@ -38,11 +38,11 @@ def test_standalone_training_is_seeded(trained):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_evonas_run_trains_nb201_cells_on_digits(tmp_path):
-    sets = ["space.kind=nb201", "evaluation.kind=train", "space.nb201_channels=8", "space.nb201_cells=1",
+def test_evonas_run_trains_nb201_cells_on_digits(tmp_path, runs_api):
+    sets = ["data.kind=digits", "data.image_size=null", "space.kind=nb201", "evaluation.kind=train", "space.nb201_channels=8", "space.nb201_cells=1",
             "evaluation.train_epochs=2", "search.strategy=aging", "search.population=4", "search.generations=1",
             "selection.finetune_epochs=1", "selection.n_spread=1", "evaluation.latency_repeats=3"]
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect"), "PREFECT_API_URL": runs_api}
     proc = subprocess.run([str(Path(sys.executable).parent / "evonas"), "run", "--params", str(ROOT / "params.yaml")]
                           + [a for s in sets for a in ("--set", s)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=900)
