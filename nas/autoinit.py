@@ -557,7 +557,7 @@ class _Propagator(fx.Interpreter):
             return st
         if isinstance(module, _PASS_MODULES):
             return s0
-        if isinstance(module, _ACT_MODULES):
+        if isinstance(module, _ACT_MODULES) or _elementwise(module):
             if isinstance(module, nn.PReLU):
                 slopes = module.weight.detach().double().cpu().reshape(-1)
                 ms = [activation_moments(lambda t, a=a: F.prelu(t, a.reshape(1)), s0.mean, s0.var)
@@ -732,6 +732,17 @@ def _first_float(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
+def _elementwise(module: nn.Module) -> bool:
+    """Modules that declare ``elementwise = True`` (evolved activations, :mod:`nas.meta.expr`)
+    are one element-wise activation to AutoInit: a leaf of the trace, moments by quadrature."""
+    return bool(getattr(module, "elementwise", False))
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return _elementwise(m) or super().is_leaf_module(m, module_qualified_name)
+
+
 def autoinit(model: nn.Module, input_shape: tuple[int, ...], input_mean: float = 0.0, input_var: float = 1.0,
              mc_samples: int = 100_000, rng_seed: int = 0, probe: bool = True, probe_batch: int = 16,
              probe_input: torch.Tensor | None = None) -> AutoInitReport:
@@ -747,10 +758,10 @@ def autoinit(model: nn.Module, input_shape: tuple[int, ...], input_mean: float =
     report = AutoInitReport(traced=False, applied=False, probe=probe)
     # torch.fx traces *into* the root module, so a bare Conv/Linear/BN... is wrapped to stay a leaf
     wrapped = isinstance(model, (*_WEIGHTED, *_BN_MODULES, *_NORM_MODULES, *_ACT_MODULES, *_DROPOUT_MODULES,
-                                 *_AVG_MODULES, *_MAX_MODULES, *_PASS_MODULES))
+                                 *_AVG_MODULES, *_MAX_MODULES, *_PASS_MODULES)) or _elementwise(model)
     root = nn.Sequential(model) if wrapped else model
     try:
-        gm = fx.symbolic_trace(root)
+        gm = fx.GraphModule(root, _Tracer().trace(root))
     except Exception as exc:  # torch.fx raises many kinds (TraceError, TypeError, ...)
         report.reason = f"torch.fx could not trace {type(model).__name__}: {type(exc).__name__}: {exc}"
         warnings.warn(f"AutoInit: {report.reason}; the default initialisation is kept", AutoInitWarning,

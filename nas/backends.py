@@ -139,8 +139,11 @@ class _DataBackend(Backend):
     """Backends that read the prepared data."""
 
     def fingerprint_inputs(self, cfg: "Config") -> dict[str, Any]:
+        from nas.meta.components import file_hashes
+
         return {"data": {k: v for k, v in cfg.data.model_dump().items() if k != "out_dir"},
-                "dataset_hash": _json_field(Path(cfg.data.out_dir) / "meta.json", "dataset_hash")}
+                "dataset_hash": _json_field(Path(cfg.data.out_dir) / "meta.json", "dataset_hash"),
+                **({"component_files": h} if (h := file_hashes(cfg)) else {})}
 
 
 class InheritedBackend(_DataBackend):
@@ -182,9 +185,12 @@ class InheritedBackend(_DataBackend):
         from nas.training import recalibrate_bn, train
 
         sel, ev = cfg.selection, cfg.evaluation
+        from nas.meta.components import recipe
+
         net = extract_subnet(load_supernet(cfg.supernet.out_dir).net, genome).to(device)
         if sel.finetune_epochs > 0:
-            train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device)
+            train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device,
+                  recipe=recipe(cfg))
         else:
             recalibrate_bn(net, data.x_train, ev.bn_batches, ev.batch_size, rng, device)
         return net
@@ -206,11 +212,14 @@ class TrainBackend(_DataBackend):
     def evaluator(self, cfg: "Config"):
         from nas.evaluators.standalone import StandaloneEvaluator
 
+        from nas.meta.components import inline_activation, recipe_json
+
         e = cfg.evaluation
-        return StandaloneEvaluator(space=cfg.space, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
+        return StandaloneEvaluator(space=inline_activation(cfg.space), data_dir=cfg.data.out_dir, base_seed=cfg.seed,
                                    epochs=e.train_epochs, lr=e.train_lr, batch_size=e.train_batch_size,
                                    latency_repeats=e.latency_repeats, latency_warmup=e.latency_warmup,
-                                   device=e.device, threads=e.threads_per_worker, init=e.init)
+                                   device=e.device, threads=e.threads_per_worker, init=e.init,
+                                   recipe_json=recipe_json(cfg))
 
     def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
         from nas.factory import build_space
@@ -226,10 +235,12 @@ class TrainBackend(_DataBackend):
         from nas.training import train
 
         sel, ev = cfg.selection, cfg.evaluation
+        from nas.meta.components import recipe
+
         net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init,
                           seed).to(device)
         train(net, data.x_train, data.y_train, ev.train_epochs + sel.finetune_epochs, ev.train_lr,
-              ev.train_batch_size, rng, device)
+              ev.train_batch_size, rng, device, recipe=recipe(cfg))
         return net
 
     def preflight(self, cfg: "Config", first: str | None) -> None:
@@ -338,6 +349,49 @@ class WannBackend(Backend):
         return select(cfg)
 
 
+class MetaBackend(_DataBackend):
+    """Meta-learning searches (space.kind activation, loss, augmentation): each candidate is a
+    component the fixed network is trained with (:mod:`nas.evaluators.meta`); the select stage
+    chooses one on validation, tests it against the baseline and writes it for later runs
+    (:mod:`nas.meta.select`)."""
+
+    kind = "meta"
+    stages = ("prepare", "search", "select")
+
+    def evaluator(self, cfg: "Config"):
+        from nas.evaluators.meta import MetaEvaluator
+        from nas.genome import canonical_json
+        from nas.meta.components import resolve
+
+        base = resolve("activation", cfg.evaluation.meta.activation)
+        e = cfg.evaluation
+        return MetaEvaluator(cfg.space.kind, canonical_json(e.meta.model_dump()),
+                             json.dumps(base["tree"] if base else None), cfg.data.out_dir, cfg.seed, e.device,
+                             e.threads_per_worker)
+
+    def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
+        import numpy as np
+
+        from nas.spaces.meta import from_config
+
+        return SearchSetup(from_config(cfg), [], np.array([-1.0]), np.array([0.0]))
+
+    def preflight(self, cfg: "Config", first: str | None) -> None:
+        if first == "search":
+            _need(Path(cfg.data.out_dir) / "data.npz", "prepared data", "evonas stage prepare")
+
+    own_select = True
+
+    def finalize(self, cfg: "Config", row: dict, rules: list[str]) -> dict:
+        raise NotImplementedError("a meta-learning search selects in nas.meta.select")
+
+    def select(self, cfg: "Config") -> dict:
+        from nas.meta.select import select
+        from nas.progress import console
+
+        return select(cfg, lambda msg: console.print(msg, highlight=False))
+
+
 def task_score_range(task) -> tuple[float, float]:
     """The normalisation box of a WANN task's performance (hypervolume only): accuracy in
     [0, 1]; swing-up returns in [0, steps]; other environments from their reward threshold."""
@@ -358,7 +412,7 @@ def task_score_range(task) -> tuple[float, float]:
 
 
 BACKENDS: dict[str, Backend] = {b.kind: b for b in (InheritedBackend(), TrainBackend(), TableBackend(),
-                                                  WannBackend())}
+                                                  WannBackend(), MetaBackend())}
 """Every evaluation kind, by ``evaluation.kind``."""
 
 STAGES_BY_EVALUATION: dict[str, tuple[str, ...]] = {k: b.stages for k, b in BACKENDS.items()}

@@ -105,8 +105,13 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: Re
     _print_table(cfg)
     from nas.progress import console
 
-    console.print(f"pipeline finished in {time.perf_counter() - t0:.0f}s: {metrics['n_pareto']} non-dominated "
-                  f"models, hypervolume {metrics['hypervolume']:.4f}", highlight=False)
+    if "component" in metrics:  # a meta-learning search
+        console.print(f"pipeline finished in {time.perf_counter() - t0:.0f}s: {metrics['n_evaluated']} "
+                      f"{metrics['component']} candidates evaluated; {metrics['found_file']} holds the one found "
+                      f"(use it with {metrics['use_with']})", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"pipeline finished in {time.perf_counter() - t0:.0f}s: {metrics['n_pareto']} non-dominated "
+                      f"models, hypervolume {metrics['hypervolume']:.4f}", highlight=False)
     console.print(reported_line(metrics), highlight=False, soft_wrap=True)
 
 
@@ -411,11 +416,14 @@ def _print_table(cfg) -> None:
 
     df = pareto_table(cfg)
     metrics = [c for c in dict.fromkeys(["val_accuracy", "params", "flops", "latency_ms", *cfg.search.objectives,
-                                         "val_mean_score"])
+                                         "val_mean_score", "val_fresh_seeds"])
                if c in df.columns and df[c].notna().any()]
     tests = [c for c in ("test_accuracy", "test_tuned_shared", "test_tuned_weights") if c in df.columns]
-    table = Table(title=f"Pareto front ({len(df)} non-dominated) — {cfg.selection.out_dir}/pareto.csv")
-    for col in ["candidate_id", *metrics, "selected", *tests, "selected_by"]:
+    meta = "component" in df.columns  # a meta-learning search: its best candidates, not a front
+    title = (f"Best candidates ({len(df)}) — {cfg.selection.out_dir}/pareto.csv" if meta else
+             f"Pareto front ({len(df)} non-dominated) — {cfg.selection.out_dir}/pareto.csv")
+    table = Table(title=title)
+    for col in ["candidate_id", *(["component"] if meta else []), *metrics, "selected", *tests, "selected_by"]:
         table.add_column(col, justify="left" if col in ("candidate_id", "selected_by") else "right")
 
     def fmt(v) -> str:
@@ -426,7 +434,8 @@ def _print_table(cfg) -> None:
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
     for r in df.to_dict("records"):
-        table.add_row(r["candidate_id"], *[fmt(r[m]) for m in metrics], "yes" if r["selected"] else "",
+        table.add_row(r["candidate_id"], *([r["component"]] if meta else []), *[fmt(r[m]) for m in metrics],
+                      "yes" if r["selected"] else "",
                       *[fmt(r[c]) for c in tests], r["selected_by"] if isinstance(r.get("selected_by"), str) else "")
     Console(width=160).print(table)
 

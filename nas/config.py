@@ -23,6 +23,12 @@ weights (mean and best; accuracy or return, maximised) and the enabled connectio
 
 WANN_ACTIVATIONS = ("linear", "step", "sin", "cos", "gaussian", "tanh", "sigmoid", "inverse", "abs", "relu")
 
+META_KINDS = ("activation", "loss", "augmentation")
+"""Meta-learning searches (``space.kind``): a component every training can use, not an architecture."""
+META_UNARY = ("neg", "abs", "square", "exp", "sigmoid", "tanh", "sin", "erf", "relu", "softplus")
+META_BINARY = ("add", "sub", "mul", "max", "min")
+AUGMENT_OPS = ("shift", "rotate", "shear", "scale", "cutout", "noise", "contrast")
+
 CONSTRAINT_OBJECTIVE = {
     "max_params": "params",
     "max_flops": "flops",
@@ -187,8 +193,36 @@ class WANNSpaceConfig(_Section):
     _weights = field_validator("mutation")(classmethod(lambda cls, v: _mutation_weights(v)))
 
 
+class MetaSpaceConfig(_Section):
+    """What the meta-learning searches (space.kind activation, loss, augmentation) may build."""
+
+    unary: list[Literal[META_UNARY]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(META_UNARY), min_length=1, description="activation: unary operators of the trees")
+    binary: list[Literal[META_BINARY]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(META_BINARY), min_length=1, description="activation: binary operators")
+    max_depth: int = Field(4, ge=2, description="activation: tree depth at most")
+    max_size: int = Field(9, ge=2, description="activation: tree nodes at most")
+    param_prob: float = Field(0.2, ge=0, le=1, description="activation: chance that a change mutation also adds or "
+                              "perturbs a learnable scale")
+    loss_init: Literal["cross_entropy", "zero"] = Field(
+        "cross_entropy", description="loss: CMA-ES starts at the Taylor expansion of cross-entropy, or at zero")
+    loss_sigma: float = Field(0.5, gt=0, description="loss: CMA-ES initial step size")
+    augment_ops: list[Literal[AUGMENT_OPS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(AUGMENT_OPS), min_length=1, description="augmentation: operations a policy may use")
+    augment_max_ops: int = Field(4, gt=0, description="augmentation: entries in a policy at most")
+
+
 class SpaceConfig(_Section):
-    kind: Literal["elastic_cnn", "nb201", "codeepneat", "wann"] = "elastic_cnn"
+    kind: Literal["elastic_cnn", "nb201", "codeepneat", "wann", "activation", "loss", "augmentation"] = Field(
+        "elastic_cnn", description="architecture spaces, or a meta-learning search (activation, loss, augmentation: "
+        "a component every training can then use)")
+    activation: str = Field(
+        "default", description="the activation of elastic_cnn and nb201 networks (and an extra choice of CoDeepNEAT "
+        "modules): default (ReLU6 / ReLU), relu, swish, tanh, softplus, an expression such as 'x * sigmoid(x)', or "
+        "the activation.json of an activation search")
+    meta: MetaSpaceConfig = Field(default_factory=MetaSpaceConfig)
+
+    _act = field_validator("activation")(classmethod(lambda cls, v: _check_component("activation", v)))
     stem_channels: int = Field(16, gt=0)
     stage_channels: list[int] = Field(default_factory=lambda: [16, 24, 32], min_length=1)
     stage_strides: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1)
@@ -301,8 +335,9 @@ class SearchConfig(_Section):
         "search.async.in_flight candidates in flight and evolve whenever search.async.batch return")
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
     strategy: Literal["auto", "msunas", "nsga2", "aging", "local_search", "thompson", "random", "codeepneat",
-                      "wann"] = Field(
-        "auto", description="auto: msunas on elastic_cnn, aging on nb201, codeepneat on codeepneat, wann on wann")
+                      "wann", "cma"] = Field(
+        "auto", description="auto: msunas on elastic_cnn, aging on nb201, activation and augmentation, codeepneat on "
+        "codeepneat, wann on wann, cma (CMA-ES) on loss")
     codeepneat: CoDeepNEATConfig = Field(default_factory=CoDeepNEATConfig)
     wann: WANNSearchConfig = Field(default_factory=WANNSearchConfig)
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
@@ -457,12 +492,45 @@ class WANNEvaluationConfig(_Section):
         return v
 
 
+class MetaEvaluationConfig(_Section):
+    """How a meta-learning candidate (activation, loss or augmentation policy) is scored: a fixed
+    network (conv-BN-activation blocks, global pooling, linear) trained with it from AutoInit."""
+
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1,
+                                description="the fixed network: channels of its blocks (stride 2 after the first)")
+    activation: str = Field("relu", description="the fixed network's activation in loss and augmentation searches")
+    epochs: int = Field(15, gt=0, description="training epochs of each candidate")
+    lr: float = Field(0.05, gt=0)
+    batch_size: int = Field(64, gt=0)
+    select_top: int = Field(3, gt=0, description="select: best candidates by search validation accuracy that are "
+                            "retrained on fresh seeds")
+    select_seeds: int = Field(3, gt=0, description="select: fresh seeds per retrained candidate (validation only "
+                              "chooses)")
+    test_seeds: int = Field(5, gt=0, description="select: seeds the chosen component and the baseline are trained "
+                            "with for the test report")
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: list[int]) -> list[int]:
+        if any(c <= 0 for c in v):
+            raise ValueError(f"evaluation.meta.channels must be positive, got {v}")
+        return v
+
+    _act = field_validator("activation")(classmethod(lambda cls, v: _check_component("activation", v)))
+
+
 class EvaluationConfig(_Section):
-    kind: Literal["auto", "inherited", "train", "table", "wann"] = Field(
-        "auto", description="supernet-inherited weights, stand-alone training from scratch, table lookup, or "
-        "weight-agnostic scoring at shared weights; auto: inherited on elastic_cnn, wann on wann, train on the "
+    kind: Literal["auto", "inherited", "train", "table", "wann", "meta"] = Field(
+        "auto", description="supernet-inherited weights, stand-alone training from scratch, table lookup, "
+        "weight-agnostic scoring at shared weights, or a fixed network trained with a candidate component (meta); "
+        "auto: inherited on elastic_cnn, wann on wann, meta on activation, loss and augmentation, train on the "
         "other spaces")
     wann: WANNEvaluationConfig = Field(default_factory=WANNEvaluationConfig)
+    meta: MetaEvaluationConfig = Field(default_factory=MetaEvaluationConfig)
+    loss: str = Field("cross_entropy", description="the loss of every training (supernet, candidates, fine-tuning): "
+                      "cross_entropy, or the loss.json of a loss search")
+    augmentation: str = Field("none", description="the batch augmentation of every training: none, hand_made, or "
+                              "the augmentation.json of an augmentation search")
     init: Literal["autoinit", "default"] = Field(
         "default", description="weights of networks built from scratch: AutoInit, or torch's default")
     train_epochs: int = Field(5, gt=0, description="kind train: epochs each candidate is trained")
@@ -486,6 +554,9 @@ class EvaluationConfig(_Section):
     timeout_s: Optional[float] = Field(
         None, gt=0, description="a candidate still running after this many seconds is recorded as 'timeout'")
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+
+    _loss = field_validator("loss")(classmethod(lambda cls, v: _check_component("loss", v)))
+    _aug = field_validator("augmentation")(classmethod(lambda cls, v: _check_component("augmentation", v)))
 
     @model_validator(mode="after")
     def _where(self):
@@ -512,9 +583,12 @@ class Config(_Section):
             return data
         space = data.get("space") if isinstance(data.get("space"), dict) else {}
         kind = space.get("kind", "elastic_cnn")
-        for section, key, by_kind in (("evaluation", "kind", {"elastic_cnn": "inherited", "wann": "wann"}),
+        meta = {k: "meta" for k in META_KINDS}
+        for section, key, by_kind in (("evaluation", "kind", {"elastic_cnn": "inherited", "wann": "wann", **meta}),
                                       ("search", "strategy", {"elastic_cnn": "msunas", "nb201": "aging",
-                                                              "codeepneat": "codeepneat", "wann": "wann"})):
+                                                              "codeepneat": "codeepneat", "wann": "wann",
+                                                              "activation": "aging", "augmentation": "aging",
+                                                              "loss": "cma"})):
             sec = data.get(section)
             if sec is None or isinstance(sec, dict):
                 sec = dict(sec or {})
@@ -525,6 +599,10 @@ class Config(_Section):
             sec = data.get("search")
             if isinstance(sec, dict) and "objectives" not in sec:
                 data = {**data, "search": {**sec, "objectives": ["mean_score", "connections"]}}
+        if kind in META_KINDS:  # a component has no size or latency: accuracy alone
+            sec = data.get("search")
+            if isinstance(sec, dict) and "objectives" not in sec:
+                data = {**data, "search": {**sec, "objectives": ["val_accuracy"]}}
         return data
 
     @model_validator(mode="after")
@@ -532,6 +610,8 @@ class Config(_Section):
         wann = self.space.kind == "wann"
         if wann or self.evaluation.kind == "wann" or self.search.strategy == "wann":
             return self._check_wann()
+        if self.space.kind in META_KINDS or self.evaluation.kind == "meta" or self.search.strategy == "cma":
+            return self._check_meta()
         if "val_accuracy" not in self.search.objectives:
             raise ValueError("search.objectives must include val_accuracy")
         allowed = list(OBJECTIVES)
@@ -567,6 +647,34 @@ class Config(_Section):
         return self
 
 
+    def _check_meta(self) -> "Config":
+        kind, strategy = self.space.kind, self.search.strategy
+        allowed = {"activation": ("aging", "random"), "augmentation": ("aging", "random"), "loss": ("cma", "random")}
+        if kind not in META_KINDS or self.evaluation.kind != "meta" or strategy not in allowed[kind]:
+            hint = "; ".join(f"space.kind '{k}': search.strategy {' or '.join(repr(s) for s in v)}"
+                             for k, v in allowed.items())
+            raise ValueError("a meta-learning search needs space.kind activation, loss or augmentation with "
+                             f"evaluation.kind 'meta' ({hint}); got space.kind '{kind}', evaluation.kind "
+                             f"'{self.evaluation.kind}', search.strategy '{strategy}'")
+        if self.search.objectives != ["val_accuracy"]:
+            raise ValueError(f"a meta-learning search optimises validation accuracy alone: search.objectives must be "
+                             f"[val_accuracy], got {self.search.objectives}")
+        if self.search.constraints:
+            raise ValueError("search.constraints are not read by a meta-learning search: leave them empty")
+        if self.search.mode == "async" and strategy == "cma":
+            raise ValueError("search.strategy 'cma' updates its distribution once per generation: use search.mode "
+                             "'generational'")
+        if self.data.kind in ("omniglot", "multi"):
+            raise ValueError(f"data.kind '{self.data.kind}' is multi-task: a meta-learning search trains one "
+                             "classifier (use omniglot_pooled, digits, npz or folder)")
+        if kind == "activation" and self.space.activation != "default":
+            raise ValueError("space.activation is what an activation search finds: leave it 'default' there")
+        if kind == "loss" and self.evaluation.loss != "cross_entropy":
+            raise ValueError("evaluation.loss is what a loss search finds: leave it 'cross_entropy' there")
+        if kind == "augmentation" and self.evaluation.augmentation != "none":
+            raise ValueError("evaluation.augmentation is what an augmentation search finds: leave it 'none' there")
+        return self
+
     def _check_wann(self) -> "Config":
         if not (self.space.kind == self.evaluation.kind == "wann" and self.search.strategy in ("wann", "random")):
             raise ValueError("weight-agnostic search needs space.kind 'wann' with evaluation.kind 'wann' and "
@@ -586,6 +694,23 @@ class Config(_Section):
             raise ValueError(f"data.kind '{self.data.kind}' is multi-task: a WANN classifies one task (use digits, "
                              "npz, folder or omniglot_pooled)")
         return self
+
+
+def _check_component(component: str, spec: str) -> str:
+    """A component param (``space.activation``, ``evaluation.loss``, ``evaluation.augmentation``):
+    names and expressions are checked now; a file is checked when a stage reads it (a search
+    earlier in the same workflow may still have to write it)."""
+    from nas.meta.components import ComponentError, _is_file_spec, resolve
+
+    if _is_file_spec(spec):
+        if not spec.endswith(".json"):
+            raise ValueError(f"{spec!r}: a {component} file is the .json a {component} search writes")
+        return spec
+    try:
+        resolve(component, spec)
+    except ComponentError as exc:
+        raise ValueError(str(exc)) from None
+    return spec
 
 
 def _format_error(err: ValidationError, raw: dict[str, Any]) -> str:

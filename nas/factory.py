@@ -14,6 +14,10 @@ def build_space(cfg: Config):
         from nas.wann.select import task_and_space
 
         return task_and_space(cfg)[1]
+    if cfg.space.kind in ("activation", "loss", "augmentation"):
+        from nas.spaces.meta import from_config as meta_space
+
+        return meta_space(cfg)
     if cfg.space.kind == "codeepneat" and cfg.space.multitask == "routing":
         from nas.spaces.multitask import RoutingSpace  # one topology per task: the prepared data says how many
 
@@ -51,6 +55,10 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
         w = s.wann
         return WANNStrategy(space, s.objectives, s.constraints, cfg.seed, w.conn_rank_prob, w.elite_ratio,
                             w.cull_ratio, w.tournament, w.mutations)
+    if s.strategy == "cma":
+        from nas.strategies.cma_es import CMAESStrategy
+
+        return CMAESStrategy(space, s.objectives, s.constraints, cfg.seed, s.population, cfg.space.meta.loss_sigma)
     if s.strategy == "aging":
         return AgingEvolutionStrategy(space, s.objectives, s.constraints, cfg.seed, s.aging_population,
                                       s.aging_tournament, s.aging_crossover_prob)

@@ -576,8 +576,10 @@ def _train_and_export_multitask(cfg: Config, row: dict, rules: list[str], data, 
     sel, ev = cfg.selection, cfg.evaluation
     net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init, seed,
                       task_classes=data.task_num_classes).to(device)
+    from nas.meta.components import recipe
+
     train_multitask(net, data.x_train, data.y_train, data.t_train, data.n_tasks, ev.train_epochs + sel.finetune_epochs,
-                    ev.train_lr, ev.train_batch_size, rng, device)
+                    ev.train_lr, ev.train_batch_size, rng, device, recipe=recipe(cfg))
     val = accuracy_by_task(net, data.x_val, data.y_val, data.t_val, data.n_tasks, device=device)
     test = accuracy_by_task(net, data.x_test, data.y_test, data.t_test, data.n_tasks, device=device)
     net = net.cpu().eval()

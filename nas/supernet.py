@@ -19,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nas.config import Config, SpaceConfig
 from nas.data import Prepared
@@ -60,19 +59,25 @@ def train_supernet(cfg: Config, data: Prepared,
     steps = sc.epochs * math.ceil(len(data.y_train) / sc.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     largest, smallest = space.largest(), space.smallest()
+    from nas.meta.components import recipe
+    from nas.training import _loss_and_augment
+
+    loss_fn, augment = _loss_and_augment(recipe(cfg), rng)  # evaluation.loss / evaluation.augmentation
     log: list[dict] = []
     for ep in range(sc.epochs):
         t0 = time.perf_counter()
         net.train()
         total, n = 0.0, 0
         for xb, yb in batches(data.x_train, data.y_train, sc.batch_size, rng, device):
+            if augment is not None:
+                xb = augment(xb)
             opt.zero_grad(set_to_none=True)
             genomes = [largest, smallest] + [space.sample(rng) for _ in range(sc.random_subnets)]
             teacher = None
             for g in genomes:
                 logits = net(xb, g)
                 if teacher is None:  # the largest subnet learns the labels
-                    loss = F.cross_entropy(logits, yb)
+                    loss = loss_fn(logits, yb)
                     if sc.distill:
                         teacher = logits.detach().softmax(1)
                 else:  # in-place distillation: soft cross-entropy against the largest subnet's predictions

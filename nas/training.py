@@ -102,18 +102,34 @@ def _sgd_step(model: nn.Module, lr: float, weight_decay: float, steps: int):
     return step
 
 
+def _loss_and_augment(recipe, rng: np.random.Generator):
+    """The loss function and batch augmentation of a :class:`nas.meta.components.Recipe` (None:
+    cross-entropy, no augmentation). The augmentation's torch generator is seeded from ``rng``
+    (only when there is one, so plain training draws exactly what it always drew)."""
+    if recipe is None or recipe.plain:
+        return F.cross_entropy, None
+    augment = recipe.augment_fn()
+    gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31))) if augment is not None else None
+    return recipe.loss_fn(), (lambda xb: augment(xb, gen)) if augment is not None else None
+
+
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch_size: int,
           rng: np.random.Generator, device: torch.device | str = "cpu", weight_decay: float = 3e-5,
-          on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
-    """SGD with Nesterov momentum and cosine schedule; returns the mean loss per epoch."""
+          on_epoch: Callable[[int, float], None] | None = None, recipe=None) -> list[float]:
+    """SGD with Nesterov momentum and cosine schedule; returns the mean loss per epoch.
+    ``recipe`` (:class:`nas.meta.components.Recipe`): the loss and batch augmentation to train
+    with (default: cross-entropy, none)."""
     model.to(device)
     step = _sgd_step(model, lr, weight_decay, epochs * math.ceil(len(x) / batch_size))
+    loss_fn, augment = _loss_and_augment(recipe, rng)
     losses = []
     for ep in range(epochs):
         model.train()
         total, n = 0.0, 0
         for xb, yb in batches(x, y, batch_size, rng, device):
-            total += step(F.cross_entropy(model(xb), yb), f"epoch {ep}") * len(yb)
+            if augment is not None:
+                xb = augment(xb)
+            total += step(loss_fn(model(xb), yb), f"epoch {ep}") * len(yb)
             n += len(yb)
         losses.append(total / max(n, 1))
         if on_epoch:
@@ -138,7 +154,7 @@ def task_logits(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> list[tupl
 
 def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int, epochs: int,
                     lr: float, batch_size: int, rng: np.random.Generator, device: torch.device | str = "cpu",
-                    weight_decay: float = 3e-5) -> list[float]:
+                    weight_decay: float = 3e-5, recipe=None) -> list[float]:
     """Joint training of a multi-task model (``model(x, task)``): every epoch visits every
     example once, in shuffled mini-batches that mix the tasks; each row goes through its own
     task's output and the step minimises the mean cross-entropy over the batch (see
@@ -150,6 +166,7 @@ def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarra
         raise ValueError(f"task indices must lie in [0, {n_tasks}), got {int(t.min())}..{int(t.max())}")
     model.to(device)
     step = _sgd_step(model, lr, weight_decay, epochs * math.ceil(len(x) / batch_size))
+    loss_fn, augment = _loss_and_augment(recipe, rng)
     xt, yt, tt = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(np.asarray(t, dtype=np.int64))
     losses = []
     for ep in range(epochs):
@@ -161,7 +178,10 @@ def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarra
             if len(b) < 2:  # batch norm cannot train on a single example
                 continue
             xb, yb, tb = xt[b].to(device), yt[b].to(device), tt[b].to(device)
-            loss = sum(F.cross_entropy(logits, yb[rows], reduction="sum") for _, rows, logits in task_logits(model, xb, tb))
+            if augment is not None:
+                xb = augment(xb)
+            loss = sum(F.cross_entropy(logits, yb[rows], reduction="sum") if loss_fn is F.cross_entropy
+                       else loss_fn(logits, yb[rows]) * len(rows) for _, rows, logits in task_logits(model, xb, tb))
             total += step(loss / len(b), f"epoch {ep}") * len(b)
             n += len(b)
         losses.append(total / max(n, 1))

@@ -77,3 +77,25 @@ class AnalyticWannEvaluator:
             reached, spec["outputs"]))
         return {"mean_score": float(mean), "max_score": float(mean + 0.1 * np.tanh(len(spec["hidden"]))),
                 "connections": float(len(spec["conns"]))}
+
+
+@dataclass(frozen=True)
+class AnalyticMetaEvaluator:
+    """Meta-learning genomes (activation trees, loss coefficients, augmentation policies) scored
+    by a smooth function of the genome: loss coefficients by closeness to a target vector, trees
+    and policies by their size, so every meta strategy has something to climb."""
+
+    base_seed: int = 0
+    fail_keys: tuple[str, ...] = ()
+
+    def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
+        import json
+
+        if genome.key() in self.fail_keys:
+            raise RuntimeError("injected failure")
+        v = json.loads(genome.spec)
+        if "theta" in v:
+            score = float(np.exp(-np.sum((np.array(v["theta"]) - 1.0) ** 2) / 20))
+        else:
+            score = 1.0 - 1.0 / (1.0 + len(json.dumps(v)) / 100)
+        return {"val_accuracy": score}

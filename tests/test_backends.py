@@ -57,7 +57,16 @@ def _wann(tmp_path, trained, synthetic):
     return cfg
 
 
-CONFIGS = {"inherited": _inherited, "train": _train, "table": _table, "wann": _wann}
+def _meta(tmp_path, trained, synthetic):
+    from nas import stages
+
+    cfg = tiny_config(tmp_path / "meta", ["space.kind=activation", "search.objectives=[val_accuracy]",
+                                          "evaluation.meta.epochs=1", "evaluation.meta.channels=[4, 8]"])
+    stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
+    return cfg
+
+
+CONFIGS = {"inherited": _inherited, "train": _train, "table": _table, "wann": _wann, "meta": _meta}
 
 
 def test_every_backend_has_a_contract_config():
@@ -119,6 +128,7 @@ def test_backend_contract(kind, tmp_path, trained, synthetic):
     gone = {"inherited": lambda: shutil.rmtree(cfg.surrogate.out_dir),
             "train": lambda: (Path(cfg.data.out_dir) / "data.npz").unlink(),
             "wann": lambda: (Path(cfg.data.out_dir) / "data.npz").unlink(),
+            "meta": lambda: (Path(cfg.data.out_dir) / "data.npz").unlink(),
             "table": lambda: None}[kind]
     if kind != "table":
         gone()

@@ -33,17 +33,12 @@ def test_dvc_repro_and_partial_rerun(tmp_path, runs_api):
     training.write_text(original)
     assert "up to date" in sh(["dvc", "status"], repo, env).lower()
 
-    # an experiment that changes one search.* value (`dvc exp run -S`, here async mode): only
-    # search and select rerun, and `dvc exp show` lists the experiment with its metrics
+    # `dvc exp show` lists the run with its metrics (an experiment that changes one search.*
+    # value reruns only search and select: test_codeepneat_search_under_dvc_in_both_modes)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "first run"], repo, env)
-    out = sh(["dvc", "exp", "run", "-n", "async-exp", "-S", "search.mode=async", "-S", "search.async.budget=10",
-              "-S", "search.async.in_flight=4"], repo, env)
-    assert "Running stage 'search'" in out and "Running stage 'select'" in out
-    for stage in ("prepare", "pretrain", "surrogate"):
-        assert f"Running stage '{stage}'" not in out
     show = sh(["dvc", "exp", "show", "--csv"], repo, env)
-    assert "async-exp" in show and "n_pareto" in show and "async" in show
+    assert "n_pareto" in show and "workspace" in show
 
     html = sh(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo, env)
     index = (tmp_path / "plots" / "index.html").read_text()

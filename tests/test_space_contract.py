@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from nas.config import CoDeepNEATSpaceConfig, SpaceConfig
+from nas.config import CoDeepNEATSpaceConfig, MetaSpaceConfig, SpaceConfig
 from nas.genome import Genome
 from nas.spaces.registry import from_config
 from nas.spaces.codeepneat import CoDeepNEATSpace
 from nas.spaces.elastic import ElasticSpace
 from nas.spaces.nb201 import NB201Space
+from nas.spaces.meta import ActivationSpace, AugmentationSpace, LossSpace
 from nas.spaces.wann import WANNSpace
 
 SHAPE = (1, 8, 8)
@@ -22,6 +23,9 @@ SPACES = {
     "nb201_sep": lambda: NB201Space(crossover="sep", channels=4, cells=1),
     "codeepneat": lambda: CoDeepNEATSpace(CoDeepNEATSpaceConfig()),
     "wann": lambda: WANNSpace(64, 7),
+    "activation": lambda: ActivationSpace(MetaSpaceConfig(), [4, 8]),
+    "loss": lambda: LossSpace(MetaSpaceConfig(), [4, 8]),
+    "augmentation": lambda: AugmentationSpace(MetaSpaceConfig(), [4, 8]),
 }
 
 

@@ -13,7 +13,7 @@ from nas.strategies import (AgingEvolutionStrategy, LocalSearchStrategy, MSuNASS
                             Strategy, ThompsonStrategy)
 from nas.spaces.codeepneat import CoDeepNEATSpace
 from nas.strategies.codeepneat import CoDeepNEATStrategy
-from tests.analytic import AnalyticEvaluator, AnalyticGraphEvaluator, AnalyticWannEvaluator
+from tests.analytic import AnalyticEvaluator, AnalyticGraphEvaluator, AnalyticMetaEvaluator, AnalyticWannEvaluator
 
 OBJ = ["val_accuracy", "params"]
 
@@ -32,6 +32,12 @@ def make(name, seed=0, constraints=None, prior=None):
 
         return WANNStrategy(WANNSpace(8, 3, init_connection_prob=0.2), ["mean_score", "connections"], c, seed,
                             tournament=4)
+    if name == "cma":
+        from nas.config import MetaSpaceConfig
+        from nas.spaces.meta import LossSpace
+        from nas.strategies.cma_es import CMAESStrategy
+
+        return CMAESStrategy(LossSpace(MetaSpaceConfig()), ["val_accuracy"], c, seed, popsize=12, sigma0=0.5)
     if name == "random":
         return RandomStrategy(space, OBJ, c, seed)
     if name == "nsga2":
@@ -45,14 +51,15 @@ def make(name, seed=0, constraints=None, prior=None):
     return MSuNASStrategy(space, OBJ, c, seed, ["random_forest", "ridge"], 1, 3, 10, 24, prior)
 
 
-STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "wann"]
+STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "wann", "cma"]
 IMPROVERS = ["aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat"]
 
 
 def analytic(strategy, **kw):
     """The analytic evaluator for the strategy's space (vector or graph genomes)."""
-    return {"codeepneat": AnalyticGraphEvaluator, "wann": AnalyticWannEvaluator}.get(strategy.space.name,
-                                                                                     AnalyticEvaluator)(**kw)
+    return {"codeepneat": AnalyticGraphEvaluator, "wann": AnalyticWannEvaluator, "loss": AnalyticMetaEvaluator,
+            "activation": AnalyticMetaEvaluator, "augmentation": AnalyticMetaEvaluator}.get(strategy.space.name,
+                                                                                            AnalyticEvaluator)(**kw)
 
 
 def run(strategy, generations=4, n=12, evaluator=None):

@@ -120,7 +120,7 @@ def test_benchmark_cli(synthetic, tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mode", ["generational", "async"])
-def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path, mode):
+def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path, mode, runs_api):
     """`evaluation.kind: table` through the real pipeline flow (Prefect + Dask), no supernet;
     in both search modes (async: K=6 in flight, updates every M=2 results)."""
     import json
@@ -132,7 +132,7 @@ def test_evonas_run_with_the_table_evaluator(synthetic, tmp_path, mode):
     sets = [*synthetic_table_sets(synthetic), "search.strategy=thompson", "search.population=8",
             "search.generations=3", "evaluation.table.sim_seconds=0.01", f"search.mode={mode}",
             "search.async.in_flight=6", "search.async.batch=2"]
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect")}
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / ".prefect"), "PREFECT_API_URL": runs_api}
     proc = subprocess.run([exe, "run", "--params", str(ROOT / "params.yaml")] + [a for s in sets for a in ("--set", s)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

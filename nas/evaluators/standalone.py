@@ -61,6 +61,7 @@ class StandaloneEvaluator:
     device: str = "auto"
     threads: int = 1
     init: str = "default"
+    recipe_json: str = ""  # evaluation.loss and evaluation.augmentation (nas.meta.components.recipe_json)
 
     def metrics(self, genome: Genome, seed: int) -> dict[str, float]:
         """Torch's thread count and global generator are set for this candidate and restored
@@ -77,8 +78,10 @@ class StandaloneEvaluator:
         if data.is_multitask or self.space.multitask != "none":
             return self._multitask_metrics(genome, seed, data, device)
         net = build_model(self.space, genome, data.input_shape[0], data.num_classes, data.input_shape, self.init, seed)
+        from nas.meta.components import recipe_from_json
+
         train(net, data.x_train, data.y_train, self.epochs, self.lr, self.batch_size, np.random.default_rng(seed),
-              device)
+              device, recipe=recipe_from_json(self.recipe_json))
         val = accuracy(net, data.x_val, data.y_val, device=device)
         net = net.cpu()
         return {"val_accuracy": float(val),
@@ -92,8 +95,10 @@ class StandaloneEvaluator:
 
         net = build_model(self.space, genome, data.input_shape[0], data.num_classes, data.input_shape, self.init, seed,
                           task_classes=data.task_num_classes)
+        from nas.meta.components import recipe_from_json
+
         train_multitask(net, data.x_train, data.y_train, data.t_train, data.n_tasks, self.epochs, self.lr,
-                        self.batch_size, np.random.default_rng(seed), device)
+                        self.batch_size, np.random.default_rng(seed), device, recipe=recipe_from_json(self.recipe_json))
         accs = accuracy_by_task(net, data.x_val, data.y_val, data.t_val, data.n_tasks, device=device)
         return {"val_accuracy": float(np.mean(accs)),
                 **{f"val_acc:{name}": float(a) for name, a in zip(data.tasks, accs)},

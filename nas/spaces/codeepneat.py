@@ -41,7 +41,7 @@ IO = ("input", "output")
 class Vocabulary:
     """The layer choices of a space (from ``space.codeepneat`` in params)."""
 
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, extra_activations: tuple[str, ...] = ()):
         from nas.config import CoDeepNEATSpaceConfig
 
         cfg = cfg or CoDeepNEATSpaceConfig()
@@ -50,7 +50,7 @@ class Vocabulary:
         self.conv_kernels = tuple(cfg.conv_kernels)
         self.dense_units = tuple(cfg.dense_units)
         self.dropout_rates = tuple(cfg.dropout_rates)
-        self.activations = tuple(cfg.activations)
+        self.activations = tuple(cfg.activations) + tuple(a for a in extra_activations if a not in cfg.activations)
         self.max_module_layers = cfg.max_module_layers
         self.max_blueprint_modules = cfg.max_blueprint_modules
 
@@ -253,8 +253,17 @@ class CoDeepNEATSpace:
 
     name = SPACE_NAME
 
-    def __init__(self, cfg=None):
-        self.vocab = Vocabulary(cfg)
+    def __init__(self, cfg=None, activation: str = "default"):
+        """``activation``: ``space.activation``; anything but ``default`` becomes one more choice
+        of every layer's activation, stored in the genome as its expression (e.g. ``x * sigmoid(x)``),
+        so the genome builds on its own."""
+        extra: tuple[str, ...] = ()
+        if activation != "default":
+            from nas.meta.components import resolve
+            from nas.meta.expr import to_text
+
+            extra = (to_text(resolve("activation", activation)["tree"]),)
+        self.vocab = Vocabulary(cfg, extra)
 
     def valid_module(self, g: nx.DiGraph) -> bool:
         return is_valid(g, self.vocab.max_module_layers)

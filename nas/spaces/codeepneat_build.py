@@ -29,9 +29,17 @@ DENSE_MAX_SIDE = 4
 
 
 def activation(name: str) -> nn.Module:
-    if name not in ACT:
-        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACT)}")
-    return ACT[name]()
+    """A named activation, or an evolved one written as its expression (``space.activation``)."""
+    if name in ACT:
+        return ACT[name]()
+    from nas.meta.expr import TreeError, parse
+    from nas.meta.network import activation_module
+
+    try:
+        return activation_module(parse(name))
+    except TreeError:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACT)}, or an expression such as "
+                         "'x * sigmoid(x)'") from None
 
 
 class Merge(nn.Module):

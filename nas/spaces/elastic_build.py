@@ -9,7 +9,7 @@ can be fine-tuned, measured and exported on its own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,18 @@ from nas.spaces.elastic import BlockSpec, ElasticSpace
 
 if TYPE_CHECKING:
     from nas.costs import Layer
+
+
+def make_act(space_cfg) -> "Callable[[], nn.Module]":
+    """A factory of the configured activation (``space.activation``; ReLU6 by default)."""
+    spec = getattr(space_cfg, "activation", "default")
+    if spec == "default":
+        return nn.ReLU6
+    from nas.meta.components import resolve
+    from nas.meta.network import activation_module
+
+    tree = resolve("activation", spec)["tree"]
+    return lambda: activation_module(tree)
 
 
 def _crop(weight: torch.Tensor, k: int) -> torch.Tensor:
@@ -40,9 +52,10 @@ def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
 class DynamicMBConv(nn.Module):
     """Inverted residual block whose hidden width and depthwise kernel are chosen per call."""
 
-    def __init__(self, cin: int, cout: int, stride: int, kmax: int, emax: int):
+    def __init__(self, cin: int, cout: int, stride: int, kmax: int, emax: int, act: Callable[[], nn.Module] = nn.ReLU6):
         super().__init__()
         hidden = cin * emax
+        self.act1, self.act2 = act(), act()
         self.cin, self.cout, self.stride, self.kmax = cin, cout, stride, kmax
         self.expand = nn.Conv2d(cin, hidden, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden)
@@ -54,9 +67,9 @@ class DynamicMBConv(nn.Module):
     def forward(self, x: torch.Tensor, k: int, e: int) -> torch.Tensor:
         h = self.cin * e
         y = F.conv2d(x, self.expand.weight[:h])
-        y = F.relu6(_bn(y, self.bn1, h))
+        y = self.act1(_bn(y, self.bn1, h))
         y = F.conv2d(y, _crop(self.depthwise.weight[:h], k), stride=self.stride, padding=k // 2, groups=h)
-        y = F.relu6(_bn(y, self.bn2, h))
+        y = self.act2(_bn(y, self.bn2, h))
         y = F.conv2d(y, self.project.weight[:, :h])
         y = _bn(y, self.bn3, self.cout)
         return x + y if (self.stride == 1 and self.cin == self.cout) else y
@@ -67,15 +80,16 @@ class Supernet(nn.Module):
         super().__init__()
         cfg = space.cfg
         self.space = space
+        act = make_act(cfg)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, cfg.stem_channels, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(cfg.stem_channels), nn.ReLU6())
+                                  nn.BatchNorm2d(cfg.stem_channels), act())
         self.stages = nn.ModuleList()
         cin = cfg.stem_channels
         for cout, stride in zip(cfg.stage_channels, cfg.stage_strides):
             blocks = nn.ModuleList()
             for b in range(space.max_depth):
                 blocks.append(DynamicMBConv(cin, cout, stride if b == 0 else 1, max(cfg.kernel_sizes),
-                                            max(cfg.expand_ratios)))
+                                            max(cfg.expand_ratios), act))
                 cin = cout
             self.stages.append(blocks)
         self.classifier = nn.Linear(cin, num_classes)
@@ -90,14 +104,14 @@ class Supernet(nn.Module):
 class MBConv(nn.Module):
     """Static inverted residual block of a stand-alone subnet."""
 
-    def __init__(self, spec: BlockSpec):
+    def __init__(self, spec: BlockSpec, act: Callable[[], nn.Module] = nn.ReLU6):
         super().__init__()
         h = spec.in_channels * spec.expand_ratio
         k = spec.kernel_size
         self.residual = spec.stride == 1 and spec.in_channels == spec.out_channels
         self.body = nn.Sequential(
-            nn.Conv2d(spec.in_channels, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6(),
-            nn.Conv2d(h, h, k, spec.stride, k // 2, groups=h, bias=False), nn.BatchNorm2d(h), nn.ReLU6(),
+            nn.Conv2d(spec.in_channels, h, 1, bias=False), nn.BatchNorm2d(h), act(),
+            nn.Conv2d(h, h, k, spec.stride, k // 2, groups=h, bias=False), nn.BatchNorm2d(h), act(),
             nn.Conv2d(h, spec.out_channels, 1, bias=False), nn.BatchNorm2d(spec.out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,10 +123,11 @@ class SubNet(nn.Module):
     def __init__(self, space: ElasticSpace, genome: Genome, in_channels: int, num_classes: int):
         super().__init__()
         cfg = space.cfg
+        act = make_act(cfg)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, cfg.stem_channels, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(cfg.stem_channels), nn.ReLU6())
+                                  nn.BatchNorm2d(cfg.stem_channels), act())
         self.specs = space.decode(genome)
-        self.blocks = nn.Sequential(*[MBConv(s) for s in self.specs])
+        self.blocks = nn.Sequential(*[MBConv(s, act) for s in self.specs])
         self.classifier = nn.Linear(cfg.stage_channels[-1] if self.specs else cfg.stem_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +156,9 @@ def extract_subnet(supernet: Supernet, genome: Genome) -> SubNet:
     for spec, blk in zip(net.specs, net.blocks):
         src: DynamicMBConv = supernet.stages[spec.stage][spec.index]
         h = spec.in_channels * spec.expand_ratio
-        conv1, bn1, _, dw, bn2, _, conv3, bn3 = blk.body
+        conv1, bn1, act1, dw, bn2, act2, conv3, bn3 = blk.body
+        act1.load_state_dict(src.act1.state_dict())  # learnable activation scales (space.activation)
+        act2.load_state_dict(src.act2.state_dict())
         conv1.weight.copy_(src.expand.weight[:h])
         _copy_bn(bn1, src.bn1, h)
         dw.weight.copy_(_crop(src.depthwise.weight[:h], spec.kernel_size))
@@ -168,7 +185,7 @@ class Head(nn.Module):
 
 def _stem(space: ElasticSpace, in_channels: int) -> nn.Module:
     c = space.cfg.stem_channels
-    return nn.Sequential(nn.Conv2d(in_channels, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU6())
+    return nn.Sequential(nn.Conv2d(in_channels, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), make_act(space.cfg)())
 
 
 def _out_size(size: int, stride: int) -> int:
@@ -189,7 +206,7 @@ def subnet_layers(space: ElasticSpace, genome: Genome, input_shape: tuple[int, i
     out = [Layer(f"stem{c}-{space.cfg.stem_channels}@{size}", lambda: _stem(space, c), (c, size, size))]
     ch = space.cfg.stem_channels
     for spec in space.decode(genome):
-        out.append(Layer(_block_key(spec, size), lambda spec=spec: MBConv(spec), (ch, size, size)))
+        out.append(Layer(_block_key(spec, size), lambda spec=spec: MBConv(spec, make_act(space.cfg)), (ch, size, size)))
         size, ch = _out_size(size, spec.stride), spec.out_channels
     out.append(Layer(f"head{ch}-{num_classes}@{size}", lambda ch=ch: Head(ch, num_classes), (ch, size, size)))
     return out

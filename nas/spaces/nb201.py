@@ -195,8 +195,10 @@ class NB201Space(IntegerVectorSpace):
 
     name = SPACE_NAME
 
-    def __init__(self, ops: tuple[str, ...] = OPS, crossover: str = "uniform", channels: int = 16, cells: int = 5):
+    def __init__(self, ops: tuple[str, ...] = OPS, crossover: str = "uniform", channels: int = 16, cells: int = 5,
+                 activation: str = "default"):
         self.channels, self.cells = channels, cells  # the trainable skeleton's size (space.nb201_*)
+        self.activation = activation  # space.activation of the trainable skeleton
         self.ops = tuple(ops)
         if len(set(self.ops)) != len(self.ops) or not self.ops:
             raise ValueError(f"ops must be non-empty and distinct, got {self.ops}")
@@ -314,7 +316,7 @@ class NB201Space(IntegerVectorSpace):
         """A freshly initialised torch network of the cell (the NAS-Bench-201 skeleton)."""
         from nas.spaces.nb201_build import build_nb201
 
-        return build_nb201(genome, input_shape[0], num_classes, self.channels, self.cells)
+        return build_nb201(genome, input_shape[0], num_classes, self.channels, self.cells, activation=self.activation)
 
     def distance(self, a: Genome, b: Genome) -> float:
         """Number of edges whose ops differ (Hamming distance)."""

@@ -29,13 +29,19 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
+def _relu() -> nn.Module:
+    return nn.ReLU(inplace=False)
+
+
 class ReLUConvBN(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1):
-        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+    """Activation (ReLU unless ``space.activation`` says otherwise), conv, BatchNorm."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, act=_relu):
+        super().__init__(act(), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
                          nn.BatchNorm2d(cout))
 
 
-def make_op(name: str, channels: int) -> nn.Module:
+def make_op(name: str, channels: int, act=_relu) -> nn.Module:
     """One cell edge operation at ``channels`` in and out, stride 1."""
     if name == "none":
         return Zero()
@@ -45,16 +51,16 @@ def make_op(name: str, channels: int) -> nn.Module:
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     m = re.fullmatch(r"nor_conv_(\d+)x\1", name)
     if m:
-        return ReLUConvBN(channels, channels, int(m.group(1)))
+        return ReLUConvBN(channels, channels, int(m.group(1)), act=act)
     raise ValueError(f"unknown NAS-Bench-201 op {name!r}")
 
 
 class Cell(nn.Module):
     """node0 = input; node_j = sum_{i<j} op_{j,i}(node_i); output = the last node."""
 
-    def __init__(self, op_names: list[str], channels: int):
+    def __init__(self, op_names: list[str], channels: int, act=_relu):
         super().__init__()
-        self.edges = nn.ModuleList(make_op(n, channels) for n in op_names)
+        self.edges = nn.ModuleList(make_op(n, channels, act) for n in op_names)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -69,10 +75,10 @@ class ResNetReduction(nn.Module):
     """ResNet basic block halving the resolution: ReLU-Conv3x3(s2)-BN, ReLU-Conv3x3-BN,
     shortcut AvgPool2d(2, 2) + Conv1x1 (no bias)."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, act=_relu):
         super().__init__()
-        self.conv_a = ReLUConvBN(cin, cout, 3, stride=2)
-        self.conv_b = ReLUConvBN(cout, cout, 3)
+        self.conv_a = ReLUConvBN(cin, cout, 3, stride=2, act=act)
+        self.conv_b = ReLUConvBN(cout, cout, 3, act=act)
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +87,7 @@ class ResNetReduction(nn.Module):
 
 class NB201Network(nn.Module):
     def __init__(self, op_names: list[str], in_channels: int = 3, num_classes: int = 10,
-                 channels: int = 16, cells_per_stage: int = 5):
+                 channels: int = 16, cells_per_stage: int = 5, act=_relu):
         super().__init__()
         if len(op_names) != len(EDGES):
             raise ValueError(f"a cell needs {len(EDGES)} ops, got {len(op_names)}")
@@ -90,11 +96,11 @@ class NB201Network(nn.Module):
         c = channels
         for stage in range(3):
             if stage > 0:
-                layers.append(ResNetReduction(c, 2 * c))
+                layers.append(ResNetReduction(c, 2 * c, act))
                 c *= 2
-            layers += [Cell(op_names, c) for _ in range(cells_per_stage)]
+            layers += [Cell(op_names, c, act) for _ in range(cells_per_stage)]
         self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c), act())
         self.classifier = nn.Linear(c, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,8 +109,16 @@ class NB201Network(nn.Module):
 
 
 def build_nb201(genome: Genome, in_channels: int = 3, num_classes: int = 10, channels: int = 16,
-                cells_per_stage: int = 5, ops: tuple[str, ...] = OPS) -> NB201Network:
-    """A freshly initialised NAS-Bench-201 network whose every cell is ``genome``."""
+                cells_per_stage: int = 5, ops: tuple[str, ...] = OPS, activation: str = "default") -> NB201Network:
+    """A freshly initialised NAS-Bench-201 network whose every cell is ``genome``; ``activation``
+    is ``space.activation`` (``default``: ReLU)."""
     space = NB201Space(ops)
     op_names = [name for _, _, name in space.decode(genome)]
-    return NB201Network(op_names, in_channels, num_classes, channels, cells_per_stage)
+    act = _relu
+    if activation != "default":
+        from nas.meta.components import resolve
+        from nas.meta.network import activation_module
+
+        tree = resolve("activation", activation)["tree"]
+        act = lambda: activation_module(tree)  # noqa: E731
+    return NB201Network(op_names, in_channels, num_classes, channels, cells_per_stage, act)

@@ -10,12 +10,12 @@ def from_config(space_cfg):
     if space_cfg.kind == "nb201":
         from nas.spaces.nb201 import NB201Space
 
-        return NB201Space(crossover=space_cfg.crossover, channels=space_cfg.nb201_channels,
+        return NB201Space(crossover=space_cfg.crossover, channels=space_cfg.nb201_channels, activation=space_cfg.activation,
                           cells=space_cfg.nb201_cells)
     if space_cfg.kind == "codeepneat":
         from nas.spaces.codeepneat import CoDeepNEATSpace
 
-        return CoDeepNEATSpace(space_cfg.codeepneat)
+        return CoDeepNEATSpace(space_cfg.codeepneat, space_cfg.activation)
     from nas.spaces.elastic import ElasticSpace
 
     return ElasticSpace(space_cfg)
