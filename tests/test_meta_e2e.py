@@ -81,3 +81,22 @@ def test_each_meta_search_runs_from_its_example_and_an_architecture_search_uses_
     assert r.augment == json.loads(found["augmentation"].read_text())["value"]
     assert not ev.space.activation.endswith(".json")
     assert resolve("activation", ev.space.activation) == resolve("activation", str(found["activation"]))
+
+
+def test_a_meta_search_runs_under_dvc(tmp_path, runs_api):
+    """The loss search as DVC users run it: `evonas config` turns the example into params.yaml,
+    `dvc repro` runs prepare, records that pretrain and surrogate were skipped, searches with
+    CMA-ES and writes loss.json; a second `dvc repro` has nothing to do."""
+    from tests.conftest import repo_copy, sh
+
+    repo, env = repo_copy(tmp_path, [], runs_api)
+    sh(["evonas", "config", "--params", "examples/meta_loss.yaml", *[a for s in TINY for a in ("--set", s)],
+        "--out", "params.yaml", "--force"], repo, env)
+    out = sh(["dvc", "repro"], repo, env)
+    assert "Running stage 'select'" in out
+    for note in ("artifacts/supernet/skipped.json", "artifacts/surrogate/skipped.json"):
+        assert json.loads((repo / note).read_text())["evaluation_kind"] == "meta"
+    doc = json.loads((repo / "artifacts/meta_loss/select/loss.json").read_text())
+    assert doc["component"] == "loss" and len(doc["value"]["theta"]) == 8
+    assert json.loads((repo / "reports/meta_loss/metrics.json").read_text())["strategy"] == "cma"
+    assert "up to date" in sh(["dvc", "status"], repo, env).lower()

@@ -148,9 +148,42 @@ def select(cfg: Config, progress=None) -> dict:
     metrics["test_accuracy"] = metrics["test"]["found"]["mean"]
     metrics["headline"] = headline(metrics)
     reports = Path(cfg.selection.reports_dir)
+    plot(reports / "pareto.png", df, metrics)
     atomic_write_json(reports / "metrics.json", metrics)
     atomic_write_text(reports / "report.md", report_md(metrics))
     return metrics
+
+
+def plot(path: Path, df: pd.DataFrame, m: dict) -> Path:
+    """Left: every candidate's search validation accuracy in evaluation order (failed ones at
+    the bottom), the best so far as a line. Right: test accuracy of the found component and the
+    baseline on each test seed (paired). Named ``pareto.png`` like every run's main plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nas.io import atomic_write_with
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    acc = df.val_accuracy.where(df.status == "ok").to_numpy(dtype=float)
+    x = np.arange(1, len(acc) + 1)
+    a.scatter(x, np.nan_to_num(acc, nan=0.0), s=12, c=np.where(np.isnan(acc), "tab:red", "tab:blue"))
+    a.plot(x, np.fmax.accumulate(np.nan_to_num(acc, nan=0.0)), color="black", lw=1, label="best so far")
+    a.set(xlabel="evaluation", ylabel="validation accuracy", title=f"{m['component']} search")
+    a.legend(loc="lower right")
+    t = m["test"]
+    for k, (vals, name) in enumerate(((t["baseline"]["values"], m["baseline"]), (t["found"]["values"], "found"))):
+        b.scatter(np.full(len(vals), k), vals, s=16)
+        b.hlines(np.mean(vals), k - 0.2, k + 0.2, color="black")
+    for v0, v1 in zip(t["baseline"]["values"], t["found"]["values"]):
+        b.plot([0, 1], [v0, v1], color="grey", lw=0.5)
+    b.set_xticks([0, 1], [m["baseline"], "found"])
+    b.set(ylabel="test accuracy", title="test seeds (paired)")
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return path
 
 
 def headline(m: dict) -> str:

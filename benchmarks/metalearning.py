@@ -1,0 +1,164 @@
+"""Meta-learned components against their baselines, where found and transferred (issue 19).
+
+1. Runs the three searches with the real pipeline on ``--found-on`` data (``evonas run --params
+   examples/meta_<component>.yaml``: Prefect flows, candidates on Dask, the select stage choosing
+   on validation), or reuses the component files of an earlier run (``--reuse``).
+2. On ``--found-on`` and on ``--other`` data, trains the same fixed network (``evaluation.meta``)
+   with each found component and with its baseline (ReLU / cross-entropy / no augmentation, and
+   for augmentation also the hand-made shift + rotate policy) on ``--seeds`` seeds, the same seeds
+   for every arm and none of them used by the search or its select stage, and tests each.
+3. Prints test accuracy mean ± std and the paired t-test p-value side by side; ``--json`` writes
+
+    {"found_on": DATASET, "other": DATASET, "components": {COMPONENT: TEXT},
+     DATASET: {COMPONENT: {"baseline": {"mean", "std", "n"}, "found": {"mean", "std", "n"},
+                           "p_value", "hand_made": {...} (augmentation)}}, "seconds"}
+
+    .venv/bin/python benchmarks/metalearning.py --json benchmarks/results/metalearning.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+COMPONENTS = ("activation", "loss", "augmentation")
+DATA_SETS = {"omniglot_pooled": [], "digits": ["data.image_size=null"]}
+
+
+def run_search(comp: str, data: str, workdir: Path, sets: list[str]) -> Path:
+    out = workdir / f"artifacts/meta_{comp}/select/{comp}.json"
+    args = [str(ROOT / ".venv/bin/evonas"), "run", "--params", str(ROOT / f"examples/meta_{comp}.yaml"),
+            "--set", f"data.kind={data}", *[a for s in DATA_SETS[data] + sets for a in ("--set", s)]]
+    env = {**os.environ, "PREFECT_HOME": str(workdir / ".prefect")}
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"the {comp} search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    print(f"{comp} search: {time.perf_counter() - t0:.0f} s; {proc.stderr.strip().splitlines()[-1]}", flush=True)
+    return out
+
+
+def prepare(data: str, workdir: Path):
+    from nas import stages
+    from nas.config import load_config
+    from nas.data import load_prepared
+
+    cfg = load_config(ROOT / "examples/meta_activation.yaml",
+                      [f"data.kind={data}", f"data.out_dir={workdir}/data/bench_{data}", *DATA_SETS[data]])
+    if not (Path(cfg.data.out_dir) / "data.npz").is_file():
+        stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
+    return cfg, load_prepared(cfg.data.out_dir)
+
+
+def _job(args) -> float:
+    """One training of the fixed network (a worker process, one torch thread)."""
+    import torch
+
+    from nas.meta.components import resolve
+    from nas.meta.network import train_fixed
+    from nas.training import accuracy
+
+    torch.set_num_threads(1)
+    cfg_path, sets, comp, value, seed = args
+    from nas.config import load_config
+    from nas.data import load_prepared
+
+    cfg = load_config(cfg_path, sets)
+    data = load_prepared(cfg.data.out_dir)
+    base = resolve("activation", cfg.evaluation.meta.activation)
+    net = train_fixed(comp, value, data, seed, cfg.evaluation.meta, base["tree"] if base else None)
+    return float(accuracy(net, data.x_test, data.y_test))
+
+
+def stats(v) -> dict:
+    v = np.asarray(v, float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v)),
+            "values": [float(x) for x in v]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--found-on", default="omniglot_pooled", choices=sorted(DATA_SETS))
+    ap.add_argument("--other", default="digits", choices=sorted(DATA_SETS))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--workdir", default="scratch/metalearning")
+    ap.add_argument("--reuse", action="store_true", help="use the component files already in --workdir")
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE for the searches (e.g. search.generations=10)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    work = Path(a.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+
+    from nas.meta.augment import HAND_MADE
+    from nas.meta.components import describe, load_file
+    from nas.meta.select import paired_p, stream_seed
+
+    found = {}
+    for comp in COMPONENTS:
+        path = work / f"artifacts/meta_{comp}/select/{comp}.json"
+        if not (a.reuse and path.is_file()):
+            path = run_search(comp, a.found_on, work, a.set)
+        found[comp] = load_file(path, comp)
+        print(f"found {comp}: {describe(comp, found[comp])}", flush=True)
+
+    seeds = [stream_seed(0, "benchmark", k) for k in range(a.seeds)]  # apart from search and select seeds
+    out: dict = {"found_on": a.found_on, "other": a.other,
+                 "components": {c: describe(c, v) for c, v in found.items()}, "seeds": a.seeds}
+    for data in (a.found_on, a.other):
+        cfg, _ = prepare(data, work)
+        sets = [f"data.kind={data}", f"data.out_dir={cfg.data.out_dir}", *DATA_SETS[data]]
+        arms = []
+        for comp in COMPONENTS:
+            arms += [(comp, "baseline", None), (comp, "found", found[comp])]
+            if comp == "augmentation":
+                arms.append((comp, "hand_made", {"policy": HAND_MADE}))
+        jobs = [(str(ROOT / "examples/meta_activation.yaml"), sets, comp, value, s)
+                for comp, _, value in arms for s in seeds]
+        with ProcessPoolExecutor(a.workers) as pool:
+            accs = list(pool.map(_job, jobs))
+        res: dict = {}
+        for i, (comp, arm, _) in enumerate(arms):
+            res.setdefault(comp, {})[arm] = stats(accs[i * len(seeds):(i + 1) * len(seeds)])
+        for comp, r in res.items():
+            r["p_value"] = paired_p(r["found"]["values"], r["baseline"]["values"])
+            if "hand_made" in r:
+                r["p_value_vs_hand_made"] = paired_p(r["found"]["values"], r["hand_made"]["values"])
+        out[data] = res
+        print(f"\n{data} ({'found here' if data == a.found_on else 'transfer'}), test accuracy over {a.seeds} seeds:")
+        print(f"{'component':<14}{'baseline':>18}{'found':>18}{'p (paired)':>12}   found")
+        for comp, r in res.items():
+            b, f = r["baseline"], r["found"]
+            p = "n/a" if r["p_value"] is None else f"{r['p_value']:.3g}"
+            print(f"{comp:<14}{b['mean']:>10.4f} ± {b['std']:.4f}{f['mean']:>10.4f} ± {f['std']:.4f}{p:>12}   "
+                  f"{out['components'][comp]}")
+            if "hand_made" in r:
+                h = r["hand_made"]
+                ph = "n/a" if r["p_value_vs_hand_made"] is None else f"{r['p_value_vs_hand_made']:.3g}"
+                print(f"{'  hand-made':<14}{h['mean']:>10.4f} ± {h['std']:.4f}{'':>18}{ph:>12}   "
+                      f"(found vs hand-made)")
+    out["seconds"] = time.perf_counter() - t0
+    wins = [c for c in COMPONENTS if out[a.found_on][c]["p_value"] is not None and out[a.found_on][c]["p_value"] < 0.05
+            and out[a.found_on][c]["found"]["mean"] > out[a.found_on][c]["baseline"]["mean"]]
+    print(f"\ncomponents beating their baseline with p < 0.05 on {a.found_on}: {len(wins)} of 3 {wins} (target: 2); "
+          f"{out['seconds']:.0f} s")
+    if a.json:
+        from nas.io import atomic_write_json
+
+        atomic_write_json(a.json, out)
+
+
+if __name__ == "__main__":
+    main()
