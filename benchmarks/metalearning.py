@@ -11,7 +11,12 @@
 
     {"found_on": DATASET, "other": DATASET, "components": {COMPONENT: TEXT},
      DATASET: {COMPONENT: {"baseline": {"mean", "std", "n"}, "found": {"mean", "std", "n"},
-                           "p_value", "hand_made": {...} (augmentation)}}, "seconds"}
+                           "p_value", "p_value_vs_tuned_lr_baseline", "hand_made": {...} (augmentation)}},
+     "baseline_tuned_lr": {DATASET: {"mean", "std", "n", "lr"}}, "seconds"}
+
+   The baseline is also trained at its own best learning rate (of 0.1, 0.2, 0.4, 0.8, 1.6, chosen on
+   validation with seeds of its own), so that a component cannot win only by changing the step
+   size (a loss's scale and an activation's slope both act like one).
 
     .venv/bin/python benchmarks/metalearning.py --json benchmarks/results/metalearning.json
 """
@@ -61,7 +66,8 @@ def prepare(data: str, workdir: Path):
 
 
 def _job(args) -> float:
-    """One training of the fixed network (a worker process, one torch thread)."""
+    """One training of the fixed network (a worker process, one torch thread); test accuracy
+    (validation accuracy when ``sets`` ends with ``split=val``)."""
     import torch
 
     from nas.meta.components import resolve
@@ -73,11 +79,16 @@ def _job(args) -> float:
     from nas.config import load_config
     from nas.data import load_prepared
 
-    cfg = load_config(cfg_path, sets)
+    split = "val" if sets and sets[-1] == "split=val" else "test"
+    cfg = load_config(cfg_path, [s for s in sets if s != "split=val"])
     data = load_prepared(cfg.data.out_dir)
     base = resolve("activation", cfg.evaluation.meta.activation)
     net = train_fixed(comp, value, data, seed, cfg.evaluation.meta, base["tree"] if base else None)
-    return float(accuracy(net, data.x_test, data.y_test))
+    x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+    return float(accuracy(net, x, y))
+
+
+LR_GRID = (0.1, 0.2, 0.4, 0.8, 1.6)
 
 
 def stats(v) -> dict:
@@ -126,22 +137,39 @@ def main() -> None:
                 arms.append((comp, "hand_made", {"policy": HAND_MADE}))
         jobs = [(str(ROOT / "examples/meta_activation.yaml"), sets, comp, value, s)
                 for comp, _, value in arms for s in seeds]
+        # the baseline at its own best learning rate (chosen on validation, 3 seeds of their own):
+        # so that no component wins only because the default step size suits it better
+        lr_seeds = [stream_seed(0, "benchmark-lr", k) for k in range(3)]
+        lr_jobs = [(str(ROOT / "examples/meta_activation.yaml"), [*sets, f"evaluation.meta.lr={lr}", "split=val"],
+                    "loss", None, s) for lr in LR_GRID for s in lr_seeds]
         with ProcessPoolExecutor(a.workers) as pool:
             accs = list(pool.map(_job, jobs))
+            lr_val = np.array(list(pool.map(_job, lr_jobs))).reshape(len(LR_GRID), len(lr_seeds)).mean(1)
+            best_lr = LR_GRID[int(np.argmax(lr_val))]
+            tuned = list(pool.map(_job, [(str(ROOT / "examples/meta_activation.yaml"),
+                                          [*sets, f"evaluation.meta.lr={best_lr}"], "loss", None, s) for s in seeds]))
         res: dict = {}
         for i, (comp, arm, _) in enumerate(arms):
             res.setdefault(comp, {})[arm] = stats(accs[i * len(seeds):(i + 1) * len(seeds)])
+        out.setdefault("baseline_tuned_lr", {})[data] = {
+            **stats(tuned), "lr": best_lr, "val_by_lr": {str(lr): float(v) for lr, v in zip(LR_GRID, lr_val)}}
         for comp, r in res.items():
             r["p_value"] = paired_p(r["found"]["values"], r["baseline"]["values"])
+            r["p_value_vs_tuned_lr_baseline"] = paired_p(r["found"]["values"], tuned)
             if "hand_made" in r:
                 r["p_value_vs_hand_made"] = paired_p(r["found"]["values"], r["hand_made"]["values"])
         out[data] = res
         print(f"\n{data} ({'found here' if data == a.found_on else 'transfer'}), test accuracy over {a.seeds} seeds:")
-        print(f"{'component':<14}{'baseline':>18}{'found':>18}{'p (paired)':>12}   found")
+        bt = out["baseline_tuned_lr"][data]
+        print(f"baseline (ReLU, cross-entropy, no augmentation) at its best learning rate on validation "
+              f"({bt['lr']}, of {list(LR_GRID)}): test {bt['mean']:.4f} ± {bt['std']:.4f}")
+        print(f"{'component':<14}{'baseline':>18}{'found':>18}{'p (paired)':>12}{'p vs best-lr':>14}   found")
         for comp, r in res.items():
             b, f = r["baseline"], r["found"]
             p = "n/a" if r["p_value"] is None else f"{r['p_value']:.3g}"
-            print(f"{comp:<14}{b['mean']:>10.4f} ± {b['std']:.4f}{f['mean']:>10.4f} ± {f['std']:.4f}{p:>12}   "
+            pt = r["p_value_vs_tuned_lr_baseline"]
+            pt = "n/a" if pt is None else f"{pt:.3g}"
+            print(f"{comp:<14}{b['mean']:>10.4f} ± {b['std']:.4f}{f['mean']:>10.4f} ± {f['std']:.4f}{p:>12}{pt:>14}   "
                   f"{out['components'][comp]}")
             if "hand_made" in r:
                 h = r["hand_made"]

@@ -270,3 +270,14 @@ def test_a_found_activation_is_used_by_the_elastic_nb201_and_codeepneat_spaces()
     assert isinstance(activation("x * sigmoid(x)"), expr.EvolvedActivation)
     with pytest.raises(ValueError, match="unknown activation 'wobble'"):
         activation("wobble")
+
+
+@pytest.mark.parametrize("classes", [2, 10, 136])
+def test_the_taylor_loss_scale_matches_cross_entropy_at_a_uniform_prediction(classes):
+    logits = torch.zeros(3, classes, requires_grad=True)
+    target = torch.tensor([0, 1, classes - 1])
+    TaylorGLOLoss(cross_entropy_theta())(logits, target).backward()
+    ce = torch.zeros(3, classes, requires_grad=True)
+    torch.nn.functional.cross_entropy(ce, target).backward()
+    rows = torch.arange(3)
+    torch.testing.assert_close(logits.grad[rows, target], ce.grad[rows, target], rtol=1e-5, atol=1e-7)
