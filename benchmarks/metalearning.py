@@ -49,7 +49,8 @@ def run_search(comp: str, data: str, workdir: Path, sets: list[str]) -> Path:
     proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"the {comp} search failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    print(f"{comp} search: {time.perf_counter() - t0:.0f} s; {proc.stderr.strip().splitlines()[-1]}", flush=True)
+    said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if " found: " in ln]
+    print(f"{comp} search: {time.perf_counter() - t0:.0f} s; {said[-1] if said else ''}", flush=True)
     return out
 
 
@@ -74,6 +75,8 @@ def _job(args) -> float:
     from nas.meta.network import train_fixed
     from nas.training import accuracy
 
+    from nas.training import DivergedError
+
     torch.set_num_threads(1)
     cfg_path, sets, comp, value, seed = args
     from nas.config import load_config
@@ -83,8 +86,11 @@ def _job(args) -> float:
     cfg = load_config(cfg_path, [s for s in sets if s != "split=val"])
     data = load_prepared(cfg.data.out_dir)
     base = resolve("activation", cfg.evaluation.meta.activation)
-    net = train_fixed(comp, value, data, seed, cfg.evaluation.meta, base["tree"] if base else None)
     x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+    try:
+        net = train_fixed(comp, value, data, seed, cfg.evaluation.meta, base["tree"] if base else None)
+    except DivergedError:  # a diverged training predicts nothing: scored as always answering one class
+        return -float(np.mean(y == np.bincount(y).argmax()))  # negative marks it (counted, then made positive)
     return float(accuracy(net, x, y))
 
 
@@ -92,9 +98,13 @@ LR_GRID = (0.1, 0.2, 0.4, 0.8, 1.6)
 
 
 def stats(v) -> dict:
+    """Mean, std and values of accuracies; a negative entry is a diverged training scored at the
+    majority-class accuracy (``diverged`` counts them)."""
     v = np.asarray(v, float)
+    diverged = int((v < 0).sum())
+    v = np.abs(v)
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v)),
-            "values": [float(x) for x in v]}
+            "diverged": diverged, "values": [float(x) for x in v]}
 
 
 def main() -> None:
@@ -144,10 +154,11 @@ def main() -> None:
                     "loss", None, s) for lr in LR_GRID for s in lr_seeds]
         with ProcessPoolExecutor(a.workers) as pool:
             accs = list(pool.map(_job, jobs))
-            lr_val = np.array(list(pool.map(_job, lr_jobs))).reshape(len(LR_GRID), len(lr_seeds)).mean(1)
+            lr_val = np.abs(np.array(list(pool.map(_job, lr_jobs)))).reshape(len(LR_GRID), len(lr_seeds)).mean(1)
             best_lr = LR_GRID[int(np.argmax(lr_val))]
-            tuned = list(pool.map(_job, [(str(ROOT / "examples/meta_activation.yaml"),
-                                          [*sets, f"evaluation.meta.lr={best_lr}"], "loss", None, s) for s in seeds]))
+            tuned = list(np.abs(list(pool.map(_job, [(str(ROOT / "examples/meta_activation.yaml"),
+                                                      [*sets, f"evaluation.meta.lr={best_lr}"], "loss", None, s)
+                                                     for s in seeds]))))
         res: dict = {}
         for i, (comp, arm, _) in enumerate(arms):
             res.setdefault(comp, {})[arm] = stats(accs[i * len(seeds):(i + 1) * len(seeds)])
@@ -170,7 +181,7 @@ def main() -> None:
             pt = r["p_value_vs_tuned_lr_baseline"]
             pt = "n/a" if pt is None else f"{pt:.3g}"
             print(f"{comp:<14}{b['mean']:>10.4f} ± {b['std']:.4f}{f['mean']:>10.4f} ± {f['std']:.4f}{p:>12}{pt:>14}   "
-                  f"{out['components'][comp]}")
+                  f"{out['components'][comp]}" + (f" ({f['diverged']} of {f['n']} trainings diverged)" if f["diverged"] else ""))
             if "hand_made" in r:
                 h = r["hand_made"]
                 ph = "n/a" if r["p_value_vs_hand_made"] is None else f"{r['p_value_vs_hand_made']:.3g}"

@@ -281,3 +281,14 @@ def test_the_taylor_loss_scale_matches_cross_entropy_at_a_uniform_prediction(cla
     torch.nn.functional.cross_entropy(ce, target).backward()
     rows = torch.arange(3)
     torch.testing.assert_close(logits.grad[rows, target], ce.grad[rows, target], rtol=1e-5, atol=1e-7)
+
+
+def test_the_headline_says_when_the_search_found_nothing_better_than_the_baseline():
+    from nas.meta.select import headline
+
+    m = {"component": "loss", "found": "TaylorGLO [...]", "baseline": "cross_entropy",
+         "test": {"seeds": 2, "found": {"mean": 0.2, "std": 0.1}, "baseline": {"mean": 0.6, "std": 0.01},
+                  "p_value": 0.03}}
+    assert "keep" not in headline({**m, "beats_baseline_on_validation": True})
+    assert headline({**m, "beats_baseline_on_validation": False}).endswith(
+        "it does not beat cross_entropy on validation: keep cross_entropy")

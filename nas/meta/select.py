@@ -119,6 +119,8 @@ def select(cfg: Config, progress=None) -> dict:
                           "batch_size": m.batch_size, "init": "autoinit"},
         "use_with": {"activation": "space.activation", "loss": "evaluation.loss",
                      "augmentation": "evaluation.augmentation"}[component],
+        # validation only: the chosen component's fresh-seed mean against the baseline's, same seeds
+        "beats_baseline_on_validation": bool(best["fresh_val"]["mean"] > float(np.mean(base_val))),
     }
     out = Path(cfg.selection.out_dir)
     atomic_write_json(out / f"{component}.json", result)
@@ -137,6 +139,7 @@ def select(cfg: Config, progress=None) -> dict:
         "n_evaluated": int(len(df)), "n_failed": int((df.status != "ok").sum()),
         "failures": summary.get("failures", {}), "resumed_from_generation": summary.get("resumed_from_generation"),
         "best_search_val_accuracy": float(ok.val_accuracy.iloc[0]),
+        "beats_baseline_on_validation": result["beats_baseline_on_validation"],
         "select_candidates": [{k: r[k] for k in ("candidate_id", "text", "search_val_accuracy", "fresh_val")}
                               for r in rows],
         "baseline_fresh_val": _stats(base_val),
@@ -189,9 +192,12 @@ def plot(path: Path, df: pd.DataFrame, m: dict) -> Path:
 def headline(m: dict) -> str:
     t = m["test"]
     p = f", paired p = {t['p_value']:.3g}" if t["p_value"] is not None else ""
-    return (f"{m['component']} found: {m['found']} (chosen on validation); test accuracy over {t['seeds']} seeds "
+    line = (f"{m['component']} found: {m['found']} (chosen on validation); test accuracy over {t['seeds']} seeds "
             f"{t['found']['mean']:.4f} ± {t['found']['std']:.4f} against {t['baseline']['mean']:.4f} ± "
             f"{t['baseline']['std']:.4f} with {m['baseline']}{p}")
+    if not m.get("beats_baseline_on_validation", True):
+        line += f"; it does not beat {m['baseline']} on validation: keep {m['baseline']}"
+    return line
 
 
 def report_md(m: dict) -> str:
