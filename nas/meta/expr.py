@@ -105,16 +105,6 @@ def depth(tree: Tree) -> int:
     return 1 + max((depth(a) for a in tree.get("args", [])), default=0)
 
 
-def n_params(tree: Tree) -> int:
-    return sum("scale" in n for _, n in nodes(tree))
-
-
-def get(tree: Tree, path: tuple[int, ...]) -> Tree:
-    for i in path:
-        tree = tree["args"][i]
-    return tree
-
-
 def replace(tree: Tree, path: tuple[int, ...], new: Tree) -> Tree:
     """A copy of ``tree`` with the node at ``path`` replaced by ``new``."""
     if not path:

@@ -26,10 +26,6 @@ class _MetaSpace:
     def genome(self, value: dict) -> Genome:
         return Genome.from_payload(value, self.name)
 
-    def value(self, genome: Genome) -> dict:
-        self.validate(genome)
-        return genome.payload()
-
     def validate(self, genome: Genome) -> None:
         if genome.space != self.name or not genome.spec:
             raise ValueError(f"genome of space {genome.space!r} is not a {self.name} genome")
