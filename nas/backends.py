@@ -182,11 +182,10 @@ class InheritedBackend(_DataBackend):
         ``selection.finetune_epochs`` is 0)."""
         from nas.spaces.elastic_build import extract_subnet
         from nas.supernet import load_supernet
+        from nas.meta.components import recipe
         from nas.training import recalibrate_bn, train
 
         sel, ev = cfg.selection, cfg.evaluation
-        from nas.meta.components import recipe
-
         net = extract_subnet(load_supernet(cfg.supernet.out_dir).net, genome).to(device)
         if sel.finetune_epochs > 0:
             train(net, data.x_train, data.y_train, sel.finetune_epochs, sel.finetune_lr, sel.batch_size, rng, device,
@@ -211,7 +210,6 @@ class TrainBackend(_DataBackend):
 
     def evaluator(self, cfg: "Config"):
         from nas.evaluators.standalone import StandaloneEvaluator
-
         from nas.meta.components import inline_activation, recipe_json
 
         e = cfg.evaluation
@@ -232,11 +230,10 @@ class TrainBackend(_DataBackend):
     def selected_network(self, cfg: "Config", data, genome, seed: int, rng, device):
         """No shared weights: trained from scratch for the search budget plus fine-tuning."""
         from nas.evaluators.standalone import build_model
+        from nas.meta.components import recipe
         from nas.training import train
 
         sel, ev = cfg.selection, cfg.evaluation
-        from nas.meta.components import recipe
-
         net = build_model(cfg.space, genome, data.input_shape[0], data.num_classes, data.input_shape, ev.init,
                           seed).to(device)
         train(net, data.x_train, data.y_train, ev.train_epochs + sel.finetune_epochs, ev.train_lr,
