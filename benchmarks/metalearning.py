@@ -71,7 +71,7 @@ def _job(args) -> float:
     (validation accuracy when ``sets`` ends with ``split=val``)."""
     import torch
 
-    from nas.meta.components import resolve
+    from nas.meta.components import fixed_activation
     from nas.meta.network import train_fixed
     from nas.training import accuracy
 
@@ -85,10 +85,9 @@ def _job(args) -> float:
     split = "val" if sets and sets[-1] == "split=val" else "test"
     cfg = load_config(cfg_path, [s for s in sets if s != "split=val"])
     data = load_prepared(cfg.data.out_dir)
-    base = resolve("activation", cfg.evaluation.meta.activation)
     x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
     try:
-        net = train_fixed(comp, value, data, seed, cfg.evaluation.meta, base["tree"] if base else None)
+        net = train_fixed(comp, value, data, seed, cfg.evaluation.meta, fixed_activation(cfg))
     except DivergedError:  # a diverged training predicts nothing: scored as always answering one class
         return -float(np.mean(y == np.bincount(y).argmax()))  # negative marks it (counted, then made positive)
     return float(accuracy(net, x, y))

@@ -358,12 +358,11 @@ class MetaBackend(_DataBackend):
     def evaluator(self, cfg: "Config"):
         from nas.evaluators.meta import MetaEvaluator
         from nas.genome import canonical_json
-        from nas.meta.components import resolve
+        from nas.meta.components import fixed_activation
 
-        base = resolve("activation", cfg.evaluation.meta.activation)
         e = cfg.evaluation
         return MetaEvaluator(cfg.space.kind, canonical_json(e.meta.model_dump()),
-                             json.dumps(base["tree"] if base else None), cfg.data.out_dir, cfg.seed, e.device,
+                             json.dumps(fixed_activation(cfg)), cfg.data.out_dir, cfg.seed, e.device,
                              e.threads_per_worker)
 
     def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:

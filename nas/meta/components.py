@@ -146,6 +146,13 @@ def recipe(cfg: Any) -> Recipe:
     return Recipe(resolve("loss", ev.loss), resolve("augmentation", ev.augmentation))
 
 
+def fixed_activation(cfg: Any) -> dict | None:
+    """The tree of ``evaluation.meta.activation``: the fixed network's activation in loss and
+    augmentation searches (None: ReLU)."""
+    v = resolve("activation", cfg.evaluation.meta.activation)
+    return None if v is None else v["tree"]
+
+
 def activation_tree(cfg: Any) -> dict | None:
     """The tree of ``space.activation`` (None: each space's own activation)."""
     v = resolve("activation", cfg.space.activation)

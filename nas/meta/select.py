@@ -56,7 +56,7 @@ def scores(cfg: Config, value: dict | None, seeds: list[int], split: str, data=N
     once per seed."""
     import torch
 
-    from nas.meta.components import resolve
+    from nas.meta.components import fixed_activation
     from nas.meta.network import train_fixed
     from nas.training import accuracy, resolve_device, torch_threads
 
@@ -65,11 +65,11 @@ def scores(cfg: Config, value: dict | None, seeds: list[int], split: str, data=N
 
         data = load_prepared(cfg.data.out_dir)
     device = resolve_device(cfg.evaluation.device)
-    base = resolve("activation", cfg.evaluation.meta.activation)
+    base = fixed_activation(cfg)
     out = []
     with torch_threads(), torch.random.fork_rng(devices=[]):
         for s in seeds:
-            net = train_fixed(cfg.space.kind, value, data, s, cfg.evaluation.meta, base["tree"] if base else None,
+            net = train_fixed(cfg.space.kind, value, data, s, cfg.evaluation.meta, base,
                               device)
             x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
             out.append(float(accuracy(net, x, y, device=device)))

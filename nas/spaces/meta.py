@@ -29,12 +29,7 @@ class _MetaSpace:
     def validate(self, genome: Genome) -> None:
         if genome.space != self.name or not genome.spec:
             raise ValueError(f"genome of space {genome.space!r} is not a {self.name} genome")
-        from nas.meta.components import ComponentError
-
-        try:
-            self._check(genome.payload())
-        except ComponentError as exc:
-            raise ValueError(str(exc)) from None
+        self._check(genome.payload())  # ComponentError is a ValueError
 
     def _check(self, value: dict) -> None:
         from nas.meta.components import check_value
@@ -169,7 +164,6 @@ META_SPACES = {"activation": ActivationSpace, "loss": LossSpace, "augmentation":
 
 def from_config(cfg) -> _MetaSpace:
     """The meta space of a whole config (``space.kind``, ``space.meta``, ``evaluation.meta``)."""
-    from nas.meta.components import resolve
+    from nas.meta.components import fixed_activation
 
-    base = resolve("activation", cfg.evaluation.meta.activation)
-    return META_SPACES[cfg.space.kind](cfg.space.meta, cfg.evaluation.meta.channels, base["tree"] if base else None)
+    return META_SPACES[cfg.space.kind](cfg.space.meta, cfg.evaluation.meta.channels, fixed_activation(cfg))
