@@ -408,9 +408,18 @@ def _exact_mapping(a: nx.DiGraph, b: nx.DiGraph, bound: float,
     expansions = [0]
     b_edge_list = sorted(b_edges)
 
+    a_edge_list = sorted(a_edges)
+
     def lower_bound() -> float:
+        """Node edits from the op counts, plus edge edits: each A edge not yet between two
+        assigned nodes is kept (matched to one B edge not yet between two images) or deleted."""
         na, nb = sum(rem_a.values()), sum(free_b.values())
-        return float(max(na, nb) - sum(min(k, free_b[op]) for op, k in rem_a.items()))
+        nodes = max(na, nb) - sum(min(k, free_b[op]) for op, k in rem_a.items())
+        done = set(assigned)
+        image = {v for v in phi.values() if v is not None}
+        ea = sum(1 for x, y in a_edge_list if x not in done or y not in done)
+        eb = sum(1 for x, y in b_edge_list if x not in image or y not in image)
+        return float(nodes + abs(ea - eb))
 
     def finish(cost: float) -> float:
         image = {v for v in phi.values() if v is not None}
@@ -441,8 +450,8 @@ def _exact_mapping(a: nx.DiGraph, b: nx.DiGraph, bound: float,
             if v is not None:
                 free.discard(v)
                 free_b[op_b[v]] -= 1
+            phi[u] = v
             if cost + inc + lower_bound() < best[0] - 1e-9:
-                phi[u] = v
                 ok = dfs(depth + 1, cost + inc)
             if v is not None:
                 free.add(v)
