@@ -177,6 +177,46 @@ class CoDeepNEATSpaceConfig(_Section):
         return self
 
 
+class DAGCellSpaceConfig(_Section):
+    """NAS-Bench-101-style cells (space.kind dag_cell) and the stacked-cell network that trains them."""
+
+    vertices: int = Field(7, ge=3, le=8, description="vertices of a cell, input and output included")
+    max_edges: int = Field(9, gt=0, description="edges a cell may have after pruning")
+    ops: list[Literal["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"]] = Field(
+        default_factory=lambda: ["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"], min_length=2,
+        description="operations of the interior vertices")
+    channels: int = Field(16, gt=0, description="channels of the first stack (doubled per stack)")
+    stacks: int = Field(3, gt=0, description="stacks of cells, a 2x2 max-pool between two stacks")
+    cells_per_stack: int = Field(1, gt=0)
+
+    @field_validator("ops")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"space.dag_cell.ops must be distinct, got {v}")
+        return v
+
+
+class RNNCellSpaceConfig(_Section):
+    """NAS-Bench-NLP-style recurrent cells (space.kind rnn_cell) and the row-by-row classifier that trains them."""
+
+    hidden: Literal[1, 2] = Field(2, description="recurrent states: 1 (GRU-like) or 2 (LSTM-like, with a cell state)")
+    nodes: int = Field(14, gt=0, le=40, description="op nodes a cell may use")
+    ops: list[Literal["linear", "blend", "elementwise_prod", "elementwise_sum", "activation_tanh", "activation_sigm",
+                      "activation_leaky_relu"]] = Field(
+        default_factory=lambda: ["linear", "blend", "elementwise_prod", "elementwise_sum", "activation_tanh",
+                                 "activation_sigm", "activation_leaky_relu"], min_length=1,
+        description="operations of the op nodes")
+    hidden_size: int = Field(64, gt=0, description="width of the states (and of the embedded input rows)")
+
+    @field_validator("ops")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"space.rnn_cell.ops must be distinct, got {v}")
+        return v
+
+
 class WANNSpaceConfig(_Section):
     """The weight-agnostic network space (space.kind wann): what a topology may hold and how it grows."""
 
@@ -213,9 +253,11 @@ class MetaSpaceConfig(_Section):
 
 
 class SpaceConfig(_Section):
-    kind: Literal["elastic_cnn", "nb201", "codeepneat", "wann", "activation", "loss", "augmentation"] = Field(
-        "elastic_cnn", description="architecture spaces, or a meta-learning search (activation, loss, augmentation: "
-        "a component every training can then use)")
+    kind: Literal["elastic_cnn", "nb201", "dag_cell", "rnn_cell", "codeepneat", "wann", "activation", "loss",
+                  "augmentation"] = Field(
+        "elastic_cnn", description="architecture spaces (dag_cell: NAS-Bench-101-style cells; rnn_cell: "
+        "NAS-Bench-NLP-style recurrent cells reading images row by row), or a meta-learning "
+        "search (activation, loss, augmentation: a component every training can then use)")
     activation: str = Field(
         "default", description="the activation of elastic_cnn and nb201 networks (and an extra choice of CoDeepNEAT "
         "modules): default (ReLU6 / ReLU), relu, swish, tanh, softplus, an expression such as 'x * sigmoid(x)', or "
@@ -232,7 +274,10 @@ class SpaceConfig(_Section):
     nb201_channels: int = Field(16, gt=0, description="nb201: channels of the first stage (doubled per stage)")
     nb201_cells: int = Field(5, gt=0, description="nb201: cells per stage")
     crossover: Literal["uniform", "sep"] = Field(
-        "uniform", description="nb201: how two cells are crossed (uniform per edge, or Shortest-Edit-Path)")
+        "uniform", description="nb201, dag_cell and rnn_cell: how two cells are crossed (uniform: each gene of the encoding "
+        "from either parent; sep: Shortest-Edit-Path crossover on the cell graphs)")
+    dag_cell: DAGCellSpaceConfig = Field(default_factory=DAGCellSpaceConfig)
+    rnn_cell: RNNCellSpaceConfig = Field(default_factory=RNNCellSpaceConfig)
     codeepneat: CoDeepNEATSpaceConfig = Field(default_factory=CoDeepNEATSpaceConfig)
     wann: WANNSpaceConfig = Field(default_factory=WANNSpaceConfig)
     multitask: Literal["none", "heads", "routing"] = Field(
@@ -293,7 +338,10 @@ class AsyncConfig(_Section):
         return self
 
 
-ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2", "msunas", "codeepneat", "wann")
+ASYNC_STRATEGIES = ("random", "aging", "local_search", "thompson", "nsga2", "msunas", "codeepneat", "wann",
+                    "reinforce")
+DAG_STRATEGIES = ("aging", "random", "reinforce")  # what works on cells that not every vector encodes
+CELL_KINDS = ("dag_cell", "rnn_cell")
 GRAPH_STRATEGIES = ("codeepneat", "random")  # what works on graph genomes (space.kind codeepneat)
 
 
@@ -335,9 +383,9 @@ class SearchConfig(_Section):
         "search.async.in_flight candidates in flight and evolve whenever search.async.batch return")
     async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
     strategy: Literal["auto", "msunas", "nsga2", "aging", "local_search", "thompson", "random", "codeepneat",
-                      "wann", "cma"] = Field(
-        "auto", description="auto: msunas on elastic_cnn, aging on nb201, activation and augmentation, codeepneat on "
-        "codeepneat, wann on wann, cma (CMA-ES) on loss")
+                      "wann", "cma", "reinforce"] = Field(
+        "auto", description="auto: msunas on elastic_cnn, aging on nb201, dag_cell, activation and augmentation, "
+        "codeepneat on "        "codeepneat, wann on wann, cma (CMA-ES) on loss")
     codeepneat: CoDeepNEATConfig = Field(default_factory=CoDeepNEATConfig)
     wann: WANNSearchConfig = Field(default_factory=WANNSearchConfig)
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
@@ -350,6 +398,10 @@ class SearchConfig(_Section):
     aging_tournament: int = Field(5, gt=0, description="aging evolution: tournament size")
     aging_crossover_prob: float = Field(
         0.0, ge=0, le=1, description="aging evolution: share of children made by crossover (space.crossover)")
+    reinforce_lr: float = Field(0.1, gt=0, description="reinforce: learning rate of the controller's logits")
+    reinforce_normalise: bool = Field(
+        True, description="reinforce: divide the advantage by the rewards' running standard deviation (so the learning "
+        "rate does not depend on the reward's scale)")
     thompson_init: int = Field(5, gt=0, description="thompson: random architectures before the model proposes")
     thompson_interaction_prior: float = Field(
         50.0, gt=0, description="thompson: prior precision of pairwise gene interactions (higher = closer to additive)")
@@ -588,6 +640,7 @@ class Config(_Section):
         meta = {k: "meta" for k in META_KINDS}
         for section, key, by_kind in (("evaluation", "kind", {"elastic_cnn": "inherited", "wann": "wann", **meta}),
                                       ("search", "strategy", {"elastic_cnn": "msunas", "nb201": "aging",
+                                                              "dag_cell": "aging", "rnn_cell": "aging",
                                                               "codeepneat": "codeepneat", "wann": "wann",
                                                               "activation": "aging", "augmentation": "aging",
                                                               "loss": "cma"})):
@@ -625,8 +678,15 @@ class Config(_Section):
             allowed = ["val_accuracy", *self.evaluation.table.cost_columns]
         elif self.space.kind != "elastic_cnn" and self.evaluation.kind == "inherited":
             raise ValueError(f"space.kind '{self.space.kind}' has no supernet: use evaluation.kind 'train' or 'table'")
-        if self.space.crossover == "sep" and self.space.kind != "nb201":
-            raise ValueError("space.crossover 'sep' applies to nb201 cells (CoDeepNEAT: search.codeepneat.crossover)")
+        if self.space.crossover == "sep" and self.space.kind not in ("nb201", *CELL_KINDS):
+            raise ValueError("space.crossover 'sep' applies to nb201, dag_cell and rnn_cell cells (CoDeepNEAT: "
+                             "search.codeepneat.crossover)")
+        if self.space.kind in CELL_KINDS and self.search.strategy not in DAG_STRATEGIES:
+            raise ValueError(f"search.strategy '{self.search.strategy}' proposes raw vectors, and most are not valid "
+                             f"cells; on space.kind '{self.space.kind}' use one of {list(DAG_STRATEGIES)}")
+        if self.search.strategy == "reinforce" and self.space.kind not in ("elastic_cnn", "nb201", *CELL_KINDS):
+            raise ValueError("search.strategy 'reinforce' samples fixed-length genomes: use it on space.kind "
+                             "elastic_cnn, nb201, dag_cell or rnn_cell")
         if self.space.multitask != "none" and self.space.kind != "codeepneat":
             raise ValueError(f"space.multitask '{self.space.multitask}' evolves CoDeepNEAT networks: it needs "
                              "space.kind 'codeepneat'")

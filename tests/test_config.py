@@ -44,11 +44,22 @@ def test_overrides_do_not_mutate_input():
     ({"space": {"kernel_sizes": [3, 4]}}, "kernel_sizes"),
     ({"selection": {"rules": ["coin_flip"]}}, "selection.rules"),
     ({"seed": "abc"}, "seed"),
+    ({"space": {"kind": "dag_cell"}, "search": {"strategy": "nsga2"}}, "use one of ['aging', 'random', 'reinforce']"),
+    ({"space": {"kind": "rnn_cell"}, "evaluation": {"kind": "inherited"}}, "has no supernet"),
+    ({"space": {"kind": "codeepneat"}, "search": {"strategy": "reinforce"}}, "fixed-length genome"),
+    ({"space": {"kind": "dag_cell", "dag_cell": {"ops": ["maxpool3x3", "maxpool3x3"]}}}, "must be distinct"),
+    ({"space": {"kind": "dag_cell", "dag_cell": {"vertices": 9}}}, "space.dag_cell.vertices"),
 ])
 def test_bad_params_are_rejected_naming_the_key(raw, needle):
     with pytest.raises(ConfigError) as exc:
         from_dict(raw)
     assert needle in str(exc.value)
+
+
+def test_cell_spaces_resolve_to_evolution_with_stand_alone_training():
+    for kind in ("dag_cell", "rnn_cell"):
+        cfg = from_dict({"space": {"kind": kind}, "search": {"objectives": ["val_accuracy", "params"]}})
+        assert cfg.search.strategy == "aging" and cfg.evaluation.kind == "train"
 
 
 def test_bad_override_syntax():
@@ -88,7 +99,7 @@ def test_cli_missing_dataset_is_a_clear_error_and_writes_nothing(tmp_path, evona
     assert not (tmp_path / "prepared").exists()
 
 
-@pytest.mark.parametrize("params", ["params.yaml", "examples/omniglot_multitask.yaml"])
+@pytest.mark.parametrize("params", ["params.yaml", "examples/omniglot_multitask.yaml", "examples/dag_cell.yaml"])
 def test_the_complete_params_load_back_to_the_same_config(params):
     """What `evonas config` writes: every section and key, loading to the same configuration,
     with the user's own choices kept as written (`auto` stays `auto`)."""

@@ -11,6 +11,8 @@ from nas.config import CoDeepNEATSpaceConfig, MetaSpaceConfig, SpaceConfig
 from nas.genome import Genome
 from nas.spaces.registry import from_config
 from nas.spaces.codeepneat import CoDeepNEATSpace
+from nas.spaces.dag_cell import DAGCellSpace
+from nas.spaces.rnn_cell import RNNCellSpace
 from nas.spaces.elastic import ElasticSpace
 from nas.spaces.nb201 import NB201Space
 from nas.spaces.meta import ActivationSpace, AugmentationSpace, LossSpace
@@ -23,6 +25,10 @@ SPACES = {
     "nb201_sep": lambda: NB201Space(crossover="sep", channels=4, cells=1),
     "codeepneat": lambda: CoDeepNEATSpace(CoDeepNEATSpaceConfig()),
     "wann": lambda: WANNSpace(64, 7),
+    "dag_cell": lambda: DAGCellSpace(channels=4, stacks=2),
+    "dag_cell_sep": lambda: DAGCellSpace(crossover="sep", channels=4, stacks=2),
+    "rnn_cell": lambda: RNNCellSpace(hidden_size=8),
+    "rnn_cell_gru": lambda: RNNCellSpace(hidden=1, hidden_size=8),
     "activation": lambda: ActivationSpace(MetaSpaceConfig(), [4, 8]),
     "loss": lambda: LossSpace(MetaSpaceConfig(), [4, 8]),
     "augmentation": lambda: AugmentationSpace(MetaSpaceConfig(), [4, 8]),
@@ -62,7 +68,7 @@ def test_space_contract(name):
         assert torch.equal(y, twin(x))
 
 
-@pytest.mark.parametrize("kind", ["elastic_cnn", "nb201", "codeepneat"])
+@pytest.mark.parametrize("kind", ["elastic_cnn", "nb201", "codeepneat", "dag_cell", "rnn_cell"])
 def test_from_config_builds_the_configured_space(kind):
     space = from_config(SpaceConfig(kind=kind))
     assert space.name == SPACES[kind]().name

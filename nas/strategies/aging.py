@@ -5,9 +5,10 @@ of the winner of a tournament of ``tournament`` members drawn at random from the
 population; the oldest member dies when a new one arrives, whatever its fitness. With
 several objectives the tournament winner is the member of best non-domination rank in the
 tournament (ties broken at random). With ``crossover_prob > 0`` a child is, with that
-probability, the space's crossover of two tournament winners (uniform, or Shortest-Edit-Path
-with ``space.crossover: sep``), mutated with probability 1/2 (always when it repeats a
-genome already seen). Works one candidate at a time or in batches, so it
+probability, the space's crossover of the winners of two tournaments (the second redrawn, up to
+10 times, until it differs from the first; uniform, or Shortest-Edit-Path with
+``space.crossover: sep``), mutated with probability ``mutate_after_crossover`` (1/2; always
+when it repeats a genome already seen). Works one candidate at a time or in batches, so it
 suits both generational and asynchronous runners.
 """
 
@@ -26,14 +27,15 @@ class AgingEvolutionStrategy:
     name = "aging"
 
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
-                 population: int = 20, tournament: int = 5, crossover_prob: float = 0.0):
+                 population: int = 20, tournament: int = 5, crossover_prob: float = 0.0,
+                 mutate_after_crossover: float = 0.5):
         if tournament > population:
             raise ValueError(f"tournament ({tournament}) cannot exceed population ({population})")
         self.space = space
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.population_size, self.tournament = population, tournament
-        self.crossover_prob = crossover_prob
+        self.crossover_prob, self.mutate_after_crossover = crossover_prob, mutate_after_crossover
         self.population: deque[Genome] = deque()
         self._asked: set[Genome] = set()
 
@@ -74,8 +76,13 @@ class AgingEvolutionStrategy:
 
     def _child(self, seen: set[Genome]) -> Genome:
         if self.crossover_prob > 0 and len(self.population) > 1 and self.rng.random() < self.crossover_prob:
-            child = self.space.crossover(self._winner(), self._winner(), self.rng)
-            if child in seen or self.rng.random() < 0.5:
+            a = self._winner()
+            for _ in range(10):  # a second tournament, redrawn until its winner differs from the first
+                b = self._winner()
+                if b != a:
+                    break
+            child = self.space.crossover(a, b, self.rng)
+            if child in seen or self.rng.random() < self.mutate_after_crossover:
                 child = self.space.mutate(child, self.rng)
             return child
         return self.space.mutate(self._winner(), self.rng)
