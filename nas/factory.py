@@ -62,6 +62,11 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
     if s.strategy == "aging":
         return AgingEvolutionStrategy(space, s.objectives, s.constraints, cfg.seed, s.aging_population,
                                       s.aging_tournament, s.aging_crossover_prob)
+    if s.strategy == "reinforce":
+        from nas.strategies.reinforce import ReinforceStrategy
+
+        return ReinforceStrategy(space, s.objectives, s.constraints, cfg.seed, s.reinforce_lr,
+                                 normalise=s.reinforce_normalise)
     if s.strategy == "local_search":
         return LocalSearchStrategy(space, s.objectives, s.constraints, cfg.seed)
     if s.strategy == "thompson":

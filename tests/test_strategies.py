@@ -48,11 +48,16 @@ def make(name, seed=0, constraints=None, prior=None):
         return ThompsonStrategy(space, OBJ, c, seed, n_init=8)
     if name == "aging":
         return AgingEvolutionStrategy(space, OBJ, c, seed, population=12, tournament=4)
+    if name == "reinforce":
+        from nas.strategies.reinforce import ReinforceStrategy
+
+        return ReinforceStrategy(space, OBJ, c, seed, lr=0.5)
     return MSuNASStrategy(space, OBJ, c, seed, ["random_forest", "ridge"], 1, 3, 10, 24, prior)
 
 
-STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "wann", "cma"]
-IMPROVERS = ["aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat"]
+STRATEGIES = ["random", "aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "wann", "cma",
+              "reinforce"]
+IMPROVERS = ["aging", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "reinforce"]
 
 
 def analytic(strategy, **kw):
