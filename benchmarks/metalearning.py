@@ -115,8 +115,16 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="use the component files already in --workdir")
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE for the searches (e.g. search.generations=10)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--components", default=",".join(COMPONENTS),
+                    help="comma-separated subset of activation, loss, augmentation")
+    ap.add_argument("--versus-augmentation", default=None, metavar="PATH",
+                    help="an augmentation.json to test as one more arm, paired against the found one (e.g. a "
+                         "single policy against a found schedule)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    comps = [c for c in a.components.split(",") if c]
+    if not comps or any(c not in COMPONENTS for c in comps):
+        ap.error(f"--components takes a subset of {', '.join(COMPONENTS)}, got {a.components!r}")
     t0 = time.perf_counter()
     work = Path(a.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -125,8 +133,9 @@ def main() -> None:
     from nas.meta.components import describe, load_file
     from nas.meta.select import paired_p, stream_seed
 
+    versus = load_file(a.versus_augmentation, "augmentation") if a.versus_augmentation else None
     found = {}
-    for comp in COMPONENTS:
+    for comp in comps:
         path = work / f"artifacts/meta_{comp}/select/{comp}.json"
         if not (a.reuse and path.is_file()):
             path = run_search(comp, a.found_on, work, a.set)
@@ -140,10 +149,12 @@ def main() -> None:
         cfg, _ = prepare(data, work)
         sets = [f"data.kind={data}", f"data.out_dir={cfg.data.out_dir}", *DATA_SETS[data]]
         arms = []
-        for comp in COMPONENTS:
+        for comp in comps:
             arms += [(comp, "baseline", None), (comp, "found", found[comp])]
             if comp == "augmentation":
                 arms.append((comp, "hand_made", {"policy": HAND_MADE}))
+                if versus is not None:
+                    arms.append((comp, "versus", versus))
         jobs = [(str(ROOT / "examples/meta_activation.yaml"), sets, comp, value, s)
                 for comp, _, value in arms for s in seeds]
         # the baseline at its own best learning rate (chosen on validation, 3 seeds of their own):
@@ -168,6 +179,9 @@ def main() -> None:
             r["p_value_vs_tuned_lr_baseline"] = paired_p(r["found"]["values"], tuned)
             if "hand_made" in r:
                 r["p_value_vs_hand_made"] = paired_p(r["found"]["values"], r["hand_made"]["values"])
+            if "versus" in r:
+                r["p_value_vs_versus"] = paired_p(r["found"]["values"], r["versus"]["values"])
+                r["versus_text"] = describe("augmentation", versus)
         out[data] = res
         print(f"\n{data} ({'found here' if data == a.found_on else 'transfer'}), test accuracy over {a.seeds} seeds:")
         bt = out["baseline_tuned_lr"][data]
@@ -186,10 +200,16 @@ def main() -> None:
                 ph = "n/a" if r["p_value_vs_hand_made"] is None else f"{r['p_value_vs_hand_made']:.3g}"
                 print(f"{'  hand-made':<14}{h['mean']:>10.4f} ± {h['std']:.4f}{'':>18}{ph:>12}   "
                       f"(found vs hand-made)")
+            if "versus" in r:
+                v = r["versus"]
+                pv = "n/a" if r["p_value_vs_versus"] is None else f"{r['p_value_vs_versus']:.3g}"
+                print(f"{'  versus':<14}{v['mean']:>10.4f} ± {v['std']:.4f}{'':>18}{pv:>12}   "
+                      f"(found vs {r['versus_text']})")
     out["seconds"] = time.perf_counter() - t0
-    wins = [c for c in COMPONENTS if out[a.found_on][c]["p_value"] is not None and out[a.found_on][c]["p_value"] < 0.05
+    wins = [c for c in comps if out[a.found_on][c]["p_value"] is not None and out[a.found_on][c]["p_value"] < 0.05
             and out[a.found_on][c]["found"]["mean"] > out[a.found_on][c]["baseline"]["mean"]]
-    print(f"\ncomponents beating their baseline with p < 0.05 on {a.found_on}: {len(wins)} of 3 {wins} (target: 2); "
+    print(f"\ncomponents beating their baseline with p < 0.05 on {a.found_on}: {len(wins)} of {len(comps)} {wins} "
+          "(target: 2 of 3); "
           f"{out['seconds']:.0f} s")
     if a.json:
         from nas.io import atomic_write_json

@@ -250,6 +250,9 @@ class MetaSpaceConfig(_Section):
     augment_ops: list[Literal[AUGMENT_OPS]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(AUGMENT_OPS), min_length=1, description="augmentation: operations a policy may use")
     augment_max_ops: int = Field(4, gt=0, description="augmentation: entries in a policy at most")
+    augment_phases: int = Field(
+        1, gt=0, le=20, description="augmentation: 1 searches one policy for the whole training; more searches a "
+        "schedule (PBA): that many policies, each applied for an equal share of the epochs")
 
 
 class SpaceConfig(_Section):

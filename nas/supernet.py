@@ -70,7 +70,7 @@ def train_supernet(cfg: Config, data: Prepared,
         total, n = 0.0, 0
         for xb, yb in batches(data.x_train, data.y_train, sc.batch_size, rng, device):
             if augment is not None:
-                xb = augment(xb)
+                xb = augment(xb, ep / sc.epochs)
             opt.zero_grad(set_to_none=True)
             genomes = [largest, smallest] + [space.sample(rng) for _ in range(sc.random_subnets)]
             teacher = None

@@ -110,7 +110,7 @@ def _loss_and_augment(recipe, rng: np.random.Generator):
         return F.cross_entropy, None
     augment = recipe.augment_fn()
     gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31))) if augment is not None else None
-    return recipe.loss_fn(), (lambda xb: augment(xb, gen)) if augment is not None else None
+    return recipe.loss_fn(), (lambda xb, progress: augment(xb, gen, progress)) if augment is not None else None
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch_size: int,
@@ -128,7 +128,7 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float
         total, n = 0.0, 0
         for xb, yb in batches(x, y, batch_size, rng, device):
             if augment is not None:
-                xb = augment(xb)
+                xb = augment(xb, ep / epochs)
             total += step(loss_fn(model(xb), yb), f"epoch {ep}") * len(yb)
             n += len(yb)
         losses.append(total / max(n, 1))
@@ -179,7 +179,7 @@ def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarra
                 continue
             xb, yb, tb = xt[b].to(device), yt[b].to(device), tt[b].to(device)
             if augment is not None:
-                xb = augment(xb)
+                xb = augment(xb, ep / epochs)
             loss = sum(F.cross_entropy(logits, yb[rows], reduction="sum") if loss_fn is F.cross_entropy
                        else loss_fn(logits, yb[rows]) * len(rows) for _, rows, logits in task_logits(model, xb, tb))
             total += step(loss / len(b), f"epoch {ep}") * len(b)

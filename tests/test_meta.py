@@ -162,6 +162,51 @@ def test_a_policy_applies_each_entry_with_its_probability():
             aug.check_policy(bad)
 
 
+def test_a_schedule_applies_each_phase_for_its_share_of_training():
+    sched = aug.ScheduledAugmentation([[["noise", 0, 10]], [["noise", 10, 10]], [["contrast", 10, 10]]])
+    assert [sched.phase(p) for p in (0.0, 0.2, 0.34, 0.66, 0.67, 0.999, 1.0)] == [0, 0, 1, 1, 2, 2, 2]
+    x = torch.randn(16, 1, 8, 8)
+    assert torch.equal(sched(x, torch.Generator().manual_seed(0), 0.1), x)  # phase 1 changes nothing
+    noisy = sched(x, torch.Generator().manual_seed(0), 0.5)
+    assert not torch.equal(noisy, x) and torch.equal(noisy, aug.apply_policy(x, [["noise", 10, 10]],
+                                                                             torch.Generator().manual_seed(0)))
+    # values: a policy or a schedule, round-tripping through the component check and text
+    assert aug.check_value({"phases": [[["shift", 5, 3]], [["rotate", 2, 9]]]}) == \
+        {"phases": [[["shift", 5, 3]], [["rotate", 2, 9]]]}
+    assert "phase 2/2: rotate(p=0.2, m=0.9)" in aug.value_text({"phases": [[["shift", 5, 3]], [["rotate", 2, 9]]]})
+    for bad in ({"phases": []}, {"phases": [[["blur", 1, 1]]]}, {"policy": [], "phases": []}, {"schedule": []}):
+        with pytest.raises(aug.PolicyError):
+            aug.check_value(bad)
+    assert aug.from_value({"phases": [[], []]}) is None and aug.from_value({"policy": []}) is None
+
+
+def test_the_augmentation_space_searches_schedules_with_pba_moves():
+    from nas.config import MetaSpaceConfig
+    from nas.genome import Genome
+    from nas.spaces.meta import AugmentationSpace
+
+    space = AugmentationSpace(MetaSpaceConfig(augment_phases=3, augment_max_ops=2), [4, 8])
+    rng = np.random.default_rng(0)
+    pop = [space.sample(rng) for _ in range(8)]
+    copies = 0
+    for g in pop:
+        space.validate(g)
+        assert len(g.payload()["phases"]) == 3
+        for _ in range(10):
+            child = space.mutate(g, rng)
+            space.validate(child)
+            a, b = g.payload()["phases"], child.payload()["phases"]
+            assert child != g and sum(x != y for x, y in zip(a, b)) == 1  # one phase moves at a time
+            i = next(k for k in range(3) if a[k] != b[k])
+            copies += any(b[i] == a[j] for j in (i - 1, i + 1) if 0 <= j < 3)
+        space.validate(space.crossover(g, pop[0], rng))
+    assert copies > 0  # PBA's exploit step: a phase takes its neighbour's policy
+    with pytest.raises(ValueError, match="3 phase"):
+        space.validate(Genome((), "augmentation", '{"phases":[[["shift",5,3]]]}'))
+    one = AugmentationSpace(MetaSpaceConfig(), [4, 8]).sample(rng)
+    assert set(one.payload()) == {"policy"}  # one phase: a plain policy, as before
+
+
 # ------------------------------------------------------------------------------ spaces, CMA-ES
 
 
@@ -233,6 +278,10 @@ def test_training_uses_the_recipes_loss_and_augmentation():
     noisy, _ = fit(Recipe(augment={"policy": [["noise", 10, 10]]}))
     assert taylor != plain and noisy != plain
     assert fit(Recipe(augment={"policy": [["noise", 10, 10]]}))[0] == noisy  # seeded
+    # a schedule that only augments in its second half: the first epoch trains as plain does
+    late, _ = fit(Recipe(augment={"phases": [[["noise", 0, 10]], [["noise", 10, 10]]]}))
+    early, _ = fit(Recipe(augment={"phases": [[["noise", 10, 10]], [["noise", 0, 10]]]}))
+    assert late != plain and early != plain and late != early
 
 
 def test_a_found_activation_is_used_by_the_elastic_nb201_and_codeepneat_spaces():

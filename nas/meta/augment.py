@@ -123,20 +123,70 @@ def apply_policy(x: torch.Tensor, policy: list[list], gen: torch.Generator) -> t
 
 
 class Augmentation:
-    """A policy as a callable ``augment(batch, generator)`` for the training loops."""
+    """A policy as a callable ``augment(batch, generator, progress)`` for the training loops
+    (``progress``, the share of training done, is ignored: the policy is the same throughout)."""
 
     def __init__(self, policy):
         self.policy = check_policy(policy)
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, gen: torch.Generator, progress: float = 0.0) -> torch.Tensor:
         return apply_policy(x, self.policy, gen)
 
     def __repr__(self) -> str:
         return f"Augmentation({to_text(self.policy)})"
 
 
+class ScheduledAugmentation:
+    """A schedule, as PBA learns one (Ho et al. 2019): ``phases`` policies, each applied for an
+    equal share of training; ``progress`` in [0, 1) picks the phase."""
+
+    def __init__(self, phases):
+        self.phases = check_phases(phases)
+
+    def phase(self, progress: float) -> int:
+        return min(max(int(progress * len(self.phases)), 0), len(self.phases) - 1)
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator, progress: float = 0.0) -> torch.Tensor:
+        return apply_policy(x, self.phases[self.phase(progress)], gen)
+
+    def __repr__(self) -> str:
+        return f"ScheduledAugmentation({schedule_text(self.phases)})"
+
+
+def check_phases(phases, ops=OPS) -> list[list[list]]:
+    """A schedule as a list of at least one policy; raises :class:`PolicyError`."""
+    if not isinstance(phases, (list, tuple)) or not phases:
+        raise PolicyError(f"an augmentation schedule is a non-empty list of policies (one per phase), got {phases!r}")
+    return [check_policy(p, ops) for p in phases]
+
+
+def check_value(value) -> dict:
+    """An augmentation component value: ``{"policy": [...]}`` (one policy throughout training) or
+    ``{"phases": [[...], ...]}`` (a schedule); raises :class:`PolicyError`."""
+    if not isinstance(value, dict) or set(value) not in ({"policy"}, {"phases"}):
+        raise PolicyError(f"an augmentation is {{\"policy\": [...]}} or {{\"phases\": [[...], ...]}}, got {value!r}")
+    if "phases" in value:
+        return {"phases": check_phases(value["phases"])}
+    return {"policy": check_policy(value["policy"])}
+
+
+def from_value(value: dict):
+    """The training-loop callable of an augmentation value (None when it changes nothing)."""
+    if "phases" in value:
+        return ScheduledAugmentation(value["phases"]) if any(value["phases"]) else None
+    return Augmentation(value["policy"]) if value["policy"] else None
+
+
 def to_text(policy: list[list]) -> str:
     return ", ".join(f"{op}(p={p / LEVELS:.1f}, m={m / LEVELS:.1f})" for op, p, m in policy) or "none"
+
+
+def schedule_text(phases: list[list[list]]) -> str:
+    return "; ".join(f"phase {i + 1}/{len(phases)}: {to_text(p)}" for i, p in enumerate(phases))
+
+
+def value_text(value: dict) -> str:
+    return schedule_text(value["phases"]) if "phases" in value else to_text(value["policy"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -146,6 +196,23 @@ def random_policy(rng: np.random.Generator, ops: list[str], max_ops: int) -> lis
     k = int(rng.integers(1, max_ops + 1))
     return [[str(rng.choice(ops)), int(rng.integers(0, LEVELS + 1)), int(rng.integers(0, LEVELS + 1))]
             for _ in range(k)]
+
+
+def mutate_schedule(phases: list[list[list]], rng: np.random.Generator, ops: list[str], max_ops: int) -> list[list[list]]:
+    """PBA's exploit and explore between the phases of a schedule: with probability 1/4 one
+    phase takes a copy of its neighbour's policy (schedules stay smooth, as PBA's do), else one
+    phase gets :func:`mutate_policy`. Always returns a different schedule when one exists."""
+    for _ in range(50):
+        out = [[list(e) for e in p] for p in phases]
+        i = int(rng.integers(len(out)))
+        if len(out) > 1 and rng.random() < 0.25:
+            j = i - 1 if i == len(out) - 1 or (i > 0 and rng.random() < 0.5) else i + 1
+            out[i] = [list(e) for e in out[j]]
+        else:
+            out[i] = mutate_policy(out[i], rng, ops, max_ops)
+        if out != phases:
+            return out
+    return phases
 
 
 def mutate_policy(policy: list[list], rng: np.random.Generator, ops: list[str], max_ops: int) -> list[list]:

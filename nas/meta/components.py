@@ -63,9 +63,9 @@ def check_value(component: str, value: dict) -> dict:
 
             check_theta(value.get("theta", []))
         elif component == "augmentation":
-            from nas.meta.augment import check_policy
+            from nas.meta.augment import check_value as check_augmentation
 
-            check_policy(value.get("policy"))
+            value = check_augmentation(value)
         else:
             raise ComponentError(f"unknown component {component!r}; known: {', '.join(COMPONENTS)}")
     except ComponentError:
@@ -106,9 +106,9 @@ def describe(component: str, value: dict | None) -> str:
         return to_text(value["tree"])
     if component == "loss":
         return "TaylorGLO [" + ", ".join(f"{v:.3g}" for v in value["theta"]) + "]"
-    from nas.meta.augment import to_text
+    from nas.meta.augment import value_text
 
-    return to_text(value["policy"])
+    return value_text(value)
 
 
 @dataclass(frozen=True)
@@ -129,15 +129,16 @@ class Recipe:
         return TaylorGLOLoss(self.loss["theta"])
 
     def augment_fn(self) -> Callable | None:
-        if self.augment is None or not self.augment["policy"]:
+        """``augment(batch, generator, progress)``, or None when batches stay as they are."""
+        if self.augment is None:
             return None
-        from nas.meta.augment import Augmentation
+        from nas.meta.augment import from_value
 
-        return Augmentation(self.augment["policy"])
+        return from_value(self.augment)
 
     @property
     def plain(self) -> bool:
-        return self.loss is None and (self.augment is None or not self.augment["policy"])
+        return self.loss is None and self.augment_fn() is None
 
 
 def recipe(cfg: Any) -> Recipe:

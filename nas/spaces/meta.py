@@ -126,37 +126,60 @@ class LossSpace(_MetaSpace):
 
 
 class AugmentationSpace(_MetaSpace):
-    """Policies of up to ``space.meta.augment_max_ops`` entries over ``space.meta.augment_ops``."""
+    """Policies of up to ``space.meta.augment_max_ops`` entries over ``space.meta.augment_ops``;
+    with ``space.meta.augment_phases`` > 1, schedules of that many policies (PBA), one per equal
+    share of the training, as ``{"phases": [...]}``."""
 
-    component, key = "augmentation", "policy"
+    component = "augmentation"
+
+    @property
+    def key(self) -> str:
+        return "phases" if self.cfg.augment_phases > 1 else "policy"
+
+    def _policies(self, genome: Genome) -> list[list[list]]:
+        v = genome.payload()
+        return v["phases"] if "phases" in v else [v["policy"]]
+
+    def _genome(self, phases: list[list[list]]) -> Genome:
+        return self.genome({"phases": phases} if self.cfg.augment_phases > 1 else {"policy": phases[0]})
 
     def sample(self, rng: np.random.Generator) -> Genome:
-        return self.genome({"policy": aug.random_policy(rng, list(self.cfg.augment_ops), self.cfg.augment_max_ops)})
+        ops, k = list(self.cfg.augment_ops), self.cfg.augment_max_ops
+        return self._genome([aug.random_policy(rng, ops, k) for _ in range(self.cfg.augment_phases)])
 
     def mutate(self, genome: Genome, rng: np.random.Generator, rate: float | None = None) -> Genome:
-        return self.genome({"policy": aug.mutate_policy(genome.payload()["policy"], rng, list(self.cfg.augment_ops),
-                                                        self.cfg.augment_max_ops)})
+        ops, k = list(self.cfg.augment_ops), self.cfg.augment_max_ops
+        return self._genome(aug.mutate_schedule(self._policies(genome), rng, ops, k))
 
     def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
-        pa, pb = a.payload()["policy"], b.payload()["policy"]
+        """One policy: the head of one parent's entries and the tail of the other's. A schedule:
+        each phase from either parent."""
+        pa, pb = self._policies(a), self._policies(b)
+        if len(pa) > 1:
+            return self._genome([x if rng.random() < 0.5 else y for x, y in zip(pa, pb)])
+        pa, pb = pa[0], pb[0]
         cut_a, cut_b = int(rng.integers(1, len(pa) + 1)), int(rng.integers(0, len(pb) + 1))
-        child = (pa[:cut_a] + pb[cut_b:])[: self.cfg.augment_max_ops]
-        return self.genome({"policy": child})
+        return self._genome([(pa[:cut_a] + pb[cut_b:])[: self.cfg.augment_max_ops]])
 
     def largest(self) -> Genome:
-        return self.genome({"policy": [list(e) for e in aug.HAND_MADE]})
+        return self._genome([[list(e) for e in aug.HAND_MADE] for _ in range(self.cfg.augment_phases)])
 
     def distance(self, a: Genome, b: Genome) -> float:
-        pa, pb = a.payload()["policy"], b.payload()["policy"]
-        d = abs(len(pa) - len(pb)) * 3.0
-        for ea, eb in zip(pa, pb):
-            d += (ea[0] != eb[0]) + abs(ea[1] - eb[1]) / aug.LEVELS + abs(ea[2] - eb[2]) / aug.LEVELS
+        d = 0.0
+        for pa, pb in zip(self._policies(a), self._policies(b)):
+            d += abs(len(pa) - len(pb)) * 3.0
+            for ea, eb in zip(pa, pb):
+                d += (ea[0] != eb[0]) + abs(ea[1] - eb[1]) / aug.LEVELS + abs(ea[2] - eb[2]) / aug.LEVELS
         return float(d)
 
     def _check(self, value: dict) -> None:
         super()._check(value)
-        if not value["policy"] or len(value["policy"]) > self.cfg.augment_max_ops:
-            raise ValueError(f"a policy holds 1..{self.cfg.augment_max_ops} entries, got {len(value['policy'])}")
+        phases = value["phases"] if "phases" in value else [value["policy"]]
+        if len(phases) != self.cfg.augment_phases:
+            raise ValueError(f"a schedule of this space has {self.cfg.augment_phases} phase(s), got {len(phases)}")
+        for p in phases:
+            if not p or len(p) > self.cfg.augment_max_ops:
+                raise ValueError(f"a policy holds 1..{self.cfg.augment_max_ops} entries, got {len(p)}")
 
 
 META_SPACES = {"activation": ActivationSpace, "loss": LossSpace, "augmentation": AugmentationSpace}
