@@ -80,7 +80,7 @@ class _SnapshotRunner:
                       checkpointer, resume) -> None:
         self.strategy = RecordingStrategy(strategy)
         self.pool, self.evaluator = pool, evaluator
-        self.pop_dir = Path(out_dir) / "populations"
+        self.pop_dir = Path(out_dir) / "populations" if out_dir is not None else None  # None: no snapshots
         self.tracker = tracker
         self.on_result, self.on_generation = on_result, on_generation
         self.checkpointer, self.resume = checkpointer, resume
@@ -92,6 +92,10 @@ class _SnapshotRunner:
 
     def _begin(self) -> int:
         """Start afresh, or restore the checkpoint; returns the next generation's index."""
+        if self.pop_dir is None:
+            if self.resume or self.checkpointer:
+                raise ValueError("a runner without out_dir keeps no snapshots, so it cannot checkpoint or resume")
+            return 0
         self.pop_dir.mkdir(parents=True, exist_ok=True)
         if not (self.resume and self.checkpointer and self.checkpointer.exists()):
             for old in self.pop_dir.glob("gen_*.parquet"):
@@ -138,8 +142,9 @@ class _SnapshotRunner:
     def _close_generation(self, gen: int, batch: list[EvaluationResult], ask_s: float, wall: float,
                           save: bool = True) -> None:
         self.strategy.tell(batch)
-        df = results_frame(batch, gen)
-        atomic_write_with(self.pop_dir / f"gen_{gen:03d}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        if self.pop_dir is not None:
+            df = results_frame(batch, gen)
+            atomic_write_with(self.pop_dir / f"gen_{gen:03d}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
         self.generation_log.append({
             "generation": gen, "evaluated": len(batch), "failed": sum(not r.ok for r in batch),
             "ask_seconds": ask_s, "evaluate_wall_seconds": wall,
@@ -162,7 +167,7 @@ class GenerationalRunner(_SnapshotRunner):
     checkpoint. With a table evaluator the whole run is deterministic given the seed, also
     across a crash and ``resume``."""
 
-    def __init__(self, strategy, pool, evaluator, population: int, generations: int, out_dir: str | Path,
+    def __init__(self, strategy, pool, evaluator, population: int, generations: int, out_dir: str | Path | None,
                  tracker: HypervolumeTracker | None = None,
                  on_result: Callable[[EvaluationResult], None] | None = None,
                  on_generation: Callable[[int, list[EvaluationResult]], None] | None = None,
@@ -216,7 +221,7 @@ class AsyncRunner(_SnapshotRunner):
     taken from the journal when they had finished, and submitted again otherwise.
     """
 
-    def __init__(self, strategy, pool, evaluator, budget: int, in_flight: int, batch: int, out_dir: str | Path,
+    def __init__(self, strategy, pool, evaluator, budget: int, in_flight: int, batch: int, out_dir: str | Path | None,
                  tracker: HypervolumeTracker | None = None, drain: str = "cancel",
                  on_result: Callable[[EvaluationResult], None] | None = None,
                  on_generation: Callable[[int, list[EvaluationResult]], None] | None = None,

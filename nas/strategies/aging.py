@@ -46,7 +46,8 @@ class AgingEvolutionStrategy:
 
     def _winner(self) -> Genome:
         members = list(self.population)
-        pick = self.rng.choice(len(members), size=self.tournament, replace=False)
+        # while the first population is still arriving (asynchronous runs) it may be smaller than a tournament
+        pick = self.rng.choice(len(members), size=min(self.tournament, len(members)), replace=False)
         F = np.array([self._fitness(members[i]) for i in pick])
         best = NonDominatedSorting().do(F, only_non_dominated_front=True) if F.shape[1] > 1 \
             else np.flatnonzero(F[:, 0] == F[:, 0].min())
