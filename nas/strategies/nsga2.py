@@ -6,9 +6,9 @@ the archive instead of being evaluated again.
 
 With ``steady_state=True`` (asynchronous search) it takes results in batches of any size:
 the first ``pop_size`` proposals are random; from then on every ``tell`` runs pymoo's
-rank-and-crowding survival over every result told so far (so the population is always the
-elite of everything evaluated, even when crowding once dropped a member that is on the final
-front), and every ``ask`` mates
+rank-and-crowding survival over the population, the newcomers and the first front of
+everything told so far (so a member of the final front that crowding once dropped comes back,
+and a tell costs the same after 30,000 results as after 300), and every ``ask`` mates
 that population with pymoo's own operators (binary tournament, SBX, polynomial mutation).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.problem import Problem
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
@@ -57,6 +58,8 @@ class NSGA2Strategy:
                              termination=("n_gen", 10**9), seed=seed, verbose=False)
         self._pending = None
         self._pending_genomes: list[Genome] = []
+        self._pop_genomes: list[Genome] = []  # steady state: the current population
+        self._front: list[Genome] = []  # steady state: first front of everything told
         self.max_skips = 50
 
     def ask(self, n: int) -> list[Genome]:
@@ -113,22 +116,34 @@ class NSGA2Strategy:
         for r in results:
             self._asked.discard(r.genome)
         alg = self.algorithm
+        self._update_front(results)
         if alg.pop is None or len(alg.pop) == 0:
             if len(self.archive) < self.pop_size:  # still gathering the initial population
                 return
+            pool = list(self.archive.results)
         elif not results:
             return
-        # rank-and-crowding survival over everything told so far, not only the current population
-        # plus the newcomers: a front member once dropped by crowding can come back when the
-        # members that crowded it out are dominated later, so the population is always the
-        # elite of the whole archive
-        told = list(self.archive.results)
-        pop = Population.new(X=np.array([g.values for g in told], dtype=float),
-                             F=np.array([self.archive.F(g) for g in told]))
+        else:
+            pool = list(dict.fromkeys([*self._pop_genomes, *(r.genome for r in results), *self._front]))
+        # rank-and-crowding survival over the current population, the newcomers and the first front
+        # of everything told so far: a front member once dropped by crowding comes back when the
+        # members that crowded it out are dominated later, and the cost stays bounded by the
+        # population and the front, not the archive (which grows to tens of thousands at scale)
+        pop = Population.new(X=np.array([g.values for g in pool], dtype=float),
+                             F=np.array([self.archive.F(g) for g in pool]))
         if self.archive.constraints:
-            pop.set("G", np.array([self.archive.G(g) for g in told]))
+            pop.set("G", np.array([self.archive.G(g) for g in pool]))
         alg.pop = alg.survival.do(alg.problem, pop, n_survive=self.pop_size, algorithm=alg,
                                   random_state=alg.random_state)
+        self._pop_genomes = [self.space.canonical(x) for x in alg.pop.get("X")]
+
+    def _update_front(self, results: list[EvaluationResult]) -> None:
+        """The non-dominated (feasible first) members of everything told, kept incrementally."""
+        cand = list(dict.fromkeys([*self._front, *(r.genome for r in results)]))
+        if not cand:
+            return
+        F = np.array([self.archive.F(g) + (np.maximum(self.archive.G(g), 0).sum() > 0) * 1e9 for g in cand])
+        self._front = [cand[i] for i in sorted(NonDominatedSorting().do(F, only_non_dominated_front=True))]
 
     def tell(self, results: list[EvaluationResult]) -> None:
         self.archive.add(results)

@@ -1,0 +1,342 @@
+"""Generational against asynchronous evaluation from 8 to 1,000 workers, on a simulated clock.
+
+Nobody can rent 1,000 workers to find out how the two modes behave there, so this runs the
+real ``GenerationalRunner`` and ``AsyncRunner`` with the real strategies on a
+``SimulatedPool`` (``nas/evaluators/simulated.py``): a discrete-event simulation in which each
+candidate holds a worker for a simulated duration and the clock jumps between events. Fitness
+comes from the NAS-Bench-201 table (``--table``; the 12-epoch validation accuracy the search
+sees, and a cost column as second objective); a candidate's duration is its cost column value
+over the column's mean, times ``--mean-seconds``, times log-normal noise of log-std
+``--sigma`` (1: heavy-tailed), drawn per candidate from the seed; workers fail at
+``--failure-rate`` per evaluation and restart after ``--restart-s``.
+
+For every W in ``--workers``, strategy in ``--strategies`` and seed:
+- generational: population W, 20 W evaluations (``--budget-per-worker``);
+- async: K = W in flight (``--k``), the strategy told every M = W/32 results (``--m``), run to
+  1.5 times the generational budget, so that "never reached the target within 1.5x the
+  budget" can be seen.
+Reported: simulated wall time, utilisation (busy worker time / (W x wall)), evaluations per
+simulated second, the hypervolume of the evaluated set (validation error and cost, normalised)
+at generational's budget, time to generational's final hypervolume and the speed-up
+(generational's wall time over async's time to reach it; 0 when async never does), the mean
+duration of evaluated candidates (async favours fast ones), the real seconds per 1,000
+evaluations, and the driver overhead: the real seconds spent in the strategy's ask and tell
+over the simulated wall time (a driver that takes longer than that would idle the cluster).
+
+``--km "1:0.125,1:0.0625,1.5:0.125"`` adds async runs with other (K/W, M/W) at every W (the
+tuning grid). ``--json PATH`` writes everything, with ``{"summary": {W: {"util_async",
+"util_gen", "speedup_median", "speedup_worst", "driver_overhead_fraction"}}}``; ``--plot-dir``
+gets ``scale_utilisation.png`` and ``scale_speedup.png``.
+
+Usage: python benchmarks/scale.py [--workers 8,32,128,512,1000] [--seeds 10] [--strategies aging,nsga2]
+         [--jobs 2] [--json benchmarks/results/scale.json] [--plot-dir benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_TABLE = ROOT.parent / "shared" / "benchdata" / "nb201_cifar10.csv"
+
+
+class TimedStrategy:
+    """The strategy, with the real seconds of its ask and tell summed in ``seconds``."""
+
+    def __init__(self, inner):
+        self.inner, self.seconds = inner, 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def ask(self, n):
+        t = time.perf_counter()
+        try:
+            return self.inner.ask(n)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+    def tell(self, results):
+        t = time.perf_counter()
+        try:
+            return self.inner.tell(results)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+
+class Front2D:
+    """Hypervolume of a growing set of 2-D points (both minimised) in the box [0, 1]^2, kept
+    incrementally: the non-dominated points sorted by the first objective."""
+
+    def __init__(self):
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+
+    def add(self, x: float, y: float) -> None:
+        import bisect
+
+        i = bisect.bisect_left(self.xs, x)
+        if i > 0 and self.ys[i - 1] <= y:
+            return  # dominated by a point with smaller x
+        if i < len(self.xs) and self.xs[i] == x and self.ys[i] <= y:
+            return
+        j = i
+        while j < len(self.xs) and self.ys[j] >= y:
+            j += 1  # points from i on with y >= new y are dominated
+        self.xs[i:j] = [x]
+        self.ys[i:j] = [y]
+
+    def hv(self) -> float:
+        xs = self.xs + [1.0]
+        return float(sum((xs[k + 1] - xs[k]) * (1.0 - self.ys[k]) for k in range(len(self.ys))))
+
+
+def make_strategy(name: str, seed: int, workers: int):
+    from nas.spaces.nb201 import NB201Space
+    from nas.strategies import AgingEvolutionStrategy, RandomStrategy
+
+    obj = ["val_accuracy", COST[0]]
+    space = NB201Space()
+    if name == "aging":
+        pop = max(20, workers)
+        return AgingEvolutionStrategy(space, obj, {}, seed, population=pop, tournament=max(5, pop // 20))
+    if name == "nsga2":
+        return None  # built per mode (steady-state in async)
+    if name == "random":
+        return RandomStrategy(space, obj, {}, seed)
+    raise SystemExit(f"unknown strategy {name!r}: aging, nsga2 or random")
+
+
+COST = ["latency_raspi4_ms"]
+
+
+def run_one(job: dict) -> dict:
+    from nas.evaluators.simulated import SimulatedPool, lognormal_durations
+    from nas.evaluators.table import TableEvaluator
+    from nas.runners import AsyncRunner, GenerationalRunner
+    from nas.spaces.nb201 import NB201Space
+    from nas.strategies import NSGA2Strategy
+
+    COST[0] = job["cost"]
+    W, mode, seed, name = job["workers"], job["mode"], job["seed"], job["strategy"]
+    ev = TableEvaluator(job["table"], "val_acc_12ep", "test_acc_200ep", cost_columns=(job["cost"],))
+    t = ev.table()
+    cost = t.costs[job["cost"]]
+    mean_cost, max_cost = float(cost.mean()), float(cost.max())
+    dur = lognormal_durations(lambda g: float(cost[t.index[g]]) / mean_cost, job["sigma"], seed=seed,
+                              mean=job["mean_seconds"])
+    pool = SimulatedPool(W, dur, job["failure_rate"], job["restart_s"], seed)
+    if name == "nsga2":
+        inner = NSGA2Strategy(NB201Space(), ["val_accuracy", job["cost"]], {}, W, seed, steady_state=mode == "async")
+    else:
+        inner = make_strategy(name, seed, W)
+    strat = TimedStrategy(inner)
+    budget = job["budget_per_worker"] * W
+    t0 = time.perf_counter()
+    if mode == "generational":
+        results = GenerationalRunner(strat, pool, ev, W, job["budget_per_worker"] - 1, None).run()
+    else:
+        k, m = max(1, round(job["k"] * W)), max(1, round(job["m"] * W))
+        results = AsyncRunner(strat, pool, ev, int(budget * job["async_factor"]), k, m, None).run()
+    real = time.perf_counter() - t0
+    # hypervolume of everything evaluated, against simulated time (completion order)
+    done = sorted(results, key=lambda r: (r.extra["sim_finish"], r.extra["sim_start"]))
+    front, times, hvs = Front2D(), [], []
+    for r in done:
+        if r.ok:
+            front.add(1.0 - r.metrics["val_accuracy"] / 100.0 if r.metrics["val_accuracy"] > 1 else
+                      1.0 - r.metrics["val_accuracy"], r.metrics[job["cost"]] / max_cost)
+        times.append(r.extra["sim_finish"])
+        hvs.append(front.hv())
+    n_at_budget = min(budget, len(done))
+    wall = float(pool.clock)
+    durations = [r.extra["sim_finish"] - r.extra["sim_start"] for r in results]
+    return {**{k: job[k] for k in ("workers", "mode", "seed", "strategy", "k", "m")},
+            "evaluations": len(results), "sim_wall_s": wall, "utilisation": pool.utilisation,
+            "evals_per_sim_s": len(results) / wall if wall else 0.0, "hv_at_budget": hvs[n_at_budget - 1],
+            "time_at_budget": times[n_at_budget - 1], "final_hv": hvs[-1], "mean_duration_s": float(np.mean(durations)),
+            "retries": pool.retries, "real_s": real, "real_s_per_1000": 1000 * real / len(results),
+            "driver_s": strat.seconds, "driver_overhead_fraction": strat.seconds / wall if wall else 0.0,
+            "curve": [[float(x), float(y)] for x, y in zip(times[:: max(1, len(times) // 400)],
+                                                          hvs[:: max(1, len(times) // 400)])],
+            "times": times if mode == "async" else [], "hvs": hvs if mode == "async" else []}
+
+
+def time_to(times: list[float], hvs: list[float], target: float) -> float | None:
+    for t, h in zip(times, hvs):
+        if h >= target - 1e-12:
+            return t
+    return None
+
+
+def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
+    gen = {(r["workers"], r["strategy"], r["seed"]): r for r in runs if r["mode"] == "generational"}
+    out: dict = {"per_run": [], "summary": {}, "by_strategy": {}}
+    for r in runs:
+        if r["mode"] != "async":
+            continue
+        g = gen[(r["workers"], r["strategy"], r["seed"])]
+        t = time_to(r["times"], r["hvs"], g["hv_at_budget"])
+        r["time_to_target_s"] = t
+        r["speedup"] = g["sim_wall_s"] / t if t else 0.0
+    for r in runs:
+        out["per_run"].append({k: v for k, v in r.items() if k not in ("times", "hvs")})
+    for W in workers:
+        a = [r for r in runs if r["workers"] == W and r["mode"] == "async" and r["k"] == k and r["m"] == m]
+        g = [r for r in runs if r["workers"] == W and r["mode"] == "generational"]
+        if not a or not g:
+            continue
+        sp = [r["speedup"] for r in a]
+        out["summary"][str(W)] = {
+            "util_async": float(np.mean([r["utilisation"] for r in a])),
+            "util_gen": float(np.mean([r["utilisation"] for r in g])),
+            "speedup_median": float(np.median(sp)), "speedup_worst": float(np.min(sp)),
+            "reached_share": float(np.mean([s > 0 for s in sp])),
+            "driver_overhead_fraction": float(max(r["driver_overhead_fraction"] for r in a)),
+            "hv_gen": float(np.mean([r["hv_at_budget"] for r in g])),
+            "hv_async_at_same_evaluations": float(np.mean([r["hv_at_budget"] for r in a])),
+            "mean_duration_gen": float(np.mean([r["mean_duration_s"] for r in g])),
+            "mean_duration_async": float(np.mean([r["mean_duration_s"] for r in a])),
+            "real_s_per_1000_async": float(np.mean([r["real_s_per_1000"] for r in a])),
+            "real_s_per_1000_gen": float(np.mean([r["real_s_per_1000"] for r in g]))}
+        for name in sorted({r["strategy"] for r in a}):
+            aa = [r for r in a if r["strategy"] == name]
+            gg = [r for r in g if r["strategy"] == name]
+            out["by_strategy"].setdefault(name, {})[str(W)] = {
+                "util_async": float(np.mean([r["utilisation"] for r in aa])),
+                "util_gen": float(np.mean([r["utilisation"] for r in gg])),
+                "speedup_median": float(np.median([r["speedup"] for r in aa])),
+                "speedup_worst": float(np.min([r["speedup"] for r in aa])),
+                "driver_overhead_fraction": float(max(r["driver_overhead_fraction"] for r in aa)),
+                "real_s_per_1000_async": float(np.mean([r["real_s_per_1000"] for r in aa]))}
+    grid: dict = {}
+    for r in runs:
+        if r["mode"] == "async":
+            grid.setdefault(str(r["workers"]), {}).setdefault(f"K={r['k']}W,M={r['m']}W", []).append(r["speedup"])
+    out["km_grid"] = {W: {km: {"speedup_median": float(np.median(v)), "speedup_worst": float(np.min(v))}
+                          for km, v in d.items()} for W, d in grid.items()}
+    return out
+
+
+def print_summary(out: dict) -> None:
+    print(f"{'W':>6} {'util gen':>9} {'util async':>11} {'speed-up median':>16} {'worst':>7} {'reached':>8} "
+          f"{'HV gen':>7} {'HV async':>9} {'dur gen':>8} {'dur async':>10} {'driver':>8} {'real s/1k':>10}")
+    for W, s in out["summary"].items():
+        print(f"{W:>6} {s['util_gen']:>9.3f} {s['util_async']:>11.3f} {s['speedup_median']:>15.2f}x "
+              f"{s['speedup_worst']:>6.2f}x {s['reached_share']:>8.0%} {s['hv_gen']:>7.4f} "
+              f"{s['hv_async_at_same_evaluations']:>9.4f} {s['mean_duration_gen']:>8.0f} {s['mean_duration_async']:>10.0f} "
+              f"{s['driver_overhead_fraction']:>8.2%} {s['real_s_per_1000_async']:>10.2f}")
+    for name, d in out["by_strategy"].items():
+        print(f"  {name}: " + "; ".join(f"W={W}: speed-up {s['speedup_median']:.2f}x (worst {s['speedup_worst']:.2f}x), "
+                                        f"util {s['util_gen']:.2f} -> {s['util_async']:.2f}, driver "
+                                        f"{s['driver_overhead_fraction']:.2%}" for W, s in d.items()))
+    if any(len(d) > 1 for d in out["km_grid"].values()):
+        print("(K, M) grid, median (worst) speed-up:")
+        for W, d in out["km_grid"].items():
+            print(f"  W={W}: " + "; ".join(f"{km} {v['speedup_median']:.2f}x ({v['speedup_worst']:.2f}x)"
+                                           for km, v in d.items()))
+
+
+def plot(out: dict, plot_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    Ws = [int(w) for w in out["summary"]]
+    s = out["summary"]
+    for name, keys, ylabel in (("scale_utilisation.png", (("util_gen", "generational"), ("util_async", "async")),
+                                "utilisation"),
+                               ("scale_speedup.png", (("speedup_median", "median"), ("speedup_worst", "worst seed")),
+                                "time-to-target speed-up (async)")):
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for key, label in keys:
+            ax.plot(Ws, [s[str(w)][key] for w in Ws], marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("workers (simulated)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        tmp = plot_dir / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(plot_dir / name)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    ap.add_argument("--cost", default="latency_raspi4_ms", help="cost column: second objective and duration model")
+    ap.add_argument("--workers", default="8,32,128,512,1000")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--strategies", default="aging,nsga2")
+    ap.add_argument("--budget-per-worker", type=int, default=20)
+    ap.add_argument("--async-factor", type=float, default=1.5, help="async budget as a multiple of generational's")
+    ap.add_argument("--k", type=float, default=1.0, help="K / W")
+    ap.add_argument("--m", type=float, default=0.03125, help="M / W")
+    ap.add_argument("--km", default="", help="more (K/W:M/W) pairs for the tuning grid, e.g. 1:0.0625,1.5:0.125")
+    ap.add_argument("--mean-seconds", type=float, default=600.0, help="mean simulated duration of an evaluation")
+    ap.add_argument("--sigma", type=float, default=1.0, help="log-std of the log-normal duration noise")
+    ap.add_argument("--failure-rate", type=float, default=0.0)
+    ap.add_argument("--restart-s", type=float, default=60.0)
+    ap.add_argument("--jobs", type=int, default=2, help="simulations run side by side (processes)")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot-dir", type=Path)
+    a = ap.parse_args(argv)
+    if not a.table.is_file():
+        ap.error(f"table {a.table} not found (give --table: a NAS-Bench-201 CSV)")
+    try:
+        workers = [int(w) for w in a.workers.split(",") if w]
+        km = [(a.k, a.m)] + [tuple(float(x) for x in p.split(":")) for p in a.km.split(",") if p]
+    except ValueError:
+        ap.error("--workers takes integers, --km pairs K/W:M/W")
+    if not workers or min(workers) < 1 or a.seeds < 1 or a.budget_per_worker < 2:
+        ap.error("need workers >= 1, --seeds >= 1 and --budget-per-worker >= 2")
+    strategies = [s for s in a.strategies.split(",") if s]
+    base = {"table": str(a.table), "cost": a.cost, "sigma": a.sigma, "mean_seconds": a.mean_seconds,
+            "failure_rate": a.failure_rate, "restart_s": a.restart_s, "budget_per_worker": a.budget_per_worker,
+            "async_factor": a.async_factor}
+    jobs = []
+    for W in workers:
+        for name in strategies:
+            for seed in range(a.seeds):
+                jobs.append({**base, "workers": W, "mode": "generational", "seed": seed, "strategy": name,
+                             "k": 0.0, "m": 0.0})
+                for k, m in km:
+                    jobs.append({**base, "workers": W, "mode": "async", "seed": seed, "strategy": name, "k": k, "m": m})
+    jobs.sort(key=lambda j: -j["workers"])  # the longest first, so the pool ends together
+    t0 = time.perf_counter()
+    runs = []
+    with ProcessPoolExecutor(a.jobs) as pool:
+        for i, r in enumerate(pool.map(run_one, jobs), 1):
+            runs.append(r)
+            print(f"[{i}/{len(jobs)}] W={r['workers']} {r['strategy']} {r['mode']} seed {r['seed']}: "
+                  f"util {r['utilisation']:.3f}, {r['real_s']:.1f} s real", file=sys.stderr, flush=True)
+    out = summarise(runs, workers, a.k, a.m)
+    out["settings"] = {**base, "workers": workers, "seeds": a.seeds, "strategies": strategies, "km": km,
+                       "command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    out["seconds"] = time.perf_counter() - t0
+    print_summary(out)
+    print(f"{out['seconds']:.0f} s in all")
+    if a.json:
+        tmp = a.json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=1))
+        tmp.replace(a.json)
+    if a.plot_dir:
+        a.plot_dir.mkdir(parents=True, exist_ok=True)
+        plot(out, a.plot_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
