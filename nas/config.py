@@ -576,6 +576,20 @@ class MetaEvaluationConfig(_Section):
     _act = field_validator("activation")(classmethod(lambda cls, v: _check_component("activation", v)))
 
 
+class AdaptiveConfig(_Section):
+    """Dask's adaptive scaling of the LocalCluster: workers are added while candidates wait and
+    removed when idle, between these bounds."""
+
+    minimum: int = Field(1, ge=0, description="workers kept at least")
+    maximum: int = Field(4, gt=0, description="workers at most")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AdaptiveConfig":
+        if self.minimum > self.maximum:
+            raise ValueError(f"evaluation.adaptive.minimum ({self.minimum}) exceeds maximum ({self.maximum})")
+        return self
+
+
 class EvaluationConfig(_Section):
     kind: Literal["auto", "inherited", "train", "table", "wann", "meta"] = Field(
         "auto", description="supernet-inherited weights, stand-alone training from scratch, table lookup, "
@@ -603,6 +617,9 @@ class EvaluationConfig(_Section):
     cluster: Literal["local", "slurm"] = Field(
         "local", description="without scheduler_address: a LocalCluster, or Dask workers as Slurm jobs (evaluation.slurm)")
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+    adaptive: Optional[AdaptiveConfig] = Field(
+        None, description="a LocalCluster that Dask scales between adaptive.minimum and adaptive.maximum workers "
+        "(evaluation.workers is then ignored); null: a fixed evaluation.workers")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bn_batches: int = Field(4, gt=0, description="training batches used to recalibrate BatchNorm of a subnet")
     batch_size: int = Field(128, gt=0)

@@ -104,7 +104,8 @@ def build_pool(cfg: Config) -> DaskPool:
     backend(cfg).check_pool(cfg)  # candidates side by side in one process only where that is safe
     e = cfg.evaluation
     return DaskPool(workers=e.workers, threads_per_worker=e.threads_per_worker, scheduler_address=e.scheduler_address,
-                    timeout_s=e.timeout_s, cluster=e.cluster, slurm=e.slurm.model_dump(), log=_console)
+                    timeout_s=e.timeout_s, cluster=e.cluster, slurm=e.slurm.model_dump(), log=_console,
+                    adaptive=(e.adaptive.minimum, e.adaptive.maximum) if e.adaptive else None)
 
 
 def _console(msg: str) -> None:

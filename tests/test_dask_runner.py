@@ -1,5 +1,6 @@
 """The runner and the inherited evaluator on a real Dask LocalCluster (worker processes)."""
 
+import numpy as np
 import pytest
 
 from nas.evaluators.dask import ClusterError, DaskPool
@@ -95,3 +96,81 @@ def test_existing_scheduler_via_scheduler_address(trained, tmp_path):
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+def test_a_search_keeps_running_while_workers_join_and_leave(synthetic, tmp_path):
+    """Real `dask scheduler` and `dask worker` processes: a second worker joins after a few
+    results and the first one leaves (SIGTERM) half-way; the asynchronous search completes its
+    budget, every result is a real one, and both workers did some of the work."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nas.evaluators.dask import DaskPool
+    from nas.evaluators.table import TableEvaluator
+    from nas.runners import AsyncRunner
+    from nas.spaces.nb201 import NB201Space
+    from nas.strategies import AgingEvolutionStrategy
+    from tests.conftest import free_port
+
+    port = free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    dask = str(Path(sys.executable).parent / "dask")
+
+    def worker():
+        return subprocess.Popen([dask, "worker", addr, "--nthreads", "1", "--no-dashboard", "--local-directory",
+                                 str(tmp_path)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address",
+                               ":0", "--no-show"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(2)
+        first = worker()
+        procs.append(first)
+        ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), arch_column="cell", sim_seconds=0.2)
+        seen: list[str] = []
+
+        def on_result(r):
+            seen.append(r.worker)
+            if len(seen) == 4:
+                procs.append(worker())  # joins mid-run
+            if len(seen) == 14:
+                first.terminate()  # leaves mid-run; Dask reschedules what it held
+
+        with DaskPool(scheduler_address=addr) as pool:
+            deadline = time.time() + 60
+            while pool.n_workers < 1 and time.time() < deadline:
+                time.sleep(0.2)
+            strategy = AgingEvolutionStrategy(NB201Space(), ["val_accuracy", "lat_ms"], {}, 0, population=6,
+                                              tournament=3)
+            results = AsyncRunner(strategy, pool, ev, 30, 2, 1, None, on_result=on_result).run()
+        assert len(results) == 30 and all(r.ok for r in results), [r.error for r in results if not r.ok]
+        assert len({r.genome for r in results}) == 30
+        workers = [r.worker for r in results]
+        assert len(set(workers)) >= 2  # the joined worker took over
+        assert first.poll() is not None and len(set(workers[-8:])) == 1  # after the first left, one worker did all
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def test_adaptive_local_cluster_grows_while_candidates_wait(synthetic):
+    from nas.config import Config
+    from nas.evaluators.dask import DaskPool
+    from nas.evaluators.table import TableEvaluator
+    from nas.spaces.nb201 import NB201Space
+    from nas.strategies.base import fresh_samples
+
+    cfg = Config.model_validate({"evaluation": {"adaptive": {"minimum": 1, "maximum": 3}}})
+    assert (cfg.evaluation.adaptive.minimum, cfg.evaluation.adaptive.maximum) == (1, 3)
+    with pytest.raises(Exception, match="exceeds maximum"):
+        Config.model_validate({"evaluation": {"adaptive": {"minimum": 4, "maximum": 3}}})
+    ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), arch_column="cell", sim_seconds=0.6)
+    genomes = fresh_samples(NB201Space(), np.random.default_rng(0), 24, [])
+    with DaskPool(adaptive=(1, 3)) as pool:
+        assert pool.n_workers == 1
+        results = pool.evaluate(ev, genomes)
+    assert all(r.ok for r in results) and len({r.worker for r in results}) >= 2

@@ -25,17 +25,21 @@ class DaskPool:
     """A Dask client for the lifetime of a ``with`` block.
 
     With ``scheduler_address`` set it connects to that scheduler (the workers there need
-    only the installed ``evonas`` package); otherwise it starts a LocalCluster of
-    ``workers`` processes bound to 127.0.0.1.
+    only the installed ``evonas`` package; workers may join and leave during a search, and
+    Dask reschedules what a leaving worker held); otherwise it starts a LocalCluster of
+    ``workers`` processes bound to 127.0.0.1, or with ``adaptive=(minimum, maximum)`` one that
+    Dask scales between those bounds as candidates wait.
     """
 
     def __init__(self, workers: int = 2, threads_per_worker: int = 1, scheduler_address: str | None = None,
                  connect_timeout: float = 10.0, timeout_s: float | None = None, cluster: str = "local",
-                 slurm: dict | None = None, log: Callable[[str], None] | None = None):
+                 slurm: dict | None = None, log: Callable[[str], None] | None = None,
+                 adaptive: tuple[int, int] | None = None):
         self.timeout_s = timeout_s
         self.cluster, self.slurm = cluster, dict(slurm or {})
         self.log = log
         self.workers, self.threads_per_worker = workers, threads_per_worker
+        self.adaptive = adaptive  # (minimum, maximum): Dask's adaptive scaling of the LocalCluster
         self.scheduler_address, self.connect_timeout = scheduler_address, connect_timeout
         self.client = None
         self._cluster = None
@@ -55,10 +59,14 @@ class DaskPool:
             self._cluster.scale(jobs=int(self.slurm.get("jobs", 2)))
             self.client = Client(self._cluster)
         else:
-            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=self.threads_per_worker,
+            n = self.adaptive[0] if self.adaptive else self.workers
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=self.threads_per_worker,
                                          processes=True, host="127.0.0.1",
                                          dashboard_address="127.0.0.1:0" if _has_bokeh() else None,
                                          silence_logs=logging.ERROR)
+            if self.adaptive:
+                self._cluster.adapt(minimum=self.adaptive[0], maximum=self.adaptive[1], interval="500ms",
+                                    wait_count=2)
             self.client = Client(self._cluster)
         self._announce()
         return self
