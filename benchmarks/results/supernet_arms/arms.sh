@@ -21,6 +21,13 @@ arm() {
 arm bn32 evaluation.bn_batches=32
 arm bn2 evaluation.bn_batches=2
 arm nodistill supernet.distill=false
-arm ep44 supernet.epochs=44
-arm rs4 supernet.random_subnets=4
+arm ep80 supernet.epochs=80
 arm lr01 supernet.lr=0.1
+arm rs4 supernet.random_subnets=4
+# each trained arm again with BatchNorm recalibrated on 32 batches (no new training)
+for name in ep80 lr01 rs4; do
+  case $name in ep80) s=supernet.epochs=80;; lr01) s=supernet.lr=0.1;; rs4) s=supernet.random_subnets=4;; esac
+  python benchmarks/supernet_ranking.py --repeats 4 --reference $REF --set $s --set supernet.out_dir=scratch/arms/$name \
+    --set evaluation.bn_batches=32 --json scratch/arms/${name}_bn32.json > scratch/arms/${name}_bn32.log 2>&1
+  echo "${name} bn32: $(grep -E 'Kendall tau \(inh' scratch/arms/${name}_bn32.log)"
+done
