@@ -314,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
                              "k": 0.0, "m": 0.0})
                 for k, m in km:
                     jobs.append({**base, "workers": W, "mode": "async", "seed": seed, "strategy": name, "k": k, "m": m})
+    import pandas as pd
+
+    n_cells = len(pd.read_csv(a.table, usecols=[0]))
+    for W in workers:
+        if a.budget_per_worker * W * a.async_factor > 0.5 * n_cells:
+            print(f"warning: at W={W} the async budget ({a.budget_per_worker * W * a.async_factor:.0f} evaluations) is "
+                  f"over half of the table's {n_cells} architectures: the searches run out of new ones, so lower "
+                  "--budget-per-worker there", file=sys.stderr)
     jobs.sort(key=lambda j: -j["workers"])  # the longest first, so the pool ends together
     t0 = time.perf_counter()
     runs = []

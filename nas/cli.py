@@ -426,15 +426,15 @@ def _print_table(cfg) -> None:
     for col in ["candidate_id", *(["component"] if meta else []), *metrics, "selected", *tests, "selected_by"]:
         table.add_column(col, justify="left" if col in ("candidate_id", "selected_by") else "right")
 
-    def fmt(v) -> str:
+    def fmt(v, col: str = "") -> str:
         if v != v or v is None:
             return ""
-        if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
-            return f"{int(v):,}"
+        if isinstance(v, float) and v.is_integer() and (abs(v) >= 1000 or col in ("params", "flops", "connections")):
+            return f"{int(v):,}"  # counts print as counts, however small
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
     for r in df.to_dict("records"):
-        table.add_row(r["candidate_id"], *([r["component"]] if meta else []), *[fmt(r[m]) for m in metrics],
+        table.add_row(r["candidate_id"], *([r["component"]] if meta else []), *[fmt(r[m], m) for m in metrics],
                       "yes" if r["selected"] else "",
                       *[fmt(r[c]) for c in tests], r["selected_by"] if isinstance(r.get("selected_by"), str) else "")
     Console(width=160).print(table)
