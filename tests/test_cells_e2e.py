@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_dag_cell_search_runs_end_to_end_on_the_default_data(tmp_path, runs_api):
     """The committed example, shrunk: aging evolution with SEP crossover on the default data."""
     sets = ["space.dag_cell.channels=4", "space.dag_cell.stacks=2", "evaluation.train_epochs=1",
-            "search.population=4", "search.generations=2", "search.aging_population=4", "search.aging_tournament=2",
+            "search.population=4", "search.generations=1", "search.aging_population=4", "search.aging_tournament=2",
             "selection.finetune_epochs=1", "selection.n_spread=1", "evaluation.latency_repeats=3"]
     proc = evonas(["run", "--params", str(ROOT / "examples/dag_cell.yaml"), *[a for s in sets for a in ("--set", s)]],
                   tmp_path, runs_api)
@@ -39,4 +39,4 @@ def test_dag_cell_search_runs_end_to_end_on_the_default_data(tmp_path, runs_api)
         assert card["onnx_max_abs_diff"] < 1e-4
     metrics = json.loads((tmp_path / "reports/dag_cell/metrics.json").read_text())
     assert set(metrics["stage_seconds"]) == {"prepare", "search", "select"}
-    assert metrics["n_evaluated"] == 12 and metrics["strategy"] == "aging"
+    assert metrics["n_evaluated"] == 8 and metrics["strategy"] == "aging"

@@ -135,7 +135,7 @@ def test_a_search_keeps_running_while_workers_join_and_leave(synthetic, tmp_path
             seen.append(r.worker)
             if len(seen) == 4:
                 procs.append(worker())  # joins mid-run
-            if len(seen) == 14:
+            if len(seen) == 10:
                 first.terminate()  # leaves mid-run; Dask reschedules what it held
 
         with DaskPool(scheduler_address=addr) as pool:
@@ -144,12 +144,12 @@ def test_a_search_keeps_running_while_workers_join_and_leave(synthetic, tmp_path
                 time.sleep(0.2)
             strategy = AgingEvolutionStrategy(NB201Space(), ["val_accuracy", "lat_ms"], {}, 0, population=6,
                                               tournament=3)
-            results = AsyncRunner(strategy, pool, ev, 30, 2, 1, None, on_result=on_result).run()
-        assert len(results) == 30 and all(r.ok for r in results), [r.error for r in results if not r.ok]
-        assert len({r.genome for r in results}) == 30
+            results = AsyncRunner(strategy, pool, ev, 22, 2, 1, None, on_result=on_result).run()
+        assert len(results) == 22 and all(r.ok for r in results), [r.error for r in results if not r.ok]
+        assert len({r.genome for r in results}) == 22
         workers = [r.worker for r in results]
         assert len(set(workers)) >= 2  # the joined worker took over
-        assert first.poll() is not None and len(set(workers[-8:])) == 1  # after the first left, one worker did all
+        assert first.poll() is not None and len(set(workers[-6:])) == 1  # after the first left, one worker did all
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -168,8 +168,8 @@ def test_adaptive_local_cluster_grows_while_candidates_wait(synthetic):
     assert (cfg.evaluation.adaptive.minimum, cfg.evaluation.adaptive.maximum) == (1, 3)
     with pytest.raises(Exception, match="exceeds maximum"):
         Config.model_validate({"evaluation": {"adaptive": {"minimum": 4, "maximum": 3}}})
-    ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), arch_column="cell", sim_seconds=0.6)
-    genomes = fresh_samples(NB201Space(), np.random.default_rng(0), 24, [])
+    ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), arch_column="cell", sim_seconds=0.5)
+    genomes = fresh_samples(NB201Space(), np.random.default_rng(0), 16, [])
     with DaskPool(adaptive=(1, 3)) as pool:
         assert pool.n_workers == 1
         results = pool.evaluate(ev, genomes)
