@@ -328,19 +328,46 @@ class DAGCellSpace(IntegerVectorSpace):
         child = self.sep_crossover(a, b, rng) if self.crossover_kind == "sep" else self.standard_crossover(a, b, rng)
         return child if child is not None else self.mutate(a, rng)
 
-    def standard_crossover(self, a: Genome, b: Genome, rng: np.random.Generator, tries: int = 50) -> Genome | None:
+    def standard_crossover(self, a: Genome, b: Genome, rng: np.random.Generator, tries: int = 50,
+                           renumber: bool = False) -> Genome | None:
         """Each gene of the adjacency encoding from ``a`` or ``b`` with probability 1/2; the first
-        valid child that differs from both parents, or None after ``tries``."""
+        valid child that differs from both parents, or None after ``tries``. The parents are
+        crossed in canonical form, or with ``renumber`` under a fresh random numbering each try
+        (``renumbered``: the competing-conventions setting of raw NAS-Bench-101 encodings)."""
         self.validate(a)
         self.validate(b)
         va, vb = np.array(a.values), np.array(b.values)
         if (va == vb).all():
             return None
         for _ in range(tries):
+            if renumber:
+                va, vb = self.renumbered(a, rng), self.renumbered(b, rng)
             g = self.canonical_or_none(np.where(rng.random(self.n_var) < 0.5, va, vb))
             if g is not None and g != a and g != b:
                 return g
         return None
+
+    def renumbered(self, genome: Genome, rng: np.random.Generator) -> np.ndarray:
+        """A raw vector of the same cell under a random numbering: a random topological order of
+        its interior vertices, placed in random slots, the unused slots given random ops (how
+        cells are encoded when nothing canonicalises them, as in NAS-Bench-101's own specs)."""
+        m, ops = self.matrix(genome)
+        k = len(ops) - 2
+        left, order = set(range(1, k + 1)), []
+        while left:  # a random linear extension of the interior vertices
+            ready = sorted(v for v in left if not any(m[u, v] for u in left))
+            v = ready[int(rng.integers(len(ready)))]
+            order.append(v)
+            left.discard(v)
+        slots = sorted(rng.choice(np.arange(1, self.vertices - 1), size=k, replace=False).tolist())
+        where = {0: 0, len(ops) - 1: self.vertices - 1} | {v: slots[i] for i, v in enumerate(order)}
+        full = np.zeros((self.vertices, self.vertices), dtype=np.int64)
+        for i, j in zip(*np.nonzero(m)):
+            full[where[int(i)], where[int(j)]] = 1
+        op_genes = rng.integers(0, len(self.ops), self.vertices - 2)
+        for v in order:
+            op_genes[where[v] - 1] = self.ops.index(ops[v])
+        return np.concatenate([[full[i, j] for i, j in self.pairs], op_genes]).astype(np.int64)
 
     def sep_crossover(self, a: Genome, b: Genome, rng: np.random.Generator, tries: int = 50) -> Genome | None:
         """Shortest-Edit-Path crossover of the two cell graphs: a valid child between them (nothing pruned), or None."""
