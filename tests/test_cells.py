@@ -217,3 +217,18 @@ def test_dag_and_recurrent_spaces_from_params():
     assert isinstance(r, RNNCellSpace) and r.hidden == 1 and r.slots == 9
     assert sum(p.numel() for p in d.build(d.largest(), (1, 8, 8), 3).parameters()) > \
         sum(p.numel() for p in d.build(d.smallest(), (1, 8, 8), 3).parameters())
+
+
+def test_a_renumbered_cell_is_the_same_cell_and_renumbered_crossover_gives_valid_cells():
+    space = DAGCellSpace()
+    rng = np.random.default_rng(4)
+    cells = [space.sample(rng) for _ in range(10)]
+    for c in cells:
+        raws = {tuple(space.renumbered(c, rng)) for _ in range(6)}
+        assert all(space.canonical(r) == c for r in raws)
+    assert any(len({tuple(space.renumbered(c, rng)) for _ in range(6)}) > 1 for c in cells)  # numberings differ
+    for a, b in zip(cells, cells[1:]):
+        child = space.standard_crossover(a, b, rng, renumber=True)
+        if child is not None:
+            space.validate(child)
+            assert child not in (a, b)
