@@ -72,7 +72,7 @@ def prune(matrix: np.ndarray) -> np.ndarray | None:
 
 
 @lru_cache(maxsize=1 << 17)
-def _canonical(values: tuple[int, ...], n: int, n_ops: int, max_edges: int) -> tuple[int, ...] | None:
+def _canonical(values: tuple[int, ...], n: int, max_edges: int) -> tuple[int, ...] | None:
     """The canonical vector of a raw one, or None when it is not a valid cell (see the module docstring)."""
     pairs = triu_pairs(n)
     bits, ops = values[:len(pairs)], values[len(pairs):]
@@ -146,7 +146,7 @@ class DAGCellSpace(IntegerVectorSpace):
             raise ValueError(f"a {self.vertices}-vertex cell has {self.n_var} genes, got {len(v)}")
         if any(x < 0 or x > u for x, u in zip(v, self.upper_bounds)):
             raise ValueError(f"genes {list(v)} out of bounds 0..{list(self.upper_bounds)}")
-        c = _canonical(v, self.vertices, len(self.ops), self.max_edges)
+        c = _canonical(v, self.vertices, self.max_edges)
         return None if c is None else Genome(c, self.name)
 
     def canonical(self, values) -> Genome:
