@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in settings if s not in SETTINGS] + [m for m in methods if m not in METHODS]
     if bad:
         ap.error(f"unknown setting(s)/method(s) {bad}; settings {list(SETTINGS)}, methods {list(METHODS)}")
+    if "standard_renumbered" in methods and any(st != "dag" for st in settings):
+        ap.error("standard_renumbered applies to the dag setting only (recurrent cells have no renumbering)")
     try:
         budgets = {s: sorted(int(b) for b in (a.dag_budgets if s == "dag" else a.rnn_budgets).split(","))
                    for s in settings}

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nas.evaluators.base import Evaluator, evaluate
+from nas.evaluators.base import Evaluator, LocalPool, evaluate
 from nas.genome import EvaluationResult, Genome, candidate_seed
 
 
@@ -127,8 +127,9 @@ class SimulatedQueue:
             self._seq += 1
 
 
-class SimulatedPool:
-    """``workers`` simulated workers on one simulated clock (module docstring)."""
+class SimulatedPool(LocalPool):
+    """``workers`` simulated workers on one simulated clock (module docstring); LocalPool's
+    ``iter_evaluate`` and ``evaluate`` run on its queue."""
 
     def __init__(self, workers: int, duration: Callable[[Genome], float], failure_rate: float = 0.0,
                  restart_s: float = 0.0, seed: int = 0):
@@ -144,30 +145,12 @@ class SimulatedPool:
         self.busy_seconds = 0.0
         self.completed = self.retries = self.cancelled = 0
 
-    def __enter__(self) -> "SimulatedPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
     @property
     def utilisation(self) -> float:
         return self.busy_seconds / (self.workers * self.clock) if self.clock > 0 else 0.0
 
     def queue(self) -> SimulatedQueue:
         return SimulatedQueue(self)
-
-    def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None):
-        q = self.queue()
-        for g in genomes:
-            q.submit(evaluator, g)
-        for _, r in q:
-            if on_result:
-                on_result(r)
-            yield r
-
-    def evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None) -> list[EvaluationResult]:
-        return list(self.iter_evaluate(evaluator, genomes, on_result))
 
 
 def lognormal_durations(base: Callable[[Genome], float], sigma: float = 0.0, seed: int = 0,

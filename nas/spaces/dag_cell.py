@@ -39,8 +39,7 @@ import networkx as nx
 import numpy as np
 
 from nas.genome import Genome
-from nas.operators.sep import edit_path, sep_crossover
-from nas.spaces.base import IntegerVectorSpace
+from nas.spaces.cells import CellSpace
 
 OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 SHORT = {"conv3x3-bn-relu": "conv3x3", "conv1x1-bn-relu": "conv1x1", "maxpool3x3": "maxpool3x3"}
@@ -105,7 +104,7 @@ def _canonical(values: tuple[int, ...], n: int, max_edges: int) -> tuple[int, ..
     return best
 
 
-class DAGCellSpace(IntegerVectorSpace):
+class DAGCellSpace(CellSpace):
     """NAS-Bench-101-style cells (see the module docstring); ``channels``, ``stacks`` and
     ``cells_per_stack`` size the trainable stacked-cell network (``nas.spaces.dag_cell_build``)."""
 
@@ -260,11 +259,6 @@ class DAGCellSpace(IntegerVectorSpace):
         except ValueError:
             return None
 
-    def ged(self, a: Genome, b: Genome) -> float:
-        """Graph edit distance between two cells: op substitution, vertex and edge insertion or
-        deletion cost 1 each (exact: the cells are small enough for the exact search)."""
-        return _ged(self, a, b)
-
     def distance(self, a: Genome, b: Genome) -> float:
         return self.ged(a, b)
 
@@ -323,30 +317,6 @@ class DAGCellSpace(IntegerVectorSpace):
                 return g
         raise RuntimeError(f"no valid mutant of {self.describe(genome)} in {MAX_TRIES} tries")
 
-    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
-        """The configured crossover; when it finds no child (parents too alike), a mutant of ``a``."""
-        child = self.sep_crossover(a, b, rng) if self.crossover_kind == "sep" else self.standard_crossover(a, b, rng)
-        return child if child is not None else self.mutate(a, rng)
-
-    def standard_crossover(self, a: Genome, b: Genome, rng: np.random.Generator, tries: int = 50,
-                           renumber: bool = False) -> Genome | None:
-        """Each gene of the adjacency encoding from ``a`` or ``b`` with probability 1/2; the first
-        valid child that differs from both parents, or None after ``tries``. The parents are
-        crossed in canonical form, or with ``renumber`` under a fresh random numbering each try
-        (``renumbered``: the competing-conventions setting of raw NAS-Bench-101 encodings)."""
-        self.validate(a)
-        self.validate(b)
-        va, vb = np.array(a.values), np.array(b.values)
-        if (va == vb).all():
-            return None
-        for _ in range(tries):
-            if renumber:
-                va, vb = self.renumbered(a, rng), self.renumbered(b, rng)
-            g = self.canonical_or_none(np.where(rng.random(self.n_var) < 0.5, va, vb))
-            if g is not None and g != a and g != b:
-                return g
-        return None
-
     def renumbered(self, genome: Genome, rng: np.random.Generator) -> np.ndarray:
         """A raw vector of the same cell under a random numbering: a random topological order of
         its interior vertices, placed in random slots, the unused slots given random ops (how
@@ -369,13 +339,8 @@ class DAGCellSpace(IntegerVectorSpace):
             op_genes[where[v] - 1] = self.ops.index(ops[v])
         return np.concatenate([[full[i, j] for i, j in self.pairs], op_genes]).astype(np.int64)
 
-    def sep_crossover(self, a: Genome, b: Genome, rng: np.random.Generator, tries: int = 50) -> Genome | None:
-        """Shortest-Edit-Path crossover of the two cell graphs: a valid child between them (nothing pruned), or None."""
-        self.validate(a)
-        self.validate(b)
-        child = sep_crossover(self.to_graph(a), self.to_graph(b), rng, is_valid=lambda g: _exact_cell(self, g, a, b),
-                              path=_path(self, a, b), max_tries=tries)
-        return None if child is None else self.from_graph(child)
+    def cache_key(self) -> tuple:
+        return (self.vertices, self.max_edges, self.ops)
 
     def build(self, genome: Genome, input_shape: tuple[int, ...], num_classes: int):
         """A freshly initialised stacked-cell network (``nas.spaces.dag_cell_build``)."""
@@ -384,31 +349,3 @@ class DAGCellSpace(IntegerVectorSpace):
         self.validate(genome)
         return build_dag_cell(self, genome, input_shape[0], num_classes)
 
-
-def _exact_cell(space, graph: nx.DiGraph, a: Genome, b: Genome) -> bool:
-    """A SEP child counts when it is a valid cell as it stands (nothing pruned, so it is the
-    graph the edits made and lies between its parents) and is neither parent."""
-    g = space.from_graph(graph)
-    if g is None or g == a or g == b:
-        return False
-    h = space.to_graph(g)
-    return h.number_of_nodes() == graph.number_of_nodes() and h.number_of_edges() == graph.number_of_edges()
-
-
-_PATHS: dict = {}
-
-
-def _path(space: DAGCellSpace, a: Genome, b: Genome):
-    key = (space.vertices, space.ops, a.values, b.values)
-    p = _PATHS.get(key)
-    if p is None:
-        if len(_PATHS) > 1 << 16:
-            _PATHS.clear()
-        p = _PATHS[key] = edit_path(space.to_graph(a), space.to_graph(b))
-    return p
-
-
-def _ged(space: DAGCellSpace, a: Genome, b: Genome) -> float:
-    if a == b:
-        return 0.0
-    return float(_path(space, a, b).cost)

@@ -39,8 +39,7 @@ import networkx as nx
 import numpy as np
 
 from nas.genome import Genome
-from nas.operators.sep import edit_path, sep_crossover
-from nas.spaces.base import IntegerVectorSpace
+from nas.spaces.cells import CellSpace
 
 OPS: tuple[str, ...] = ("linear", "blend", "elementwise_prod", "elementwise_sum", "activation_tanh",
                         "activation_sigm", "activation_leaky_relu")
@@ -148,7 +147,7 @@ def _canonical(values: tuple[int, ...], slots: int, hidden: int, ops: tuple[str,
     return tuple(out)
 
 
-class RNNCellSpace(IntegerVectorSpace):
+class RNNCellSpace(CellSpace):
     """NAS-Bench-NLP-style recurrent cells (module docstring); ``hidden_size`` sizes the
     trainable sequence classifier (``nas.spaces.rnn_cell_build``)."""
 
@@ -300,13 +299,6 @@ class RNNCellSpace(IntegerVectorSpace):
             return None
         return self.canonical_or_none(vals)
 
-    def ged(self, a: Genome, b: Genome) -> float:
-        """Graph edit distance between two cells' graphs (unit costs; exact search up to 12 nodes,
-        else the best of a bounded search and a greedy mapping: an upper bound)."""
-        if a == b:
-            return 0.0
-        return float(_path(self, a, b).cost)
-
     def distance(self, a: Genome, b: Genome) -> float:
         """The GED, the smaller of both directions (an upper bound need not be symmetric)."""
         return min(self.ged(a, b), self.ged(b, a))
@@ -388,32 +380,8 @@ class RNNCellSpace(IntegerVectorSpace):
                 return g
         raise RuntimeError(f"no valid mutant of {self.describe(genome)} in {MAX_TRIES} tries")
 
-    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator) -> Genome:
-        """The configured crossover; when it finds no child, a mutant of ``a``."""
-        child = self.sep_crossover(a, b, rng) if self.crossover_kind == "sep" else self.standard_crossover(a, b, rng)
-        return child if child is not None else self.mutate(a, rng)
-
-    def standard_crossover(self, a: Genome, b: Genome, rng: np.random.Generator, tries: int = 50) -> Genome | None:
-        """Each gene of the slot encoding from ``a`` or ``b`` with probability 1/2 (NAS-Bench-NLP's
-        standard crossover); the first valid child that differs from both, or None."""
-        self.validate(a)
-        self.validate(b)
-        va, vb = np.array(a.values), np.array(b.values)
-        if (va == vb).all():
-            return None
-        for _ in range(tries):
-            g = self.canonical_or_none(np.where(rng.random(self.n_var) < 0.5, va, vb))
-            if g is not None and g != a and g != b:
-                return g
-        return None
-
-    def sep_crossover(self, a: Genome, b: Genome, rng: np.random.Generator, tries: int = 50) -> Genome | None:
-        """Shortest-Edit-Path crossover of the two cell graphs, or None."""
-        self.validate(a)
-        self.validate(b)
-        child = sep_crossover(self.to_graph(a), self.to_graph(b), rng, is_valid=lambda g: _exact_cell(self, g, a, b),
-                              path=_path(self, a, b), max_tries=tries)
-        return None if child is None else self.from_graph(child)
+    def cache_key(self) -> tuple:
+        return (self.hidden, self.slots, self.ops)
 
     def build(self, genome: Genome, input_shape: tuple[int, ...], num_classes: int):
         """A freshly initialised sequence classifier reading an image row by row (``nas.spaces.rnn_cell_build``)."""
@@ -422,25 +390,3 @@ class RNNCellSpace(IntegerVectorSpace):
         self.validate(genome)
         return build_rnn_cell(self, genome, input_shape, num_classes)
 
-
-def _exact_cell(space, graph: nx.DiGraph, a: Genome, b: Genome) -> bool:
-    """A SEP child counts when it is a valid cell as it stands (nothing pruned, so it is the
-    graph the edits made and lies between its parents) and is neither parent."""
-    g = space.from_graph(graph)
-    if g is None or g == a or g == b:
-        return False
-    h = space.to_graph(g)
-    return h.number_of_nodes() == graph.number_of_nodes() and h.number_of_edges() == graph.number_of_edges()
-
-
-_PATHS: dict = {}
-
-
-def _path(space, a: Genome, b: Genome):
-    key = (space.name, space.hidden, space.slots, space.ops, a.values, b.values)
-    p = _PATHS.get(key)
-    if p is None:
-        if len(_PATHS) > 1 << 15:
-            _PATHS.clear()
-        p = _PATHS[key] = edit_path(space.to_graph(a), space.to_graph(b))
-    return p
