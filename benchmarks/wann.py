@@ -5,8 +5,8 @@ candidate scored on Dask at the shared weights, the select stage choosing on val
 testing), then builds the baselines with the **same connection count** as the reported network: a
 fixed fully connected topology (inputs and bias -> one tanh hidden layer -> outputs, the hidden
 width giving the closest count) scored at the same random shared weights, and the same topology
-with its weights trained by the same tuner (Adam for classification, REINFORCE for control) from
-its best shared weight. Prints every figure side by side with the paper's; ``--json`` writes
+with its weights trained by the same tuner (Adam for classification, REINFORCE or CMA-ES for control, as
+``evaluation.wann.tuner`` says) from a seeded random initialisation. Prints every figure side by side with the paper's; ``--json`` writes
 
     {TASK: {"wann_random_shared": {"mean", "std"}, "wann_ensemble" (classification),
             "wann_tuned_shared", "wann_tuned_weights", "fixed_random_shared": {"mean", "std"},
@@ -64,7 +64,7 @@ def baselines(cfg, spec: dict, seed: int) -> dict:
     from nas.genome import Genome, canonical_json
     from nas.wann.select import _split_seed, scores, val_scores
     from nas.wann.tasks import make_task
-    from nas.wann.tune import best_shared_weight, policy_returns, reinforce, tune_classifier
+    from nas.wann.tune import best_shared_weight, policy_returns, tune_classifier, tune_control
 
     ev = cfg.evaluation.wann
     task = make_task(ev, cfg.data.out_dir)
@@ -86,8 +86,7 @@ def baselines(cfg, spec: dict, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     init = np.array([rng.normal() / np.sqrt(fan_in[d]) for _, d in spec["conns"]])
     if control:
-        tuned = reinforce(task, spec, init, ev.tune_steps, ev.tune_lr, ev.reinforce_sigma, ev.reinforce_episodes, seed,
-                          val_seed=vs, val_rollouts=ev.rollouts)
+        tuned = tune_control(task, spec, init, ev, seed, val_seed=vs)
         r = policy_returns(task, spec, tuned, ts, ev.test_rollouts)
         out["fixed_trained"] = {"mean": float(r.mean()), "std": float(r.std())}
     else:

@@ -61,7 +61,9 @@ class DataSourceConfig(_Section):
     file stem or the folder name); an omniglot entry is one task per alphabet.
     """
 
-    kind: Literal["digits", "npz", "folder", "omniglot"]
+    kind: Literal["digits", "npz", "folder", "omniglot"] = Field(description=("source of this task: digits, npz, "
+                                                                              "folder, or omniglot (one task per "
+                                                                              "alphabet)"))
     path: str | None = Field(None, description="npz: .npz (x, y); folder: <class>/<image>; omniglot: zip or folder "
                              "<set>/<alphabet>/<character>/<image>.png, null = the packaged 5-alphabet subset")
     tasks: list[str] | None = Field(None, description="omniglot: alphabets to use (null: all)")
@@ -103,7 +105,13 @@ class DataConfig(_Section):
     means 16 for folder and omniglot_pooled, 28 for omniglot and multi, and npz keeps its own
     size; digits always keep theirs (8x8; image_size is not read for them)."""
 
-    kind: Literal["digits", "npz", "folder", "omniglot", "omniglot_pooled", "multi"] = "digits"
+    kind: Literal["digits", "npz", "folder", "omniglot", "omniglot_pooled", "multi"] = Field("digits", description=(
+            "dataset source. omniglot_pooled: every character of the chosen Omniglot alphabets is one class of a "
+            "single task (136 classes for the packaged subset), split by writer (the drawer numbers shuffled once, "
+            "seeded; 12 / 4 / 4 of the 20 to train / val / test, so no drawer's images fall in two splits; "
+            "val_fraction and test_fraction are not read). digits: scikit-learn's 8x8 digits. npz, folder: a user's "
+            "file or image folder (data.path). omniglot (one task per alphabet) and multi (the list data.datasets, "
+            "one task each) give multi-task data"))
     path: str | None = Field(None, description="local .npz (x, y) or folder <class>/<image>; omniglot: zip or "
                              "folder <set>/<alphabet>/<character>/<image>.png, null = the packaged 5-alphabet "
                              "subset; unused for digits and multi")
@@ -114,9 +122,9 @@ class DataConfig(_Section):
     tasks: list[str] | None = Field(None, description="omniglot, omniglot_pooled: alphabets to use (null: all)")
     datasets: list[DataSourceConfig] = Field(default_factory=list,
                                              description="kind multi: the task sources, one entry each")
-    val_fraction: float = Field(0.15, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    out_dir: str = "data/prepared"
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="validation share of each task's images (stratified)")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="test share; val_fraction + test_fraction must be < 0.9")
+    out_dir: str = Field("data/prepared", description="where the prepare stage writes data.npz and meta.json")
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -155,12 +163,17 @@ class CoDeepNEATSpaceConfig(_Section):
     layers: list[Literal["conv", "dense", "maxpool", "avgpool", "dropout", "batchnorm", "activation"]] = Field(
         default_factory=lambda: ["conv", "dense", "maxpool", "avgpool", "dropout", "batchnorm", "activation"],
         min_length=1, description="layer types modules may contain")
-    conv_channels: list[int] = Field(default_factory=lambda: [8, 16, 32, 64], min_length=1)
-    conv_kernels: list[int] = Field(default_factory=lambda: [1, 3, 5], min_length=1)
-    dense_units: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1)
-    dropout_rates: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=1)
+    conv_channels: list[int] = Field(default_factory=lambda: [8, 16, 32, 64], min_length=1, description=(
+            "conv layers: output channel choices (positive, increasing)"))
+    conv_kernels: list[int] = Field(default_factory=lambda: [1, 3, 5], min_length=1, description=(
+            "conv layers: kernel size choices (odd, increasing)"))
+    dense_units: list[int] = Field(default_factory=lambda: [16, 32, 64, 128], min_length=1, description=(
+            "dense layers: width choices (positive, increasing)"))
+    dropout_rates: list[float] = Field(default_factory=lambda: [0.1, 0.25, 0.5], min_length=1, description=(
+            "dropout layers: rate choices, each in (0, 1)"))
     activations: list[Literal["relu", "elu", "tanh", "gelu", "silu", "leaky_relu", "sigmoid", "identity"]] = Field(
-        default_factory=lambda: ["relu", "elu", "tanh", "gelu", "silu"], min_length=1)
+        default_factory=lambda: ["relu", "elu", "tanh", "gelu", "silu"], min_length=1, description=(
+                "activations of conv, dense and activation layers"))
     max_module_layers: int = Field(6, gt=0, description="layers per module at most")
     max_blueprint_modules: int = Field(5, gt=0, description="module slots per blueprint at most")
 
@@ -187,7 +200,7 @@ class DAGCellSpaceConfig(_Section):
         description="operations of the interior vertices")
     channels: int = Field(16, gt=0, description="channels of the first stack (doubled per stack)")
     stacks: int = Field(3, gt=0, description="stacks of cells, a 2x2 max-pool between two stacks")
-    cells_per_stack: int = Field(1, gt=0)
+    cells_per_stack: int = Field(1, gt=0, description="cells per stack")
 
     @field_validator("ops")
     @classmethod
@@ -222,7 +235,7 @@ class WANNSpaceConfig(_Section):
 
     activations: list[Literal[WANN_ACTIVATIONS]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(WANN_ACTIVATIONS), min_length=1, description="activations hidden nodes may take")
-    out_act: Literal[WANN_ACTIVATIONS] = Field("linear", description="activation of the output nodes")  # type: ignore[valid-type]
+    out_act: Literal[WANN_ACTIVATIONS] = Field("linear", description=("activation of the output nodes"))  # type: ignore[valid-type]
     init_connection_prob: float = Field(0.25, gt=0, le=1, description="initial networks: probability of each "
                                         "input (and bias) to output connection")
     mutation: dict[Literal["add_node", "add_connection", "change_activation"], float] = Field(
@@ -248,7 +261,8 @@ class MetaSpaceConfig(_Section):
         "cross_entropy", description="loss: CMA-ES starts at the Taylor expansion of cross-entropy, or at zero")
     loss_sigma: float = Field(0.5, gt=0, description="loss: CMA-ES initial step size")
     augment_ops: list[Literal[AUGMENT_OPS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(AUGMENT_OPS), min_length=1, description="augmentation: operations a policy may use")
+        default_factory=lambda: list(AUGMENT_OPS), min_length=1, description=("augmentation: operations a policy may"
+                                                                              " use"))
     augment_max_ops: int = Field(4, gt=0, description="augmentation: entries in a policy at most")
     augment_phases: int = Field(
         1, gt=0, le=20, description="augmentation: 1 searches one policy for the whole training; more searches a "
@@ -256,6 +270,8 @@ class MetaSpaceConfig(_Section):
 
 
 class SpaceConfig(_Section):
+    """The search space (space.kind) and each space's own settings; the top-level keys shape the elastic CNN."""
+
     kind: Literal["elastic_cnn", "nb201", "dag_cell", "rnn_cell", "codeepneat", "wann", "activation", "loss",
                   "augmentation"] = Field(
         "elastic_cnn", description="architecture spaces (dag_cell: NAS-Bench-101-style cells; rnn_cell: "
@@ -268,12 +284,17 @@ class SpaceConfig(_Section):
     meta: MetaSpaceConfig = Field(default_factory=MetaSpaceConfig)
 
     _act = field_validator("activation")(classmethod(lambda cls, v: _check_component("activation", v)))
-    stem_channels: int = Field(16, gt=0)
-    stage_channels: list[int] = Field(default_factory=lambda: [16, 24, 32], min_length=1)
-    stage_strides: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1)
-    depths: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1, description="elastic depth choices per stage")
-    kernel_sizes: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1)
-    expand_ratios: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1)
+    stem_channels: int = Field(16, gt=0, description="elastic_cnn: stem output channels")
+    stage_channels: list[int] = Field(default_factory=lambda: [16, 24, 32], min_length=1, description=(
+            "elastic_cnn: output channels per stage; one entry per stage"))
+    stage_strides: list[int] = Field(default_factory=lambda: [1, 2, 2], min_length=1, description=(
+            "elastic_cnn: stride of each stage's first block; same length as stage_channels"))
+    depths: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1, description=(
+            "elastic depth choices per stage"))
+    kernel_sizes: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1, description=(
+            "elastic_cnn: depthwise kernel choices per block (positive, odd, strictly increasing)"))
+    expand_ratios: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1, description=(
+            "elastic_cnn: MBConv expand-ratio choices per block (positive, strictly increasing)"))
     nb201_channels: int = Field(16, gt=0, description="nb201: channels of the first stage (doubled per stage)")
     nb201_cells: int = Field(5, gt=0, description="nb201: cells per stage")
     crossover: Literal["uniform", "sep"] = Field(
@@ -305,30 +326,42 @@ class SpaceConfig(_Section):
 
 
 class SupernetConfig(_Section):
-    epochs: int = Field(40, gt=0)
-    batch_size: int = Field(64, gt=0)
-    lr: float = Field(0.05, gt=0)
-    weight_decay: float = Field(3e-5, ge=0)
-    random_subnets: int = Field(2, ge=0, description="random subnets per step besides largest and smallest (sandwich rule)")
+    """The pretrain stage: the weight-sharing supernet of the elastic CNN space, trained once with the sandwich rule."""
+
+    epochs: int = Field(40, gt=0, description="supernet training epochs")
+    batch_size: int = Field(64, gt=0, description="supernet mini-batch size")
+    lr: float = Field(0.05, gt=0, description="initial SGD learning rate (cosine-annealed)")
+    weight_decay: float = Field(3e-5, ge=0, description="SGD weight decay")
+    random_subnets: int = Field(2, ge=0, description=("random subnets per step besides largest and smallest "
+                                                      "(sandwich rule)"))
     distill: bool = Field(True, description="in-place distillation (BigNAS, OFA): every subnet but the largest "
                           "learns the largest subnet's predictions on the same batch instead of the labels")
-    out_dir: str = "artifacts/supernet"
+    out_dir: str = Field("artifacts/supernet", description=("where the supernet, its cost table and its BN "
+                                                            "statistics are saved"))
 
 
 class SurrogateConfig(_Section):
+    """The surrogate stage: subnets sampled and scored with inherited weights, and the regressor ensemble fitted to them (also refitted by MSuNAS during search)."""
+
     n_samples: int = Field(120, ge=8, description="subnets sampled and scored with inherited weights")
-    holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    holdout_fraction: float = Field(0.25, gt=0, lt=1, description=("share of the sampled subnets held out to report "
+                                                                   "the surrogate's Kendall tau and Spearman (at "
+                                                                   "least 3 samples)"))
     models: list[Literal["random_forest", "extra_trees", "gradient_boosting", "knn", "ridge", "mlp"]] = Field(
-        default_factory=lambda: ["random_forest", "extra_trees", "gradient_boosting", "ridge"], min_length=1)
+        default_factory=lambda: ["random_forest", "extra_trees", "gradient_boosting", "ridge"], min_length=1, description=(
+                "candidate regressors, ranked by cross-validated Spearman"))
     ensemble_size: int = Field(2, gt=0, description="best models (by CV rank correlation) averaged")
-    cv_folds: int = Field(4, ge=2)
-    out_dir: str = "artifacts/surrogate"
+    cv_folds: int = Field(4, ge=2, description="cross-validation folds for ranking the regressors")
+    out_dir: str = Field("artifacts/surrogate", description="where samples.json and surrogate.json go")
 
 
 class AsyncConfig(_Section):
+    """search.mode async: K candidates in flight, the strategy told every M results (search.async)."""
+
     in_flight: int = Field(8, gt=0, description="K: candidates kept in flight on the Dask workers")
     batch: int = Field(2, gt=0, description="M: results that trigger one strategy update and M new submissions")
-    budget: Optional[int] = Field(None, gt=0, description="completed evaluations; default population x (generations + 1)")
+    budget: Optional[int] = Field(None, gt=0, description=("completed evaluations; default population x (generations"
+                                                           " + 1)"))
     surrogate_refit: int = Field(
         8, gt=0, description="msunas: refit the surrogate (and rerun its inner NSGA-II) after this many new results")
     drain: Literal["cancel", "await"] = Field(
@@ -359,7 +392,7 @@ class CoDeepNEATConfig(_Section):
     survival_threshold: float = Field(0.5, gt=0, le=1, description="share of each species that may reproduce")
     stagnation: int = Field(6, gt=0, description="generations without improvement before a species is culled")
     crossover: Literal["sep", "none"] = Field("sep", description="Shortest-Edit-Path crossover, or mutation only")
-    crossover_prob: float = Field(0.5, ge=0, le=1)
+    crossover_prob: float = Field(0.5, ge=0, le=1, description="share of offspring made by crossover")
     mutation: dict[Literal["add_layer", "remove_layer", "add_edge", "remove_edge", "change_layer", "mutate_param"],
                    float] = Field(default_factory=lambda: {"add_layer": 0.25, "remove_layer": 0.1, "add_edge": 0.15,
                                                            "remove_edge": 0.05, "change_layer": 0.15,
@@ -381,6 +414,8 @@ class WANNSearchConfig(_Section):
 
 
 class SearchConfig(_Section):
+    """The search stage: strategy, budget, mode (generational or async) and objectives."""
+
     mode: Literal["generational", "async"] = Field(
         "generational", description="generational: evaluate a whole population, then evolve; async: keep "
         "search.async.in_flight candidates in flight and evolve whenever search.async.batch return")
@@ -393,8 +428,15 @@ class SearchConfig(_Section):
     wann: WANNSearchConfig = Field(default_factory=WANNSearchConfig)
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
     generations: int = Field(6, gt=0, description="generations after the initial population")
-    objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1)
-    constraints: dict[str, float] = Field(default_factory=dict)
+    objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1, description=(
+            "objectives: val_accuracy is maximised, the others minimised. elastic_cnn: val_accuracy, params, flops, "
+            "latency_ms; evaluation.kind table: val_accuracy and the names in evaluation.table.cost_columns; wann: "
+            "mean_score, max_score, connections; meta-learning: [val_accuracy]"))
+    constraints: dict[str, float] = Field(default_factory=dict, description=("hard constraints during search and for"
+                                                                             " the front: max_params, max_flops, "
+                                                                             "max_latency_ms, min_val_accuracy, e.g."
+                                                                             " {max_params: 40000, max_latency_ms: "
+                                                                             "2.0}"))
     surrogate_generations: int = Field(30, gt=0, description="MSuNAS: inner NSGA-II generations on the surrogate")
     surrogate_population: int = Field(60, gt=1, description="MSuNAS: inner NSGA-II population")
     aging_population: int = Field(20, gt=1, description="aging evolution: population (FIFO) size")
@@ -410,7 +452,8 @@ class SearchConfig(_Section):
         50.0, gt=0, description="thompson: prior precision of pairwise gene interactions (higher = closer to additive)")
     thompson_noise: float = Field(0.4, gt=0, description="thompson: observation noise, in normal-score units")
     thompson_primary_every: int = Field(
-        3, ge=0, description="thompson, several objectives: every N-th proposal optimises the first objective alone (0 = never)")
+        3, ge=0, description=("thompson, several objectives: every N-th proposal optimises the first objective alone"
+                              " (0 = never)"))
     thompson_primary_start: int = Field(
         25, ge=0, description="thompson: proposals (random ones included) before the first primary-objective step")
     checkpoint_every: int = Field(
@@ -418,7 +461,7 @@ class SearchConfig(_Section):
         "journaled as it arrives either way; a resume re-asks the generations since the checkpoint and takes their "
         "results from the journal). Raise it for long searches of cheap candidates (WANN): the checkpoint holds "
         "every result, so rewriting it each generation grows with the run")
-    out_dir: str = "artifacts/search"
+    out_dir: str = Field("artifacts/search", description="where populations/, the checkpoint and summary.json go")
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
@@ -450,16 +493,24 @@ class SearchConfig(_Section):
 
 
 class SelectionConfig(_Section):
+    """The select stage: rules that pick models from the front, stand-alone fine-tuning, reports."""
+
     rules: list[Literal["knee", "best_accuracy", "best_under_constraints", "spread"]] = Field(
-        default_factory=lambda: ["knee", "best_accuracy", "spread"], min_length=1)
+        default_factory=lambda: ["knee", "best_accuracy", "spread"], min_length=1, description=(
+                "selection rules applied to the front: knee, best_accuracy, best_under_constraints (one pick per "
+                "entry of selection.constraints), spread (selection.n_spread models evenly along the front)"))
     constraints: list[dict[str, float]] = Field(
-        default_factory=list, description="for best_under_constraints: each entry picks the most accurate model meeting it")
+        default_factory=list, description=("for best_under_constraints: each entry picks the most accurate model "
+                                           "meeting it"))
     n_spread: int = Field(3, ge=0, description="models picked evenly along the front by the spread rule")
-    finetune_epochs: int = Field(15, ge=0)
-    finetune_lr: float = Field(0.01, gt=0)
-    batch_size: int = Field(64, gt=0)
-    out_dir: str = "artifacts/select"
-    reports_dir: str = "reports"
+    finetune_epochs: int = Field(15, ge=0, description=("stand-alone fine-tuning epochs per selected model; 0 = BN "
+                                                        "recalibration only"))
+    finetune_lr: float = Field(0.01, gt=0, description="fine-tuning learning rate")
+    batch_size: int = Field(64, gt=0, description="fine-tuning batch size")
+    out_dir: str = Field("artifacts/select", description=("where pareto.csv and models/ (weights, ONNX, "
+                                                          "torch.export, model cards) go"))
+    reports_dir: str = Field("reports", description=("where metrics.json, pareto.png, hypervolume.csv, "
+                                                     "surrogate.json and report.html go"))
 
     @field_validator("constraints")
     @classmethod
@@ -474,11 +525,12 @@ class SelectionConfig(_Section):
 class TableConfig(_Section):
     """A benchmark table read by column names (NAS-Bench-201 and tables of the same shape)."""
 
-    path: str | None = None
-    arch_column: str = "arch_str"
+    path: str | None = Field(None, description="the benchmark table (CSV); required with evaluation.kind table")
+    arch_column: str = Field("arch_str", description="column of NAS-Bench-201 arch strings")
     signal_column: str = Field("val_acc_12ep", description="what the strategy sees (reported as val_accuracy)")
     report_column: str = Field("test_acc_200ep", description="reported for selected candidates (test_accuracy)")
-    cost_columns: list[str] = Field(default_factory=list, description="table columns (or params/flops) usable as objectives")
+    cost_columns: list[str] = Field(default_factory=list, description=("table columns (or params/flops) usable as "
+                                                                       "objectives"))
     sim_seconds: float = Field(0.0, ge=0, description="simulated evaluation time per candidate (constant part)")
     sim_seconds_column: str | None = Field(None, description="simulated time proportional to this column")
     sim_scale: float = Field(1.0, ge=0, description="seconds per unit of sim_seconds_column")
@@ -491,7 +543,8 @@ class FaultsConfig(_Section):
     error_rate: float = Field(0.0, ge=0, le=1, description="share of candidates whose evaluation raises")
     nan_rate: float = Field(0.0, ge=0, le=1, description="share whose accuracy comes back NaN")
     hang_rate: float = Field(0.0, ge=0, le=1, description="share that hang for hang_seconds (see timeout_s)")
-    hang_seconds: float = Field(60.0, gt=0)
+    hang_seconds: float = Field(60.0, gt=0, description=("how long a hanging candidate hangs (cut short by "
+                                                         "evaluation.timeout_s)"))
 
     @model_validator(mode="after")
     def _total(self):
@@ -513,7 +566,8 @@ class SlurmConfig(_Section):
     cores: int = Field(1, gt=0, description="cores per job (one evaluation thread per core)")
     memory: str = Field("4GB", description="memory per job, e.g. 4GB")
     walltime: str = Field("02:00:00", description="wall time per job (HH:MM:SS)")
-    job_extra_directives: list[str] = Field(default_factory=list, description="extra #SBATCH lines, e.g. ['--gres=gpu:1']")
+    job_extra_directives: list[str] = Field(default_factory=list, description=(
+            "extra #SBATCH lines, e.g. ['--gres=gpu:1']"))
     job_script_prologue: list[str] = Field(default_factory=list, description="shell lines run before the worker starts")
     interface: Optional[str] = Field(None, description="network interface the scheduler and workers use, e.g. ib0")
     log_directory: str = Field("logs/dask", description="where Slurm writes the workers' output")
@@ -535,6 +589,16 @@ class WANNEvaluationConfig(_Section):
     tune_steps: int = Field(300, ge=0, description="selected networks: gradient steps (classify) or REINFORCE "
                             "iterations (control) tuning each connection's weight")
     tune_lr: float = Field(0.05, gt=0, description="learning rate of the weight tuning (Adam)")
+    tuner: Literal["reinforce", "cmaes"] = Field("reinforce", description="control: how selected networks' "
+                                                 "individual weights are tuned: REINFORCE (Adam on reward-to-go "
+                                                 "advantages) or CMA-ES (the cma package); classification always "
+                                                 "tunes by gradient descent")
+    cmaes_sigma: float = Field(0.5, gt=0, description="control, tuner cmaes: initial step size around the best "
+                               "shared weight")
+    cmaes_popsize: Optional[int] = Field(None, ge=2, description="control, tuner cmaes: weight vectors per "
+                                         "iteration (null: cma's default, 4 + 3 ln(connections))")
+    cmaes_episodes: int = Field(8, gt=0, description="control, tuner cmaes: episodes each weight vector is scored "
+                                "on per iteration (the same start states for every vector)")
     reinforce_sigma: float = Field(0.1, gt=0, description="control: std of the Gaussian exploration noise on actions")
     reinforce_episodes: int = Field(8, gt=0, description="control: episodes per REINFORCE iteration")
     test_rollouts: int = Field(32, gt=0, description="control: episodes each reported figure averages over")
@@ -545,6 +609,13 @@ class WANNEvaluationConfig(_Section):
         if any(w == 0 for w in v):
             raise ValueError("a shared weight of 0 makes every network output a constant; leave it out")
         return v
+
+    @model_validator(mode="after")
+    def _tuner_for_control(self):
+        if self.tuner == "cmaes" and self.task == "classify":
+            raise ValueError("tuner cmaes tunes control tasks; classification tunes its weights by gradient "
+                             "descent (leave tuner at reinforce, which classify ignores)")
+        return self
 
 
 class MetaEvaluationConfig(_Section):
@@ -558,7 +629,7 @@ class MetaEvaluationConfig(_Section):
     lr: float = Field(0.8, gt=0, description="SGD learning rate; 0.8 is the baseline's best on validation on the "
                       "default data (ReLU, cross-entropy, no augmentation; of 0.05-1.6), so no component wins by "
                       "merely changing the step size")
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(64, gt=0, description="mini-batch size of each candidate's training")
     select_top: int = Field(3, gt=0, description="select: best candidates by search validation accuracy that are "
                             "retrained on fresh seeds")
     select_seeds: int = Field(3, gt=0, description="select: fresh seeds per retrained candidate (validation only "
@@ -591,6 +662,8 @@ class AdaptiveConfig(_Section):
 
 
 class EvaluationConfig(_Section):
+    """How candidates are evaluated (evaluation.kind), where (Dask: local workers, a scheduler address, Slurm) and with what limits."""
+
     kind: Literal["auto", "inherited", "train", "table", "wann", "meta"] = Field(
         "auto", description="supernet-inherited weights, stand-alone training from scratch, table lookup, "
         "weight-agnostic scoring at shared weights, or a fixed network trained with a candidate component (meta); "
@@ -615,16 +688,20 @@ class EvaluationConfig(_Section):
         "are rejected); give more candidates at once through evaluation.workers instead")
     scheduler_address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler")
     cluster: Literal["local", "slurm"] = Field(
-        "local", description="without scheduler_address: a LocalCluster, or Dask workers as Slurm jobs (evaluation.slurm)")
+        "local", description=("without scheduler_address: a LocalCluster, or Dask workers as Slurm jobs "
+                              "(evaluation.slurm)"))
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
     adaptive: Optional[AdaptiveConfig] = Field(
         None, description="a LocalCluster that Dask scales between adaptive.minimum and adaptive.maximum workers "
         "(evaluation.workers is then ignored); null: a fixed evaluation.workers")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description=("device for training and accuracy (auto: "
+                                                                        "CUDA if available); latency is always "
+                                                                        "measured on CPU"))
     bn_batches: int = Field(4, gt=0, description="training batches used to recalibrate BatchNorm of a subnet")
-    batch_size: int = Field(128, gt=0)
-    latency_repeats: int = Field(30, gt=0)
-    latency_warmup: int = Field(5, ge=0)
+    batch_size: int = Field(128, gt=0, description="batch size for BN recalibration and inherited-weight scoring")
+    latency_repeats: int = Field(30, gt=0, description=("timed batch-1 forward passes (median reported); for the "
+                                                        "supernet, per layer of the cost table (pretrain stage)"))
+    latency_warmup: int = Field(5, ge=0, description="untimed warm-up passes before timing")
     timeout_s: Optional[float] = Field(
         None, gt=0, description="a candidate still running after this many seconds is recorded as 'timeout'")
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
@@ -640,7 +717,8 @@ class EvaluationConfig(_Section):
 
 
 class Config(_Section):
-    seed: int = 0
+    seed: int = Field(0, description=("base seed for splits, supernet training, sampling, strategies and "
+                                      "per-candidate seeds"))
     data: DataConfig = Field(default_factory=DataConfig)
     space: SpaceConfig = Field(default_factory=SpaceConfig)
     supernet: SupernetConfig = Field(default_factory=SupernetConfig)

@@ -199,7 +199,7 @@ class _Bandit:
     kind = "toy"
     n_in, n_out = 1, 1
 
-    def returns(self, act, n_rows, seed, rollouts=None, rewards=None):
+    def returns(self, act, n_rows, seed, rollouts=None, rewards=None, same_starts=False):
         obs = np.ones((n_rows, rollouts or 1, 1))
         a = np.asarray(act(obs)).reshape(n_rows, -1)
         r = -(a - 2.0) ** 2
@@ -221,6 +221,40 @@ def test_reinforce_moves_weights_up_the_return_gradient():
     # with validation the best weights seen are kept: never worse than the start on validation
     kept = reinforce(_Bandit(), spec, 2.0, iterations=20, lr=0.5, sigma=0.5, episodes=4, seed=0, val_seed=1)
     assert kept[0] == 2.0, "the start (the optimum) beats every later iterate of a too-large step"
+
+
+def test_cmaes_tuning_finds_the_best_action_and_keeps_the_best_on_validation():
+    from nas.wann.tune import cmaes
+
+    spec = {"inputs": 1, "outputs": 1, "out_act": "linear", "hidden": [], "conns": [[0, 2]]}
+    w = cmaes(_Bandit(), spec, 0.5, iterations=40, sigma=0.5, popsize=8, episodes=2, seed=0)
+    assert abs(w[0] - 2.0) < 0.05, w
+    assert np.array_equal(w, cmaes(_Bandit(), spec, 0.5, iterations=40, sigma=0.5, popsize=8, episodes=2, seed=0))
+    kept = cmaes(_Bandit(), spec, 2.0, iterations=5, sigma=3.0, popsize=4, episodes=1, seed=0, val_seed=1, val_every=1)
+    assert kept[0] == 2.0, "the start (the optimum) is kept against every later, worse mean"
+
+
+def test_cmaes_rows_share_start_states_on_swingup():
+    from nas.wann.tasks import make_task
+
+    from nas.config import apply_overrides, from_dict
+
+    cfg = from_dict(apply_overrides({}, ["evaluation.wann.task=swingup", "evaluation.wann.max_steps=5"]))
+    task = make_task(cfg.evaluation.wann, "unused")
+    starts = []
+    task.returns(lambda o: starts.append(o.copy()) or np.zeros(o.shape[:2]), 3, 7, 4, same_starts=True)
+    assert np.array_equal(starts[0][0], starts[0][1]) and np.array_equal(starts[0][0], starts[0][2])
+    task.returns(lambda o: starts.append(o.copy()) or np.zeros(o.shape[:2]), 3, 7, 4)
+    assert not np.array_equal(starts[-1][0], starts[-1][1]), "without it every episode has its own start"
+
+
+def test_cmaes_tuner_is_rejected_for_classification():
+    from nas.config import ConfigError, apply_overrides, from_dict
+
+    with pytest.raises(ConfigError, match="tuner cmaes"):
+        from_dict(apply_overrides({}, ["evaluation.wann.tuner=cmaes"]))
+    cfg = from_dict(apply_overrides({}, ["evaluation.wann.task=swingup", "evaluation.wann.tuner=cmaes"]))
+    assert cfg.evaluation.wann.tuner == "cmaes"
 
 
 def test_gradient_tuning_beats_the_shared_weight_on_a_linear_problem():

@@ -120,7 +120,7 @@ def select(cfg: Config) -> dict:
 def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) -> dict:
     """Test, tune and export one selected network; returns its card."""
     from nas.genome import candidate_seed
-    from nas.wann.tune import best_shared_weight, policy_returns, reinforce, tune_classifier
+    from nas.wann.tune import best_shared_weight, policy_returns, tune_classifier, tune_control
 
     t0 = time.perf_counter()
     if task is None:
@@ -145,8 +145,7 @@ def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) ->
     if control:
         card["val_performance"] = float(val_best)
         card["tuned_shared"] = _stats(scores(task, spec, np.array([w_best]), "test", ts, R)[0])
-        tuned = reinforce(task, spec, w_best, ev.tune_steps, ev.tune_lr, ev.reinforce_sigma, ev.reinforce_episodes,
-                          seed, val_seed=vs, val_rollouts=ev.rollouts) if ev.tune_steps else np.full(len(spec["conns"]), w_best)
+        tuned = tune_control(task, spec, w_best, ev, seed, val_seed=vs)
         val_tuned = float(np.mean(policy_returns(task, spec, tuned, vs, ev.rollouts)))
         card["tuned_weights"] = _stats(policy_returns(task, spec, tuned, ts, R))
         card["tuned_weights"]["val"] = val_tuned

@@ -127,9 +127,14 @@ class SwingUpBatch:
         """The current ``(n, 5)`` observations."""
         return observe(self.state)
 
-    def reset(self, rng: np.random.Generator) -> np.ndarray:
-        """Draws every copy's state from ``N([0, 0, pi, 0], 0.2)``; returns the ``(n, 5)`` observations."""
-        self._state = rng.normal(loc=RESET_MEAN, scale=RESET_STD, size=(self.n, 4))
+    def reset(self, rng: np.random.Generator, repeat: int = 1) -> np.ndarray:
+        """Draws every copy's state from ``N([0, 0, pi, 0], 0.2)``; returns the ``(n, 5)`` observations.
+        ``repeat``: draw ``n / repeat`` states and repeat that block (copies ``i`` and
+        ``i + n / repeat`` start alike)."""
+        if repeat < 1 or self.n % repeat:
+            raise ValueError(f"repeat must divide the {self.n} copies, got {repeat}")
+        block = rng.normal(loc=RESET_MEAN, scale=RESET_STD, size=(self.n // repeat, 4))
+        self._state = np.tile(block, (repeat, 1))
         self.t = 0
         self.done = np.zeros(self.n, dtype=bool)
         return self.observation()

@@ -94,15 +94,17 @@ class SwingUpTask:
     n_in = 5
     n_out = 1
 
-    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None, rewards: list | None = None
-                ) -> np.ndarray:
+    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None, rewards: list | None = None,
+                same_starts: bool = False) -> np.ndarray:
         """Returns ``(n_rows, rollouts)`` of the policy ``act(obs (n_rows, R, 5)) -> (n_rows, R)``;
-        ``rewards``, if given, receives each step's rewards (``(n_rows * R,)``, 0 once done)."""
+        ``rewards``, if given, receives each step's rewards (``(n_rows * R,)``, 0 once done).
+        ``same_starts``: every row starts its R episodes from the same R states (common random
+        numbers, for comparing rows); otherwise each episode has its own."""
         from nas.wann.swingup import SwingUpBatch
 
         r = rollouts or self.rollouts
         env = SwingUpBatch(n_rows * r, t_limit=self.max_steps or 1000)
-        obs = env.reset(np.random.default_rng(seed))
+        obs = env.reset(np.random.default_rng(seed), repeat=n_rows if same_starts else 1)
         total = np.zeros(n_rows * r)
         for _ in range(env.t_limit):
             a = act(obs.reshape(n_rows, r, -1)).reshape(-1)
@@ -143,14 +145,15 @@ class GymTask:
     def n_out(self) -> int:
         return self._spaces[1]
 
-    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None, rewards: list | None = None
-                ) -> np.ndarray:
+    def returns(self, act, n_rows: int, seed: int, rollouts: int | None = None, rewards: list | None = None,
+                same_starts: bool = False) -> np.ndarray:
         r = rollouts or self.rollouts
         n = n_rows * r
         envs = [make_env(self.env_id) for _ in range(n)]
         low, high = self._spaces[2], self._spaces[3]
+        seeds = _seeds(seed, r) * n_rows if same_starts else _seeds(seed, n)
         try:
-            obs = np.stack([e.reset(seed=s)[0] for e, s in zip(envs, _seeds(seed, n))]).astype(np.float64)
+            obs = np.stack([e.reset(seed=s)[0] for e, s in zip(envs, seeds)]).astype(np.float64)
             total, live = np.zeros(n), np.ones(n, dtype=bool)
             limit = self.max_steps or envs[0].spec.max_episode_steps or 1000
             for _ in range(limit):

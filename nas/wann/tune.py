@@ -120,3 +120,63 @@ def reinforce(task, spec: dict, w0, iterations: int, lr: float, sigma: float, ep
     if val_seed is not None:
         return best_w.astype(np.float64)
     return net.weight.detach().numpy().astype(np.float64)
+
+
+def cmaes(task, spec: dict, w0, iterations: int, sigma: float, popsize: int | None, episodes: int, seed: int,
+          log=None, val_seed: int | None = None, val_every: int = 10, val_rollouts: int = 8) -> np.ndarray:
+    """CMA-ES (Hansen's ``cma``) on per-connection weights starting from ``w0`` (shared or per connection).
+
+    Each iteration asks ``popsize`` weight vectors (``None``: cma's default, 4 + 3 ln n), rolls out
+    ``episodes`` episodes of each in one batched pass (every vector sees the same ``episodes`` start
+    states, drawn from a seed derived from ``seed`` and the iteration), and tells cma their mean
+    returns. With ``val_seed``, the distribution's mean is scored every ``val_every`` iterations on
+    ``val_rollouts`` validation episodes and the best weights seen (the start included) are returned,
+    as :func:`reinforce` does. The search is deterministic for a seed."""
+    import cma
+
+    plan = compile_plan(spec)
+    n = plan.n_conns
+    x0 = np.broadcast_to(np.asarray(w0, dtype=np.float64), (n,)).copy()
+    if iterations <= 0 or n == 0:
+        return x0
+    opts = {"seed": int(np.random.SeedSequence(seed).generate_state(1)[0] % (2**31 - 2)) + 1, "verbose": -9,
+            "maxiter": iterations, "tolfun": 0, "tolfunhist": 0, "tolx": 0, "tolstagnation": 10**9}
+    if popsize:
+        opts["popsize"] = popsize
+    es = cma.CMAEvolutionStrategy(x0, sigma, opts)
+    ss = np.random.SeedSequence([seed, 1])
+
+    def validate(w) -> float:
+        return float(np.mean(policy_returns(task, spec, w, val_seed, val_rollouts)))
+
+    best_w, best_v = x0, (validate(x0) if val_seed is not None else None)
+    for it, child in enumerate(ss.spawn(iterations)):
+        if es.stop():
+            break
+        xs = np.asarray(es.ask(), dtype=np.float64)  # (P, n)
+        env_seed = int(child.generate_state(1)[0])
+        ret = task.returns(lambda o: _act(forward_numpy(plan, o, xs), task), len(xs), env_seed, episodes,
+                           same_starts=True)  # (P, episodes): every vector on the same start states
+        es.tell(list(xs), list(-ret.mean(axis=1)))
+        if log is not None:
+            log(it, float(ret.mean()))
+        if val_seed is not None and ((it + 1) % val_every == 0 or it == iterations - 1):
+            m = np.asarray(es.mean, dtype=np.float64).copy()
+            v = validate(m)
+            if v > best_v:
+                best_w, best_v = m, v
+    if val_seed is not None:
+        return best_w.astype(np.float64)
+    return np.asarray(es.mean, dtype=np.float64).copy()
+
+
+def tune_control(task, spec: dict, w0, ev, seed: int, val_seed: int | None = None) -> np.ndarray:
+    """Individual weights for a control task by the tuner ``ev.tuner`` names (``ev``: the
+    ``evaluation.wann`` config section)."""
+    if ev.tune_steps <= 0:
+        return np.broadcast_to(np.asarray(w0, dtype=np.float64), (len(spec["conns"]),)).copy()
+    if ev.tuner == "cmaes":
+        return cmaes(task, spec, w0, ev.tune_steps, ev.cmaes_sigma, ev.cmaes_popsize, ev.cmaes_episodes, seed,
+                     val_seed=val_seed, val_rollouts=ev.rollouts)
+    return reinforce(task, spec, w0, ev.tune_steps, ev.tune_lr, ev.reinforce_sigma, ev.reinforce_episodes, seed,
+                     val_seed=val_seed, val_rollouts=ev.rollouts)
