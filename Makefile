@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test bench ui ui-check clean
+.PHONY: install run test docs bench ui ui-check clean
 
 install: $(STAMP)
 
@@ -26,6 +26,12 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -ra --timeout=900 --durations=25 tests
+
+# The documentation site (MkDocs, Material theme) into site/: the reference pages are regenerated
+# from the code first; --strict turns a broken link or a missing page into an error.
+docs: install
+	$(BIN)/python -m flows.reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py

@@ -1,4 +1,7 @@
-"""The ``evonas`` command line: run the pipeline, run one stage, show the last front."""
+"""The ``evonas`` command line: run the pipeline, run one stage, show the last front.
+
+It lives with the flows it starts (``flows/``), so the core library ``nas`` imports neither
+Prefect nor the flows; :func:`main` is the entry point and sets the environment defaults."""
 
 from __future__ import annotations
 
@@ -8,10 +11,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-from nas.env import configure_environment
-
-configure_environment()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="evonas: evolutionary multi-objective NAS as Prefect flows and DVC stages.")
@@ -441,6 +440,12 @@ def _print_table(cfg) -> None:
 
 
 def main() -> None:
+    """The ``evonas`` entry point: offline-safe environment defaults (Prefect state in the
+    project's ``.prefect/``, telemetry off), set here before any command imports Prefect,
+    Dask or DVC, then the command line."""
+    from nas.env import configure_environment
+
+    configure_environment()
     app(prog_name="evonas")
 
 
