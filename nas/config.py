@@ -912,13 +912,30 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
 
 def load_raw(path: str | Path) -> dict[str, Any]:
+    """The mapping a params file holds. Raises :class:`ConfigError` when the file is missing, not
+    a file, not UTF-8 text, not YAML, empty (or only comments) or not a mapping."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"params file {str(path)!r} is a directory, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"params file {str(path)!r} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"params file {str(path)!r} is not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r}); is it the right file?") from None
+    except OSError as exc:
+        raise ConfigError(f"params file {str(path)!r} cannot be read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"params file {str(path)!r} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"params file {str(path)!r} is nested too deeply to be a params file") from None
+    if raw is None:
+        raise ConfigError(f"params file {str(path)!r} is empty (no settings, or only comments): is it the right "
+                          "file? A params file needs at least one key, e.g. `seed: 0`; every key it leaves out "
+                          "takes its default")
     if not isinstance(raw, dict):
         raise ConfigError(f"params file {str(path)!r} must hold a mapping of sections, got {type(raw).__name__}")
     return raw

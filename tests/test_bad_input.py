@@ -59,6 +59,14 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
     not_yaml.write_text("search: [unclosed\n")
     not_mapping = tmp / "list.yaml"
     not_mapping.write_text("- a\n- b\n")
+    empty = tmp / "empty.yaml"
+    empty.write_text("")
+    comments = tmp / "comments.yaml"
+    comments.write_text("# nothing set here\n\n   # nor here\n")
+    binary = tmp / "random.yaml"
+    binary.write_bytes(np.random.default_rng(1).integers(0, 256, 512, dtype=np.uint8).tobytes() + b"\xff\xfe")
+    folder = tmp / "params_dir.yaml"
+    folder.mkdir(exist_ok=True)
     bad_table = tmp / "no_cost.csv"
     bad_table.write_text(Path(table).read_text().replace("lat_ms", "latency"))
     port = free_port()
@@ -90,6 +98,10 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
         ("params file missing", ["run", "--params", str(tmp / "nope.yaml")], "nope.yaml", {}),
         ("params not YAML", ["run", "--params", str(not_yaml)], "broken.yaml", {}),
         ("params not a mapping", ["run", "--params", str(not_mapping)], "list.yaml", {}),
+        ("params file empty", ["run", "--params", str(empty)], "empty.yaml' is empty", {}),
+        ("params file only comments", ["run", "--params", str(comments)], "comments.yaml' is empty", {}),
+        ("params file not text", ["run", "--params", str(binary)], "random.yaml' is not UTF-8 text", {}),
+        ("params file a directory", ["run", "--params", str(folder)], "params_dir.yaml' is a directory", {}),
         ("dataset path missing", ["run", *P, *_sets("data.kind=npz", f"data.path={tmp / 'missing.npz'}")],
          "missing.npz", {}),
         ("dataset folder missing", ["stage", "prepare", *P, *_sets("data.kind=folder", f"data.path={tmp / 'nofolder'}")],
