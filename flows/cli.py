@@ -94,9 +94,11 @@ def run(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None, resume: Re
     def go():
         from prefect import tags
 
+        from flows.interrupt import mark
         from flows.pipeline import pipeline_flow
         from flows.stages import run_tags
 
+        mark("Prefect start-up", command="run")
         with tags(*run_tags(cfg)):
             return pipeline_flow(cfg, resume)
 
@@ -149,8 +151,10 @@ def stage(name: Annotated[str, typer.Argument(help="one of: " + ", ".join(STAGES
     def go():
         from prefect import tags
 
+        from flows.interrupt import mark
         from flows.stages import STAGE_FLOWS, run_tags
 
+        mark("Prefect start-up", command="stage")
         with tags(*run_tags(cfg)):
             return STAGE_FLOWS[name](cfg, resume) if name == "search" else STAGE_FLOWS[name](cfg)
 
@@ -440,13 +444,18 @@ def _print_table(cfg) -> None:
 
 
 def main() -> None:
-    """The ``evonas`` entry point: offline-safe environment defaults (Prefect state in the
-    project's ``.prefect/``, telemetry off), set here before any command imports Prefect,
-    Dask or DVC, then the command line."""
+    """The ``evonas`` entry point: signal handling (:mod:`flows.interrupt`) and offline-safe
+    environment defaults (Prefect state in the project's ``.prefect/``, telemetry off), set here
+    before any command imports Prefect, Dask or DVC, then the command line."""
+    from flows.interrupt import run_supervised
     from nas.env import configure_environment
 
     configure_environment()
-    app(prog_name="evonas")
+    if len(sys.argv) > 1 and sys.argv[1] in ("ui", "serve"):
+        app(prog_name="evonas")  # long-running servers: Ctrl-C stops them as Prefect's own servers stop
+        return
+    # SIGINT / SIGTERM: one line, child processes stopped, exit within seconds (flows/interrupt.py)
+    sys.exit(run_supervised(lambda: app(prog_name="evonas")))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import time
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.interrupt import mark
 from nas.config import Config
 from tasks import stages as t
 
@@ -40,6 +41,7 @@ def run_tags(cfg: Config) -> list[str]:
 
 @flow(name="prepare", flow_run_name=run_name("prepare"), log_prints=False)
 def prepare_flow(cfg: Config) -> dict:
+    mark("the prepare stage")
     t0 = time.perf_counter()
     data = t.prepare_data(cfg)
     return t.write_prepared(cfg, data, time.perf_counter() - t0)
@@ -47,11 +49,13 @@ def prepare_flow(cfg: Config) -> dict:
 
 @flow(name="pretrain", flow_run_name=run_name("pretrain"), log_prints=False)
 def pretrain_flow(cfg: Config) -> dict:
+    mark("the pretrain stage")
     return t.pretrain_supernet(cfg)
 
 
 @flow(name="surrogate", flow_run_name=run_name("surrogate"), log_prints=False)
 def surrogate_flow(cfg: Config) -> dict:
+    mark("the surrogate stage")
     t0 = time.perf_counter()
     samples = t.sample_subnets(cfg)
     return t.fit_surrogate(cfg, samples, time.perf_counter() - t0)
@@ -64,6 +68,7 @@ def search_flow(cfg: Config, resume: bool | None = None) -> dict:
 
     While the search runs, the ``search-progress`` artifact shows evaluations done / budget
     and a new version of ``hypervolume-per-generation`` appears after every generation."""
+    mark("the search stage")
     if resume is False:
         t.discard_checkpoint(cfg)
     return t.run_search(cfg, resume=True if resume else None, progress=_progress_reporter(cfg))
@@ -96,6 +101,7 @@ def _progress_reporter(cfg: Config):
 
 @flow(name="select", flow_run_name=run_name("select"), log_prints=False)
 def select_flow(cfg: Config) -> dict:
+    mark("the select stage")
     from nas.backends import backend
 
     if backend(cfg).own_select:  # weight-agnostic networks: chosen, tuned and reported their own way
