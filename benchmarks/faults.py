@@ -17,13 +17,21 @@ What it does, in one run:
    checkpoint intact, and resume on a larger disk to the reference archive;
 7. **replay under load**: a CoDeepNEAT search with SEP crossover, replayed while other
    processes load every core, must propose the same networks;
-8. feeds the bad-input table of ``tests/test_bad_input.py`` to the CLI.
+8. feeds the bad-input table of ``tests/test_bad_input.py`` to the CLI;
+9. with ``--fuzz N``: the property-based fuzzing suite (``tests/test_fuzz.py``: params bytes and
+   text, wrong values at every key, ``--set`` strings, ``.npz`` contents, image folders, zips,
+   tables, checkpoints) with N examples per property, counting the inputs tried, cleanly
+   rejected and accepted (accepted data must then prepare); ``make test`` runs 25;
+10. with ``--signals``: real SIGINT / SIGTERM to a real ``evonas`` at Prefect start-up,
+   pretraining, Dask evaluation (then a resumed search) and export (``tests/test_signals.py``).
+
+``--only-inputs`` skips steps 1-7 (the cluster), for a record of the inputs and signals alone.
 
 Prints a table; ``--json PATH`` writes the figures. Targets: candidates_lost = 0,
 candidates_duplicated = 0, resume_identical = true, scheduler loss and disk full stopped
 cleanly and resumed identically, replay identical under load, every bad input a clear error.
 
-    python benchmarks/faults.py [--population 12] [--generations 5] [--json PATH]
+    python benchmarks/faults.py [--population 12] [--generations 5] [--fuzz 200] [--signals] [--only-inputs] [--json PATH]
 """
 
 from __future__ import annotations
@@ -232,6 +240,39 @@ def replay_under_load() -> dict:
     return {"networks": len(quiet) - 1, "identical": loaded == quiet}
 
 
+def inputs_and_signals(work: Path, fuzz: int, signals: bool) -> dict:
+    """Steps 9 and 10: the fuzzing suite and the signal tests, run by pytest in a subprocess."""
+    out: dict = {}
+    if fuzz:
+        report = work / "fuzz.json"
+        env = {**os.environ, "EVONAS_FUZZ_EXAMPLES": str(fuzz), "EVONAS_FUZZ_REPORT": str(report)}
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
+                               str(ROOT / "tests" / "test_fuzz.py")], cwd=ROOT, env=env, capture_output=True,
+                              text=True)
+        counts = json.loads(report.read_text()) if report.is_file() else {}
+        tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+        out["fuzz"] = {"examples_per_property": fuzz, "inputs_tried": counts.get("accepted", 0) + counts.get("rejected", 0),
+                       "rejected_cleanly": counts.get("rejected", 0), "accepted_and_prepared": counts.get("accepted", 0),
+                       "properties_failed": 0 if proc.returncode == 0 else tail, "pytest": tail,
+                       "seconds": round(time.time() - t0, 1)}
+        print(f"fuzzing: {out['fuzz']}", flush=True)
+    if signals:
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
+                               str(ROOT / "tests" / "test_signals.py")], cwd=ROOT, capture_output=True, text=True)
+        lines = proc.stdout.strip().splitlines()
+        out["signals"] = {"cases": ["SIGINT to the group at Prefect start-up", "SIGINT to the group during pretraining",
+                                    "SIGTERM to the process during Dask evaluation, then the search resumes",
+                                    "SIGINT to the group during export"],
+                          "all_clean": proc.returncode == 0, "pytest": lines[-1] if lines else "",
+                          "seconds": round(time.time() - t0, 1)}
+        if proc.returncode != 0:
+            out["signals"]["output_tail"] = proc.stdout[-3000:]
+        print(f"signals: {out['signals']['pytest']}", flush=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--population", type=int, default=12)
@@ -246,6 +287,9 @@ def main() -> int:
     ap.add_argument("--disk-kb", type=int, default=48, help="tmpfs size for the disk-full case")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
+    ap.add_argument("--fuzz", type=int, default=0, help="also run the fuzzing suite with this many examples per property")
+    ap.add_argument("--signals", action="store_true", help="also send real signals to real runs (tests/test_signals.py)")
+    ap.add_argument("--only-inputs", action="store_true", help="skip the cluster faults: bad inputs, --fuzz, --signals")
     a = ap.parse_args()
 
     from tests.conftest import make_synthetic
@@ -254,6 +298,20 @@ def main() -> int:
     work = a.keep or Path(tempfile.mkdtemp(prefix="evonas-faults-"))
     work.mkdir(parents=True, exist_ok=True)
     table = make_synthetic(work / "table.csv")
+    if a.only_inputs:
+        t_start = time.time()
+        outcomes = run_all(work / "bad", table)
+        problems = [p for o in outcomes for p in judge(o)]
+        out = {"bad_inputs_tried": len(outcomes), "bad_inputs_clear_error": sum(not judge(o) for o in outcomes),
+               "bad_input_problems": problems, **inputs_and_signals(work, a.fuzz, a.signals),
+               "seconds": round(time.time() - t_start, 1)}
+        print(json.dumps(out, indent=2))
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps(out, indent=2) + "\n")
+        ok = not problems and (not a.fuzz or out["fuzz"]["properties_failed"] == 0) and \
+            (not a.signals or out["signals"]["all_clean"])
+        return 0 if ok else 1
     env = {**os.environ, "PREFECT_HOME": str(work / ".prefect"), "OMP_NUM_THREADS": "1"}
     expected = a.population * (a.generations + 1)
     t_start = time.time()
@@ -333,6 +391,7 @@ def main() -> int:
         "reference_failures": ref_summary["failures"],
         "scheduler_loss": sched, "disk_full": disk, "replay_under_load": replay,
         "bad_inputs_tried": len(outcomes), "bad_inputs_clear_error": clear, "bad_input_problems": problems,
+        **inputs_and_signals(work, a.fuzz, a.signals),
         "seconds": round(time.time() - t_start, 1),
     }
     from rich.console import Console
@@ -353,7 +412,8 @@ def main() -> int:
     sched_ok = sched["stopped_by_itself_s"] is not None and sched["candidates_charged"] == 0 and sched["resume_identical"]
     disk_ok = "skipped" in disk or (disk["exit"] != 0 and disk["last_checkpoint_readable"] and disk["resume_identical"])
     ok = lost == 0 and duplicated == 0 and resume_identical and clear == len(outcomes) and sched_ok and disk_ok \
-        and replay["identical"]
+        and replay["identical"] and (not a.fuzz or out["fuzz"]["properties_failed"] == 0) \
+        and (not a.signals or out["signals"]["all_clean"])
     return 0 if ok else 1
 
 

@@ -735,6 +735,8 @@ class Config(_Section):
             return data
         space = data.get("space") if isinstance(data.get("space"), dict) else {}
         kind = space.get("kind", "elastic_cnn")
+        if not isinstance(kind, str):
+            return data  # not a kind at all: the field's own validation names it
         meta = {k: "meta" for k in META_KINDS}
         for section, key, by_kind in (("evaluation", "kind", {"elastic_cnn": "inherited", "wann": "wann", **meta}),
                                       ("search", "strategy", {"elastic_cnn": "msunas", "nb201": "aging",
@@ -873,16 +875,23 @@ def _check_component(component: str, spec: str) -> str:
     return spec
 
 
+def _short(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a fuzzed or mistaken value can be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
 def _format_error(err: ValidationError, raw: dict[str, Any]) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<top level>"
         value = e.get("input")
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{loc}' (value {value!r}); check the spelling against the params reference in README.md")
+            lines.append(f"unknown key '{loc}' (value {_short(value)}); check the spelling against the params reference "
+                         "(docs/reference/params.md, or `evonas config` for every key)")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            shown = "" if isinstance(value, dict) else f" (got {_short(value)})"
             lines.append(f"bad value for '{loc}'{shown}: {msg}")
     return "invalid params:\n  " + "\n  ".join(lines)
 
@@ -973,7 +982,7 @@ def complete_yaml(raw: dict[str, Any], source: str | None = None) -> str:
     example such as ``examples/omniglot_multitask.yaml`` becomes the ``params.yaml`` that
     ``dvc repro`` runs (``evonas config``)."""
     head = ("# Complete evonas configuration" + (f", generated from {source}" if source else "")
-            + " by `evonas config`.\n# Every key is listed with its value; the README says what each means.\n")
+            + " by `evonas config`.\n# Every key is listed with its value; docs/reference/params.md says what each means.\n")
     return head + yaml.dump(complete_params(raw), Dumper=_ParamsDumper, sort_keys=False, width=100)
 
 

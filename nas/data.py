@@ -198,6 +198,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise DataError(f"{path}: 'x' must have shape (N, H, W) or (N, C, H, W), got {x.shape}")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{path}: 'y' must have shape ({len(x)},), got {y.shape}")
+    if x.size == 0:
+        raise DataError(f"{path}: 'x' holds no pixels (shape {x.shape})")
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
         raise DataError(f"{path}: 'x' must be finite numbers, got dtype {x.dtype}")
     if not np.issubdtype(y.dtype, np.integer):
@@ -209,9 +211,12 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     y = np.array([remap[int(v)] for v in y], dtype=np.int64)
     if names is None or len(names) != len(classes):
         names = [str(int(c)) for c in classes]
-    x = x.astype(np.float32)
+    x = x.astype(np.float64)  # scaled before float32, where values beyond 3.4e38 would become inf
     if x.max() > 1.0:
-        x = x / max(float(x.max()), 1.0)
+        x = x / float(x.max())
+    x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"{path}: 'x' must be finite numbers of a usable range (after scaling to [0, 1])")
     return x, y, names
 
 

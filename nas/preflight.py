@@ -64,13 +64,15 @@ def _check_data(cfg: Config) -> None:
     if not path.exists():
         expected = "a .npz file with arrays 'x' and 'y'" if d.kind == "npz" else "a folder of <class>/<image> files"
         raise PreflightError(f"data.path {str(path)!r} does not exist (expected {expected})")
-    if d.kind == "npz":
-        from nas.data import load_source
-
-        load_source(d)  # shapes, dtypes, labels: DataError names what is wrong
-    elif not path.is_dir():
+    if d.kind == "folder" and not path.is_dir():
         raise PreflightError(f"data.path {str(path)!r} is not a folder (data.kind is 'folder': expected "
                              "<class>/<image> sub-folders)")
+    from nas.data import load_source, split_and_normalise
+
+    # read and split it as the prepare stage will (shapes, dtypes, labels, unreadable images,
+    # classes too small to split): DataError names what is wrong, in seconds, before Prefect starts
+    x, y, names = load_source(d)
+    split_and_normalise(x, y, names, d, cfg.seed)
 
 
 def _check_table(cfg: Config) -> None:

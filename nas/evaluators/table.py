@@ -57,9 +57,12 @@ def load_table(path: str | Path, arch_column: str, signal_column: str, report_co
     missing = [c for c in dict.fromkeys(wanted) if c not in df.columns]
     if missing:
         raise TableError(f"{path}: missing column(s) {missing}; the table has {list(df.columns)}")
+    if df.empty:
+        raise TableError(f"{path}: the table has no rows")
     for c in dict.fromkeys(wanted[1:]):
-        if not np.issubdtype(df[c].dtype, np.number) or df[c].isna().any():
-            raise TableError(f"{path}: column {c!r} must be numbers with no empty cells")
+        numeric = pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype)
+        if not numeric or df[c].isna().any() or not np.all(np.isfinite(df[c].to_numpy(float))):
+            raise TableError(f"{path}: column {c!r} must be finite numbers with no empty cells")
     genomes = []
     for i, s in enumerate(df[arch_column]):
         try:
@@ -75,7 +78,7 @@ def load_table(path: str | Path, arch_column: str, signal_column: str, report_co
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_table(path: str, mtime: float, arch: str, signal: str, report: str, costs: tuple, extra: tuple) -> Table:
+def _cached_table(path: str, stamp: tuple | None, arch: str, signal: str, report: str, costs: tuple, extra: tuple) -> Table:
     return load_table(path, arch, signal, report, costs, extra)
 
 
@@ -112,8 +115,9 @@ class TableEvaluator:
     def table(self) -> Table:
         extra = (self.sim_seconds_column,) if self.sim_seconds_column else ()
         p = Path(self.path)
-        mtime = p.stat().st_mtime if p.is_file() else 0.0
-        return _cached_table(str(p), mtime, self.arch_column, self.signal_column, self.report_column,
+        st = p.stat() if p.is_file() else None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino) if st else None  # a rewritten file is read again
+        return _cached_table(str(p), stamp, self.arch_column, self.signal_column, self.report_column,
                              tuple(self.cost_columns), extra)
 
     def duration(self, genome: Genome) -> float:
