@@ -13,7 +13,12 @@ from typing import Annotated, Optional
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="evonas: evolutionary multi-objective NAS as Prefect flows and DVC stages.")
+                  help="evonas: evolutionary multi-objective NAS as Prefect flows and DVC stages.",
+                  epilog="Exit status: 0 success; 2 bad params or input (params file, key or value, --set, "
+                         "dataset, benchmark table, checkpoint, scheduler address, a missing upstream output), "
+                         "found before Prefect or Dask start, with one line naming it; 1 a stage failed "
+                         "(rerun with --debug for the traceback); 130 / 143 stopped by SIGINT (Ctrl-C) / "
+                         "SIGTERM, with one line saying where and how to resume.")
 
 from nas.backends import STAGES  # noqa: E402 - the pipeline stages, in order
 

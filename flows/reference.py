@@ -172,6 +172,29 @@ def params_markdown(shipped: dict | None = None, root: type[BaseModel] | None = 
     return "\n".join(out).rstrip() + "\n"
 
 
+CLI_EXAMPLES = """## Examples
+
+```bash
+evonas run --set search.generations=3 --set search.strategy=nsga2
+evonas run --set 'search.objectives=[val_accuracy, flops]' --set 'search.constraints={max_params: 40000}'
+evonas run --set selection.rules='[knee, best_under_constraints]' --set 'selection.constraints=[{max_params: 20000}, {max_latency_ms: 1.5}]'
+evonas run --params my_params.yaml --set evaluation.workers=4
+evonas stage search --set search.strategy=random      # reuse the existing supernet and surrogate samples
+evonas show
+```
+
+A bad key gives output like this:
+
+```
+$ evonas run --set search.population=1
+error: invalid params:
+  bad value for 'search.population' (got 1): Input should be greater than 1
+$ echo $?
+2
+```
+"""
+
+
 def cli_markdown() -> str:
     """The command-line reference page, from typer's own help."""
     import typer.main
@@ -181,7 +204,7 @@ def cli_markdown() -> str:
 
     cmd = typer.main.get_command(app)
     body = get_docs_for_click(obj=cmd, ctx=typer.Context(cmd), name="evonas", title="Command line (`evonas`)")
-    return GENERATED.format(src="flows/cli.py (typer's help)") + "\n\n" + body.strip() + "\n"
+    return GENERATED.format(src="flows/cli.py (typer's help)") + "\n\n" + body.strip() + "\n\n" + CLI_EXAMPLES
 
 
 ASSETS = ROOT / "docs" / "assets"
