@@ -303,7 +303,8 @@ def main() -> int:
         outcomes = run_all(work / "bad", table)
         problems = [p for o in outcomes for p in judge(o)]
         out = {"bad_inputs_tried": len(outcomes), "bad_inputs_clear_error": sum(not judge(o) for o in outcomes),
-               "bad_input_problems": problems, **inputs_and_signals(work, a.fuzz, a.signals),
+               "bad_input_problems": problems, "bad_input_max_seconds": round(max(o[3] for o in outcomes), 2),
+               "bad_input_cases": [o[0] for o in outcomes], **inputs_and_signals(work, a.fuzz, a.signals),
                "seconds": round(time.time() - t_start, 1)}
         print(json.dumps(out, indent=2))
         if a.json:
