@@ -300,7 +300,7 @@ def main() -> int:
     table = make_synthetic(work / "table.csv")
     if a.only_inputs:
         t_start = time.time()
-        outcomes = run_all(work / "bad", table)
+        outcomes = run_all(work / "bad", table, workers=1)  # one at a time: the seconds a user waits
         problems = [p for o in outcomes for p in judge(o)]
         out = {"bad_inputs_tried": len(outcomes), "bad_inputs_clear_error": sum(not judge(o) for o in outcomes),
                "bad_input_problems": problems, "bad_input_max_seconds": round(max(o[3] for o in outcomes), 2),
