@@ -56,10 +56,6 @@ def resume_hint(stage: str, command: str) -> str:
     return "run the same command again to start it over"
 
 
-def where() -> str:
-    return _WHERE["stage"]
-
-
 def _descendants() -> list:
     try:
         import psutil
