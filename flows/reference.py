@@ -61,8 +61,6 @@ def _type_text(annotation) -> str:
         return f"list[{inner}]"
     if origin is dict:
         return f"dict[{', '.join(_type_text(a) for a in args)}]"
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "section" if not args else annotation.__name__
     return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
 
 
@@ -84,10 +82,7 @@ def _value_text(v) -> str:
         return "`null`"
     if isinstance(v, list) and v and all(isinstance(x, BaseModel) for x in v):
         return ""
-    text = yaml.safe_dump(v, default_flow_style=True, width=10**6).strip()
-    if text.endswith("\n..."):
-        text = text[:-4].strip()
-    text = text.removesuffix("...").strip()
+    text = yaml.safe_dump(v, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
     return f"`{text}`".replace("|", "\\|")
 
 
