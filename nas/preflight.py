@@ -67,12 +67,13 @@ def _check_data(cfg: Config) -> None:
     if d.kind == "folder" and not path.is_dir():
         raise PreflightError(f"data.path {str(path)!r} is not a folder (data.kind is 'folder': expected "
                              "<class>/<image> sub-folders)")
-    from nas.data import load_source, split_and_normalise
+    from nas.data import _stratified, load_source
 
-    # read and split it as the prepare stage will (shapes, dtypes, labels, unreadable images,
-    # classes too small to split): DataError names what is wrong, in seconds, before Prefect starts
-    x, y, names = load_source(d)
-    split_and_normalise(x, y, names, d, cfg.seed)
+    # read it and draw the split as the prepare stage will (shapes, dtypes, labels, unreadable
+    # images, classes too small to split): DataError names what is wrong, in seconds, before
+    # Prefect starts. The split's indices suffice; normalising and hashing wait for the stage.
+    _, y, names = load_source(d)
+    _stratified(y, names, d, cfg.seed)
 
 
 def _check_table(cfg: Config) -> None:

@@ -63,6 +63,29 @@ def _act(out: np.ndarray, task) -> np.ndarray:
     return out[..., 0] if getattr(task, "n_out", 1) == 1 and getattr(task, "kind", "") == "swingup" else out
 
 
+class _BestOnValidation:
+    """The weights with the best mean return on validation rollouts among those offered (the
+    start first), for tuners that keep their best iterate; inactive without ``val_seed``."""
+
+    def __init__(self, task, spec: dict, val_seed: int | None, val_rollouts: int, start: np.ndarray):
+        self.task, self.spec, self.val_seed, self.val_rollouts = task, spec, val_seed, val_rollouts
+        self.w = np.asarray(start, dtype=np.float64).copy()
+        self.v = self._score(self.w) if val_seed is not None else None
+
+    def _score(self, w: np.ndarray) -> float:
+        return float(np.mean(policy_returns(self.task, self.spec, w, self.val_seed, self.val_rollouts)))
+
+    def offer(self, w: np.ndarray) -> None:
+        w = np.asarray(w, dtype=np.float64).copy()
+        v = self._score(w)
+        if v > self.v:
+            self.w, self.v = w, v
+
+    def result(self, final: np.ndarray) -> np.ndarray:
+        """The best weights offered, or ``final`` when no validation was asked for."""
+        return self.w if self.val_seed is not None else np.asarray(final, dtype=np.float64).copy()
+
+
 def reinforce(task, spec: dict, w0, iterations: int, lr: float, sigma: float, episodes: int, seed: int,
               log=None, val_seed: int | None = None, val_every: int = 10, val_rollouts: int = 8) -> np.ndarray:
     """REINFORCE on per-connection weights starting from ``w0`` (shared or per connection).
@@ -78,11 +101,7 @@ def reinforce(task, spec: dict, w0, iterations: int, lr: float, sigma: float, ep
     net = WannNet(spec, w0, trainable=True).double()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     ss = np.random.SeedSequence(seed)
-
-    def validate() -> float:
-        return float(np.mean(policy_returns(task, spec, net.weight.detach().numpy(), val_seed, val_rollouts)))
-
-    best_w, best_v = net.weight.detach().numpy().copy(), (validate() if val_seed is not None else None)
+    best = _BestOnValidation(task, spec, val_seed, val_rollouts, net.weight.detach().numpy())
     for it, child in enumerate(ss.spawn(iterations)):
         rng = np.random.default_rng(child)
         env_seed = int(child.generate_state(1)[0])
@@ -114,12 +133,8 @@ def reinforce(task, spec: dict, w0, iterations: int, lr: float, sigma: float, ep
         if log is not None:
             log(it, float(ret.mean()))
         if val_seed is not None and ((it + 1) % val_every == 0 or it == iterations - 1):
-            v = validate()
-            if v > best_v:
-                best_w, best_v = net.weight.detach().numpy().copy(), v
-    if val_seed is not None:
-        return best_w.astype(np.float64)
-    return net.weight.detach().numpy().astype(np.float64)
+            best.offer(net.weight.detach().numpy())
+    return best.result(net.weight.detach().numpy())
 
 
 def cmaes(task, spec: dict, w0, iterations: int, sigma: float, popsize: int | None, episodes: int, seed: int,
@@ -145,11 +160,7 @@ def cmaes(task, spec: dict, w0, iterations: int, sigma: float, popsize: int | No
         opts["popsize"] = popsize
     es = cma.CMAEvolutionStrategy(x0, sigma, opts)
     ss = np.random.SeedSequence([seed, 1])
-
-    def validate(w) -> float:
-        return float(np.mean(policy_returns(task, spec, w, val_seed, val_rollouts)))
-
-    best_w, best_v = x0, (validate(x0) if val_seed is not None else None)
+    best = _BestOnValidation(task, spec, val_seed, val_rollouts, x0)
     for it, child in enumerate(ss.spawn(iterations)):
         if es.stop():
             break
@@ -161,13 +172,8 @@ def cmaes(task, spec: dict, w0, iterations: int, sigma: float, popsize: int | No
         if log is not None:
             log(it, float(ret.mean()))
         if val_seed is not None and ((it + 1) % val_every == 0 or it == iterations - 1):
-            m = np.asarray(es.mean, dtype=np.float64).copy()
-            v = validate(m)
-            if v > best_v:
-                best_w, best_v = m, v
-    if val_seed is not None:
-        return best_w.astype(np.float64)
-    return np.asarray(es.mean, dtype=np.float64).copy()
+            best.offer(es.mean)
+    return best.result(es.mean)
 
 
 def tune_control(task, spec: dict, w0, ev, seed: int, val_seed: int | None = None) -> np.ndarray:
