@@ -227,8 +227,11 @@ def test_cmaes_tuning_finds_the_best_action_and_keeps_the_best_on_validation():
     from nas.wann.tune import cmaes
 
     spec = {"inputs": 1, "outputs": 1, "out_act": "linear", "hidden": [], "conns": [[0, 2]]}
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
     w = cmaes(_Bandit(), spec, 0.5, iterations=40, sigma=0.5, popsize=8, episodes=2, seed=0)
     assert abs(w[0] - 2.0) < 0.05, w
+    assert np.array_equal(np.random.get_state()[1], before), "cma must not reseed NumPy's global generator"
     assert np.array_equal(w, cmaes(_Bandit(), spec, 0.5, iterations=40, sigma=0.5, popsize=8, episodes=2, seed=0))
     kept = cmaes(_Bandit(), spec, 2.0, iterations=5, sigma=3.0, popsize=4, episodes=1, seed=0, val_seed=1, val_every=1)
     assert kept[0] == 2.0, "the start (the optimum) is kept against every later, worse mean"

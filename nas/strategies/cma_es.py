@@ -20,25 +20,33 @@ from nas.strategies.base import Archive
 FAILED = 1.0
 
 
+def seeded_es(x0, sigma0: float, rng: np.random.Generator, popsize: int | None = None):
+    """A ``cma.CMAEvolutionStrategy`` whose every normal draw comes from ``rng`` (``cma``'s
+    ``randn`` option; its own seeding, which reseeds NumPy's global generator, is switched off),
+    with cma's stopping rules off: callers bound the search by a count of iterations or
+    evaluations. ``popsize`` None: cma's default, 4 + 3 ln n."""
+    import cma
+
+    opts = {"seed": np.nan, "verbose": -9, "randn": lambda lam, n: rng.standard_normal((lam, n)),
+            "tolx": 0, "tolfun": 0, "tolfunhist": 0, "tolflatfitness": 10 ** 9, "tolstagnation": 10 ** 9,
+            "maxiter": 10 ** 9}
+    if popsize:
+        opts["popsize"] = popsize
+    return cma.CMAEvolutionStrategy(x0, sigma0, opts)
+
+
 class CMAESStrategy:
     name = "cma"
 
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int, popsize: int,
                  sigma0: float):
-        import cma
-
         if len(objectives) != 1:
             raise ValueError(f"CMA-ES optimises one objective, got {objectives}")
         self.space = space
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.popsize = popsize
-        self.es = cma.CMAEvolutionStrategy(
-            space.x0(), sigma0, {"popsize": popsize, "seed": np.nan, "verbose": -9,
-                                 "randn": lambda lam, n: self.rng.standard_normal((lam, n)),
-                                 # a search is bounded by its evaluation count, not by CMA-ES's stopping rules
-                                 "tolx": 0, "tolfun": 0, "tolfunhist": 0, "tolflatfitness": 10 ** 9,
-                                 "tolstagnation": 10 ** 9, "maxiter": 10 ** 9})
+        self.es = seeded_es(space.x0(), sigma0, self.rng, popsize=popsize)
         self._vectors: dict[Genome, np.ndarray] = {}
         self._pending: list[tuple[np.ndarray, float]] = []
         self.generations = 0

@@ -147,23 +147,17 @@ def cmaes(task, spec: dict, w0, iterations: int, sigma: float, popsize: int | No
     returns. With ``val_seed``, the distribution's mean is scored every ``val_every`` iterations on
     ``val_rollouts`` validation episodes and the best weights seen (the start included) are returned,
     as :func:`reinforce` does. The search is deterministic for a seed."""
-    import cma
+    from nas.strategies.cma_es import seeded_es
 
     plan = compile_plan(spec)
     n = plan.n_conns
     x0 = np.broadcast_to(np.asarray(w0, dtype=np.float64), (n,)).copy()
     if iterations <= 0 or n == 0:
         return x0
-    opts = {"seed": int(np.random.SeedSequence(seed).generate_state(1)[0] % (2**31 - 2)) + 1, "verbose": -9,
-            "maxiter": iterations, "tolfun": 0, "tolfunhist": 0, "tolx": 0, "tolstagnation": 10**9}
-    if popsize:
-        opts["popsize"] = popsize
-    es = cma.CMAEvolutionStrategy(x0, sigma, opts)
+    es = seeded_es(x0, sigma, np.random.default_rng([seed, 2]), popsize)
     ss = np.random.SeedSequence([seed, 1])
     best = _BestOnValidation(task, spec, val_seed, val_rollouts, x0)
     for it, child in enumerate(ss.spawn(iterations)):
-        if es.stop():
-            break
         xs = np.asarray(es.ask(), dtype=np.float64)  # (P, n)
         env_seed = int(child.generate_state(1)[0])
         ret = task.returns(lambda o: _act(forward_numpy(plan, o, xs), task), len(xs), env_seed, episodes,
