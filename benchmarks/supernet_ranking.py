@@ -19,9 +19,14 @@ the same prepared data with the same stand-alone recipe (they do not depend on t
 only repeats it lacks are trained. So a changed supernet is checked in the minutes of its own
 training, and a reference can be extended seed by seed (``--repeats 4 --reference 2seeds.json``).
 
+With ``--repeats`` >= 2 it also estimates the reference's own reliability (seed noise against the
+true differences between subnets) and the tau a perfect predictor is expected to reach against it;
+``--analyse OLD.json`` prints that for an earlier output without retraining anything.
+
 Usage:
   python benchmarks/supernet_ranking.py [--params params.yaml] [--set KEY=VALUE ...]
       [--subnets 24] [--epochs 20] [--repeats 1] [--workers 2] [--reference OLD.json] [--json out.json]
+  python benchmarks/supernet_ranking.py --analyse OLD.json
 """
 
 from __future__ import annotations
@@ -142,7 +147,9 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
                               lambda g: bundle.costs(g)["params"])
     ev = cfg.evaluation
     inherited = InheritedEvaluator(cfg.supernet.out_dir, cfg.data.out_dir, cfg.seed, ev.bn_batches, ev.batch_size,
-                                   device=ev.device, threads=max(1, os.cpu_count() or 1))
+                                   device=ev.device, threads=max(1, os.cpu_count() or 1),
+                                   finetune_epochs=ev.inherited_finetune_epochs, finetune_lr=ev.inherited_finetune_lr,
+                                   finetune_batch_size=ev.train_batch_size)
     print(f"data {cfg.data.kind}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images, "
           f"{data.num_classes} classes, input {data.input_shape}; {len(genomes)} subnets by size; stand-alone "
           f"{epochs} epochs x {repeats} seed(s) on {workers} process(es)", flush=True)
@@ -186,6 +193,7 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
         "sampling": "size-stratified: quantiles of params over 2000 uniform samples, smallest and largest at the ends",
         "standalone_epochs": epochs, "standalone_recipe": recipe(cfg, epochs), "repeats": repeats,
         "reference": str(reference) if reference else None, "bn_batches": ev.bn_batches,
+        "inherited_finetune": {"epochs": ev.inherited_finetune_epochs, "lr": ev.inherited_finetune_lr},
         "n_train": int(len(data.y_train)), "n_val": int(len(data.y_val)), "n_test": int(len(data.y_test)),
         "data_kind": cfg.data.kind, "dataset_hash": data.dataset_hash, "params": params, "overrides": overrides,
     }
@@ -201,9 +209,44 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
             a = [np.mean([x["val"] for x in r["runs"][:h]]) for r in rows]
             b = [np.mean([x["val"] for x in r["runs"][h:2 * h]]) for r in rows]
             out["noise_ceiling_tau_half_means"] = float(kendalltau(a, b).statistic)
+        out["reference_reliability"] = reference_reliability(rows, len(data.y_val))
     out["seconds"] = time.perf_counter() - t_start
     out["subnets"] = rows
     return out
+
+
+def reference_reliability(rows: list[dict], n_val: int) -> dict:
+    """How far a stand-alone reference of several seeds can rank at all (needs >= 2 seeds per
+    subnet). From the seeds' validation accuracies: the pooled within-subnet (seed) standard
+    deviation, the between-subnet standard deviation of the true (infinitely averaged) accuracy,
+    the single-seed reliability (intraclass correlation) and that of the mean of ``k`` seeds
+    (Spearman-Brown), and the Kendall tau a *perfect* predictor is expected to reach against one
+    seed and against the ``k``-seed mean: for jointly normal scores with correlation r, tau =
+    (2/pi) arcsin(r), and a perfect predictor's correlation with a reference of reliability R is
+    sqrt(R). With >= 3 seeds, also each seed's tau against the mean of the others: how well one
+    stand-alone training ranks. Also the binomial standard deviation of an accuracy on ``n_val`` images, the share of
+    seed noise that a fixed validation set of that size explains."""
+    runs = [[x["val"] for x in r["runs"]] for r in rows]
+    k = min(len(v) for v in runs)
+    if k < 2:
+        return {}
+    v = np.array([x[:k] for x in runs])
+    within = float(v.var(axis=1, ddof=1).mean())
+    between_means = float(v.mean(axis=1).var(ddof=1))
+    true_var = max(between_means - within / k, 0.0)
+    icc = true_var / (true_var + within) if true_var + within > 0 else 0.0
+    rel_k = k * icc / (1 + (k - 1) * icc) if icc > 0 else 0.0
+    p = float(v.mean())
+    from scipy.stats import kendalltau
+
+    # one stand-alone training as a predictor of the mean of the other seeds: the bar for any
+    # predictor that is itself an accuracy on the same validation images
+    one_vs_rest = [float(kendalltau(v[:, i], np.delete(v, i, axis=1).mean(axis=1)).statistic) for i in range(k)] \
+        if k >= 3 else []
+    return {"tau_one_seed_vs_mean_of_others": one_vs_rest, "seeds": k, "within_sd": within ** 0.5, "true_between_sd": true_var ** 0.5, "icc_single_seed": icc,
+            "reliability_mean_of_seeds": rel_k, "binomial_sd_val": (p * (1 - p) / max(n_val, 1)) ** 0.5,
+            "expected_tau_perfect_vs_one_seed": float(2 / np.pi * np.arcsin(icc ** 0.5)),
+            "expected_tau_perfect_vs_mean": float(2 / np.pi * np.arcsin(rel_k ** 0.5))}
 
 
 def print_report(out: dict) -> None:
@@ -217,6 +260,16 @@ def print_report(out: dict) -> None:
         print(f"noise ceiling: tau between two stand-alone seeds {out['noise_ceiling_tau']:.3f}")
     if "noise_ceiling_tau_half_means" in out:
         print(f"tau between the means of two halves of the seeds {out['noise_ceiling_tau_half_means']:.3f}")
+    rel = out.get("reference_reliability") or {}
+    if rel:
+        print(f"reference: seed sd {rel['within_sd']:.4f} (binomial sd of {out['n_val']} val images "
+              f"{rel['binomial_sd_val']:.4f}), true between-subnet sd {rel['true_between_sd']:.4f}, single-seed "
+              f"reliability {rel['icc_single_seed']:.2f}")
+        print(f"a perfect predictor is expected to reach tau {rel['expected_tau_perfect_vs_one_seed']:.2f} against one "
+              f"seed, {rel['expected_tau_perfect_vs_mean']:.2f} against the mean of {rel['seeds']}")
+        if rel.get("tau_one_seed_vs_mean_of_others"):
+            print("one stand-alone seed against the mean of the others: tau "
+                  + ", ".join(f"{t:.2f}" for t in rel["tau_one_seed_vs_mean_of_others"]))
     print(f"stand-alone test spread (max - min)              {out['standalone_spread']:.3f}   (target >= 0.08)")
     print(f"largest - smallest (stand-alone test)            {out['largest_minus_smallest']:.3f}   (target >= 0.05)")
     print(f"Kendall tau (params vs stand-alone val)          {out['kendall_tau_params_vs_standalone']:.3f}")
@@ -235,7 +288,20 @@ def main() -> None:
     ap.add_argument("--reference", type=Path, default=None, metavar="OLD.json",
                     help="reuse the stand-alone runs of an earlier --json output (same data and recipe)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--analyse", type=Path, default=None, metavar="OLD.json",
+                    help="only print the report of an earlier --json output, with the reference's reliability "
+                         "(needs no artifacts)")
     args = ap.parse_args()
+    if args.analyse:
+        import json
+
+        try:
+            old = json.loads(args.analyse.read_text())
+            old["reference_reliability"] = reference_reliability(old["subnets"], old["n_val"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            sys.exit(f"error: --analyse {args.analyse}: not a supernet_ranking --json output ({exc})")
+        print_report(old)
+        return
     if args.subnets < 3 or args.epochs < 1 or args.repeats < 1 or args.workers < 1:
         sys.exit("error: --subnets must be >= 3 and --epochs, --repeats, --workers >= 1")
     os.chdir(ROOT)

@@ -158,7 +158,8 @@ class InheritedBackend(_DataBackend):
         e = cfg.evaluation
         return InheritedEvaluator(supernet_dir=cfg.supernet.out_dir, data_dir=cfg.data.out_dir, base_seed=cfg.seed,
                                   bn_batches=e.bn_batches, batch_size=e.batch_size, device=e.device,
-                                  threads=e.threads_per_worker)
+                                  threads=e.threads_per_worker, finetune_epochs=e.inherited_finetune_epochs,
+                                  finetune_lr=e.inherited_finetune_lr, finetune_batch_size=e.train_batch_size)
 
     def search_setup(self, cfg: "Config", evaluator) -> SearchSetup:
         from nas.stages import _check_space, load_prior, objective_bounds

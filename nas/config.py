@@ -699,6 +699,13 @@ class EvaluationConfig(_Section):
                                                                         "measured on CPU"))
     bn_batches: int = Field(4, gt=0, description="training batches used to recalibrate BatchNorm of a subnet")
     batch_size: int = Field(128, gt=0, description="batch size for BN recalibration and inherited-weight scoring")
+    inherited_finetune_epochs: int = Field(
+        0, ge=0, description=("epochs of fine-tuning (SGD, cross-entropy, batches of train_batch_size) each "
+                              "subnet gets from its inherited weights before it is scored; 0: none. One epoch "
+                              "ranked subnets better in benchmarks/supernet_ranking.py and costs about 2 s per "
+                              "candidate on a CPU core"))
+    inherited_finetune_lr: float = Field(0.01, gt=0, description="learning rate of inherited_finetune_epochs "
+                                                                  "(cosine schedule)")
     latency_repeats: int = Field(30, gt=0, description=("timed batch-1 forward passes (median reported); for the "
                                                         "supernet, per layer of the cost table (pretrain stage)"))
     latency_warmup: int = Field(5, ge=0, description="untimed warm-up passes before timing")

@@ -58,3 +58,28 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_inherited_fine_tuning_adapts_a_copy_and_is_seeded(trained):
+    from nas.evaluators.inherited import InheritedEvaluator
+    from nas.factory import build_evaluator
+
+    bundle = load_supernet(trained.supernet.out_dir)
+    g = bundle.space.smallest()
+    before = {k: v.clone() for k, v in bundle.net.state_dict().items()}
+    plain = InheritedEvaluator(trained.supernet.out_dir, trained.data.out_dir, bn_batches=4)
+    tuned = InheritedEvaluator(trained.supernet.out_dir, trained.data.out_dir, bn_batches=4, finetune_epochs=1,
+                               finetune_lr=0.05)
+    a, b = plain.metrics(g, 3), tuned.metrics(g, 3)
+    assert a["params"] == b["params"] and a["latency_ms"] == b["latency_ms"], "costs are the architecture's"
+    assert a["val_accuracy"] != b["val_accuracy"], "one epoch of fine-tuning changes the score"
+    assert tuned.metrics(g, 3) == b, "seeded: the same candidate seed scores the same"
+    from nas.evaluators.inherited import cached_resources
+
+    after = cached_resources(trained.supernet.out_dir, trained.data.out_dir)[0].net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the cached supernet is never trained"
+    cfg = trained.model_copy(deep=True)
+    cfg.evaluation.inherited_finetune_epochs = 2
+    cfg.evaluation.inherited_finetune_lr = 0.02
+    ev = build_evaluator(cfg)
+    assert (ev.finetune_epochs, ev.finetune_lr, ev.finetune_batch_size) == (2, 0.02, cfg.evaluation.train_batch_size)

@@ -1,4 +1,5 @@
-"""Supernet-inherited evaluation: extract the subnet, recalibrate BatchNorm, score on validation.
+"""Supernet-inherited evaluation: extract the subnet, optionally fine-tune it briefly
+(``evaluation.inherited_finetune_epochs``), recalibrate BatchNorm, score on validation.
 
 Its parameter count and FLOPs are exact and its batch-1 CPU latency comes from the per-layer
 cost table measured with the supernet (:mod:`nas.costs`). The supernet and the prepared data
@@ -17,7 +18,7 @@ from nas.data import Prepared, load_prepared
 from nas.genome import Genome
 from nas.spaces.elastic_build import extract_subnet
 from nas.supernet import SupernetBundle, load_supernet
-from nas.training import accuracy, recalibrate_bn, resolve_device
+from nas.training import accuracy, recalibrate_bn, resolve_device, train
 
 
 @functools.lru_cache(maxsize=4)
@@ -39,6 +40,9 @@ class InheritedEvaluator:
     batch_size: int = 128
     device: str = "auto"
     threads: int = 1
+    finetune_epochs: int = 0
+    finetune_lr: float = 0.01
+    finetune_batch_size: int = 64
 
     def prepare(self) -> None:
         """Load (and cache) the supernet and data: shared by every candidate, not part of one's time."""
@@ -51,6 +55,9 @@ class InheritedEvaluator:
             bundle, data = cached_resources(self.supernet_dir, self.data_dir)
             device = resolve_device(self.device)
             net = extract_subnet(bundle.net, genome).to(device)
+            if self.finetune_epochs > 0:  # a short adaptation of the inherited weights (a copy: the supernet is untouched)
+                train(net, data.x_train, data.y_train, self.finetune_epochs, self.finetune_lr, self.finetune_batch_size,
+                      np.random.default_rng([seed, 1]), device)
             recalibrate_bn(net, data.x_train, self.bn_batches, self.batch_size, np.random.default_rng(seed), device)
             val = accuracy(net, data.x_val, data.y_val, device=device)
             return {"val_accuracy": float(val), **bundle.costs(genome)}

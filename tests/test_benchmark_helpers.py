@@ -1,0 +1,49 @@
+"""The statistics two benchmarks use to read their targets: the reliability of a noisy
+stand-alone reference (``supernet_ranking.py``) and the cross-seed reach calibration of the
+scale benchmark (``scale.py``)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_reference_reliability_predicts_what_a_perfect_predictor_reaches():
+    ranking = _load("supernet_ranking")
+    rng = np.random.default_rng(0)
+    n, seeds, true_sd, noise_sd = 400, 4, 0.03, 0.03
+    truth = 0.6 + true_sd * rng.standard_normal(n)
+    runs = truth[:, None] + noise_sd * rng.standard_normal((n, seeds))
+    rows = [{"runs": [{"val": float(v)} for v in r]} for r in runs]
+    rel = ranking.reference_reliability(rows, n_val=544)
+    assert abs(rel["within_sd"] - noise_sd) < 0.003 and abs(rel["true_between_sd"] - true_sd) < 0.004
+    assert abs(rel["icc_single_seed"] - 0.5) < 0.08
+    # the truth itself is the perfect predictor: its tau against the references matches the estimate
+    assert abs(kendalltau(truth, runs[:, 0]).statistic - rel["expected_tau_perfect_vs_one_seed"]) < 0.06
+    assert abs(kendalltau(truth, runs.mean(axis=1)).statistic - rel["expected_tau_perfect_vs_mean"]) < 0.06
+    assert rel["expected_tau_perfect_vs_mean"] > rel["expected_tau_perfect_vs_one_seed"]
+    assert ranking.reference_reliability([{"runs": [{"val": 0.5}]}] * 3, 100) == {}, "one seed: no estimate"
+
+
+def test_cross_seed_reach_counts_pairs_of_different_seeds_only():
+    scale = _load("scale")
+    gen = [{"strategy": "aging", "seed": s, "hv_at_budget": hv} for s, hv in enumerate([0.80, 0.82, 0.84])]
+    longer = [{"strategy": "aging", "seed": s, "final_hv": hv} for s, hv in enumerate([0.81, 0.83, 0.85])]
+    asynch = [{"strategy": "aging", "seed": s, "final_hv": hv} for s, hv in enumerate([0.84, 0.79, 0.82])]
+    out = scale.cross_seed_reach(asynch, gen, longer)
+    # longer runs: seed 0 (0.81) reaches seed 1? no, seed 2? no; seed 1 (0.83) reaches 0 and not 2;
+    # seed 2 (0.85) reaches 0 and 1 -> 3 of 6 pairs
+    assert out["reach_cross_gen"] == 0.5
+    # async: seed 0 (0.84) reaches 1 and 2; seed 1 (0.79) none; seed 2 (0.82) reaches 0 and 1 -> 4 of 6
+    assert abs(out["reach_cross_async"] - 4 / 6) < 1e-12
+    assert scale.cross_seed_reach(asynch, gen, [])["reach_cross_gen"] is None
