@@ -101,3 +101,20 @@ def test_dvc_outputs_follow_the_out_dirs_in_params():
             assert {str(p) for p in stage_outputs(cfg, name)} <= declared, (params, name, declared)
             upstream = [d for d in st["deps"] if not d.startswith("nas/")]
             assert all(resolve(d) in {str(p) for s in stages for p in stage_outputs(cfg, s)} for d in upstream)
+
+
+def test_every_params_key_a_stage_declares_is_written_in_params_yaml():
+    """DVC reads each stage's `params:` from params.yaml itself, not from our defaults: a key the
+    file leaves out stops `dvc repro` ("Parameters ... are missing from 'params.yaml'")."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    missing = []
+    for name, st in stages.items():
+        for key in st.get("params", []):
+            node = raw
+            for part in str(key).split("."):
+                if not isinstance(node, dict) or part not in node:
+                    missing.append(f"{name}: {key}")
+                    break
+                node = node[part]
+    assert not missing, f"params.yaml lacks keys dvc.yaml declares: {missing}"
