@@ -51,19 +51,31 @@ def read_populations(pop_dir: str | Path) -> pd.DataFrame:
 
 @dataclass
 class HypervolumeTracker:
-    """Hypervolume of the feasible evaluated set after every result, in fixed normalised bounds."""
+    """Hypervolume of the feasible evaluated set after every result, in fixed normalised bounds.
+
+    Only the non-dominated points are kept (the hypervolume of a set is that of its
+    non-dominated subset), and it is recomputed only when a result enters that front: a
+    dominated result costs one comparison with the front instead of a hypervolume over every
+    result so far, which grew with the run (about 4 ms per result after 19,000 WANN networks)."""
 
     objectives: list[str]
     constraints: dict[str, float]
     ideal: np.ndarray
     nadir: np.ndarray
-    points: list[np.ndarray] = field(default_factory=list)
+    front: np.ndarray | None = None
     history: list[dict] = field(default_factory=list)
 
     def add(self, r: EvaluationResult) -> float:
+        hv = self.history[-1]["hypervolume"] if self.history else 0.0
         if r.ok and feasible(r.metrics, self.constraints):
-            self.points.append(to_minimise(r.metrics, self.objectives))
-        hv = hypervolume(np.array(self.points), self.ideal, self.nadir) if self.points else 0.0
+            f = np.asarray(to_minimise(r.metrics, self.objectives), dtype=float)
+            if self.front is None:
+                self.front = f[None, :]
+                hv = hypervolume(self.front, self.ideal, self.nadir)
+            elif not (self.front <= f).all(axis=1).any():  # not weakly dominated: it changes the front
+                keep = ~(f <= self.front).all(axis=1)  # the points the new one dominates leave
+                self.front = np.vstack([self.front[keep], f])
+                hv = hypervolume(self.front, self.ideal, self.nadir)
         self.history.append({"evaluations": len(self.history) + 1, "hypervolume": hv})
         return hv
 

@@ -48,3 +48,25 @@ def test_spread_points_cover_the_front():
     picks = spread_points(F, 3)
     assert sorted(F[picks, 0]) == [0.0, 4.0, 9.0] or sorted(F[picks, 0]) == [0.0, 5.0, 9.0]
     assert spread_points(F, 0) == [] and len(spread_points(F[:2], 5)) == 2
+
+
+def test_hypervolume_tracker_keeps_only_the_front_and_matches_the_hypervolume_of_everything():
+    from nas.genome import EvaluationResult, Genome
+    from nas.runners import HypervolumeTracker
+
+    rng = np.random.default_rng(3)
+    objectives = ["val_accuracy", "params", "latency_ms"]
+    tracker = HypervolumeTracker(objectives, {"max_params": 0.9}, np.zeros(3), np.array([1.0, 1.0, 1.0]))
+    seen = []
+    for i in range(300):
+        m = {"val_accuracy": float(rng.random()), "params": float(rng.random()), "latency_ms": float(rng.random())}
+        if i % 7 == 0 and seen:
+            m = dict(seen[int(rng.integers(len(seen)))])  # repeats a point already there
+        status = "failed" if i % 11 == 0 else "ok"
+        hv = tracker.add(EvaluationResult(Genome((i,), "toy"), m, status=status))
+        if status == "ok" and m["params"] <= 0.9:
+            seen.append(m)
+        F = np.array([[-s["val_accuracy"], s["params"], s["latency_ms"]] for s in seen]).reshape(-1, 3)
+        assert hv == pytest.approx(hypervolume(F, np.zeros(3), np.ones(3)), abs=1e-12)
+    assert len(tracker.front) == len(np.unique(F[non_dominated(F)], axis=0)) < len(seen)
+    assert [h["evaluations"] for h in tracker.history] == list(range(1, 301))
