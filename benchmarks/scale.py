@@ -213,7 +213,7 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
         r["speedup"] = g["sim_wall_s"] / t if t else 0.0
         t995 = time_to(r["times"], r["hvs"], 0.995 * g["hv_at_budget"])  # a target a discrete table can be near
         r["speedup_995"] = g["sim_wall_s"] / t995 if t995 else 0.0
-    long = {(r["workers"], r["strategy"], r["seed"]): r for r in runs if r["mode"] == "generational_long"}
+    long = [r for r in runs if r["mode"] == "generational_long"]
     for r in runs:  # the hypervolume curves stay out of the JSON (tens of thousands of points)
         out["per_run"].append({k: v for k, v in r.items() if k not in ("times", "hvs")})
     for W in workers:
@@ -230,7 +230,7 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
             "speedup_995_worst": float(np.min([r["speedup_995"] for r in a])),
             "reached_share": float(np.mean([s > 0 for s in sp])),
             "driver_overhead_fraction": float(max(r["driver_overhead_fraction"] for r in a)),
-            **cross_seed_reach(a, g, [r for r in long.values() if r["workers"] == W]),
+            **cross_seed_reach(a, g, [r for r in long if r["workers"] == W]),
             "hv_gen": float(np.mean([r["hv_at_budget"] for r in g])),
             "hv_async_at_same_evaluations": float(np.mean([r["hv_at_budget"] for r in a])),
             "mean_duration_gen": float(np.mean([r["mean_duration_s"] for r in g])),
@@ -246,7 +246,7 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
                 "speedup_median": float(np.median([r["speedup"] for r in aa])),
                 "speedup_worst": float(np.min([r["speedup"] for r in aa])),
                 "driver_overhead_fraction": float(max(r["driver_overhead_fraction"] for r in aa)),
-                **cross_seed_reach(aa, gg, [r for r in long.values() if r["workers"] == W and r["strategy"] == name]),
+                **cross_seed_reach(aa, gg, [r for r in long if r["workers"] == W and r["strategy"] == name]),
                 "real_s_per_1000_async": float(np.mean([r["real_s_per_1000"] for r in aa]))}
     grid: dict = {}
     for r in runs:

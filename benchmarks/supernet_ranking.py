@@ -32,6 +32,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -134,7 +135,7 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
     Stand-alone runs found in ``reference`` (see :func:`load_reference`) are reused."""
     from scipy.stats import kendalltau, spearmanr
 
-    from nas.evaluators.inherited import InheritedEvaluator
+    from nas.backends import backend
     from nas.genome import candidate_seed
     from nas.strategies.base import size_stratified
 
@@ -146,10 +147,8 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
     genomes = size_stratified(space, np.random.default_rng([cfg.seed, 99]), subnets,
                               lambda g: bundle.costs(g)["params"])
     ev = cfg.evaluation
-    inherited = InheritedEvaluator(cfg.supernet.out_dir, cfg.data.out_dir, cfg.seed, ev.bn_batches, ev.batch_size,
-                                   device=ev.device, threads=max(1, os.cpu_count() or 1),
-                                   finetune_epochs=ev.inherited_finetune_epochs, finetune_lr=ev.inherited_finetune_lr,
-                                   finetune_batch_size=ev.train_batch_size)
+    # exactly the search's evaluator (the backend builds it from cfg), on every core of this process
+    inherited = dataclasses.replace(backend(cfg).evaluator(cfg), threads=max(1, os.cpu_count() or 1))
     print(f"data {cfg.data.kind}: {len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test images, "
           f"{data.num_classes} classes, input {data.input_shape}; {len(genomes)} subnets by size; stand-alone "
           f"{epochs} epochs x {repeats} seed(s) on {workers} process(es)", flush=True)
@@ -224,8 +223,10 @@ def reference_reliability(rows: list[dict], n_val: int) -> dict:
     seed and against the ``k``-seed mean: for jointly normal scores with correlation r, tau =
     (2/pi) arcsin(r), and a perfect predictor's correlation with a reference of reliability R is
     sqrt(R). With >= 3 seeds, also each seed's tau against the mean of the others: how well one
-    stand-alone training ranks. Also the binomial standard deviation of an accuracy on ``n_val`` images, the share of
-    seed noise that a fixed validation set of that size explains."""
+    stand-alone training ranks. Also the binomial standard deviation of an accuracy on ``n_val``
+    images, the share of seed noise that a fixed validation set of that size explains."""
+    from scipy.stats import kendalltau
+
     runs = [[x["val"] for x in r["runs"]] for r in rows]
     k = min(len(v) for v in runs)
     if k < 2:
@@ -237,14 +238,12 @@ def reference_reliability(rows: list[dict], n_val: int) -> dict:
     icc = true_var / (true_var + within) if true_var + within > 0 else 0.0
     rel_k = k * icc / (1 + (k - 1) * icc) if icc > 0 else 0.0
     p = float(v.mean())
-    from scipy.stats import kendalltau
-
     # one stand-alone training as a predictor of the mean of the other seeds: the bar for any
     # predictor that is itself an accuracy on the same validation images
     one_vs_rest = [float(kendalltau(v[:, i], np.delete(v, i, axis=1).mean(axis=1)).statistic) for i in range(k)] \
         if k >= 3 else []
-    return {"tau_one_seed_vs_mean_of_others": one_vs_rest, "seeds": k, "within_sd": within ** 0.5, "true_between_sd": true_var ** 0.5, "icc_single_seed": icc,
-            "reliability_mean_of_seeds": rel_k, "binomial_sd_val": (p * (1 - p) / max(n_val, 1)) ** 0.5,
+    return {"seeds": k, "within_sd": within ** 0.5, "true_between_sd": true_var ** 0.5, "icc_single_seed": icc,
+            "tau_one_seed_vs_mean_of_others": one_vs_rest, "reliability_mean_of_seeds": rel_k, "binomial_sd_val": (p * (1 - p) / max(n_val, 1)) ** 0.5,
             "expected_tau_perfect_vs_one_seed": float(2 / np.pi * np.arcsin(icc ** 0.5)),
             "expected_tau_perfect_vs_mean": float(2 / np.pi * np.arcsin(rel_k ** 0.5))}
 
