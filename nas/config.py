@@ -108,8 +108,8 @@ class DataConfig(_Section):
     kind: Literal["digits", "npz", "folder", "omniglot", "omniglot_pooled", "multi"] = Field("digits", description=(
             "dataset source. omniglot_pooled: every character of the chosen Omniglot alphabets is one class of a "
             "single task (136 classes for the packaged subset), split by writer (the drawer numbers shuffled once, "
-            "seeded; 12 / 4 / 4 of the 20 to train / val / test, so no drawer's images fall in two splits; "
-            "val_fraction and test_fraction are not read). digits: scikit-learn's 8x8 digits. npz, folder: a user's "
+            "seeded, and cut by omniglot_drawers, so no drawer's images fall in two splits; val_fraction and "
+            "test_fraction are not read). digits: scikit-learn's 8x8 digits. npz, folder: a user's "
             "file or image folder (data.path). omniglot (one task per alphabet) and multi (the list data.datasets, "
             "one task each) give multi-task data"))
     path: str | None = Field(None, description="local .npz (x, y) or folder <class>/<image>; omniglot: zip or "
@@ -122,6 +122,9 @@ class DataConfig(_Section):
     tasks: list[str] | None = Field(None, description="omniglot, omniglot_pooled: alphabets to use (null: all)")
     datasets: list[DataSourceConfig] = Field(default_factory=list,
                                              description="kind multi: the task sources, one entry each")
+    omniglot_drawers: tuple[int, int, int] = Field((12, 4, 4), description=(
+        "omniglot, omniglot_pooled: drawers (writers) of each character's 20 to train / val / test; a set with "
+        "another number of drawers is cut in proportion"))
     val_fraction: float = Field(0.15, gt=0, lt=1, description="validation share of each task's images (stratified)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share; val_fraction + test_fraction must be < 0.9")
     out_dir: str = Field("data/prepared", description="where the prepare stage writes data.npz and meta.json")
@@ -144,6 +147,9 @@ class DataConfig(_Section):
             raise ValueError(f"data.tasks selects Omniglot alphabets: only for data.kind 'omniglot' or 'omniglot_pooled', not "
                              f"'{self.kind}'{hint}")
         _check_task_list(self.tasks, "data.tasks")
+        if min(self.omniglot_drawers) < 1 or sum(self.omniglot_drawers) != 20:
+            raise ValueError(f"data.omniglot_drawers {list(self.omniglot_drawers)} must be three counts of at least 1 "
+                             "(train, val, test) that add up to Omniglot's 20 drawers")
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ValueError("data.val_fraction + data.test_fraction must leave at least 10% for training")
         return self

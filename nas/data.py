@@ -472,17 +472,20 @@ def save_omniglot_npz(o: Omniglot, path: str | Path) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def _drawer_counts(n: int) -> tuple[int, int, int]:
-    if n == 20:
-        return OMNIGLOT_SPLIT
-    val = test = max(1, round(n * OMNIGLOT_SPLIT[1] / 20))
+def _drawer_counts(n: int, counts: tuple[int, int, int] = OMNIGLOT_SPLIT) -> tuple[int, int, int]:
+    """``counts`` (train / val / test drawers of 20) for ``n`` drawers: as given when ``n`` is 20,
+    else val and test in proportion (at least one each) and the rest to training."""
+    if n == sum(counts):
+        return tuple(counts)  # type: ignore[return-value]
+    val = max(1, round(n * counts[1] / sum(counts)))
+    test = max(1, round(n * counts[2] / sum(counts)))
     return n - val - test, val, test
 
 
-def omniglot_split(o: Omniglot, seed: int) -> np.ndarray:
+def omniglot_split(o: Omniglot, seed: int, counts: tuple[int, int, int] = OMNIGLOT_SPLIT) -> np.ndarray:
     """0 train / 1 val / 2 test for every image: each character's drawers shuffled by a generator
     seeded from ``seed`` and the character's name (so choosing other alphabets leaves a
-    character's split as it was) and cut 12 / 4 / 4."""
+    character's split as it was) and cut by ``counts`` (12 / 4 / 4 of 20 by default)."""
     split = np.empty(len(o.drawer), dtype=np.int8)
     for c, cname in enumerate(o.characters):
         idx = np.flatnonzero(o.character == c)
@@ -490,40 +493,42 @@ def omniglot_split(o: Omniglot, seed: int) -> np.ndarray:
         rng = np.random.default_rng([seed % 2**32, key])
         drawers = np.unique(o.drawer[idx])
         perm = drawers[rng.permutation(len(drawers))]
-        n_train, n_val, _ = _drawer_counts(len(drawers))
+        n_train, n_val, _ = _drawer_counts(len(drawers), counts)
         part = {int(d): 0 if i < n_train else 1 if i < n_train + n_val else 2 for i, d in enumerate(perm)}
         split[idx] = [part[int(d)] for d in o.drawer[idx]]
     return split
 
 
-def writer_split(o: Omniglot, seed: int) -> np.ndarray:
+def writer_split(o: Omniglot, seed: int, counts: tuple[int, int, int] = OMNIGLOT_SPLIT) -> np.ndarray:
     """0 train / 1 val / 2 test for every image, by writer: the drawer numbers are shuffled once
-    by a generator seeded from ``seed`` and cut 12 / 4 / 4 (of 20), and every alphabet and
+    by a generator seeded from ``seed`` and cut by ``counts`` (12 / 4 / 4 of 20 by default), and every alphabet and
     character uses that one assignment, so all images of one drawer number fall in one split
     and no writer's hand is seen in training and again in validation or test."""
     drawers = np.unique(o.drawer)
     if len(drawers) < 3:
         raise DataError(f"{o.source or 'omniglot'}: {len(drawers)} drawer number(s); a writer split needs at least 3")
     perm = drawers[np.random.default_rng([seed % 2**32, 0x0D8A]).permutation(len(drawers))]
-    n_train, n_val, _ = _drawer_counts(len(drawers))
+    n_train, n_val, _ = _drawer_counts(len(drawers), counts)
     part = np.empty(int(drawers.max()) + 1, dtype=np.int8)
     part[perm[:n_train]], part[perm[n_train:n_train + n_val]], part[perm[n_train + n_val:]] = 0, 1, 2
     return part[o.drawer]
 
 
-def omniglot_pooled(o: Omniglot, seed: int, grayscale: bool = True) -> Task:
+def omniglot_pooled(o: Omniglot, seed: int, grayscale: bool = True,
+                    counts: tuple[int, int, int] = OMNIGLOT_SPLIT) -> Task:
     """Every character of every chosen alphabet as one class of a single task (136 classes for
-    the packaged 5 alphabets), split by writer (:func:`writer_split`)."""
+    the packaged 5 alphabets), split by writer (:func:`writer_split`, drawers cut by ``counts``)."""
     x = (o.images.astype(np.float32) / 255.0)[:, None]
     if not grayscale:
         x = np.repeat(x, 3, axis=1)
     names = [f"{o.alphabets[int(o.character_alphabet[c])]}/{name}" for c, name in enumerate(o.characters)]
-    return Task(SINGLE_TASK, names, x, o.character.astype(np.int64), writer_split(o, seed))
+    return Task(SINGLE_TASK, names, x, o.character.astype(np.int64), writer_split(o, seed, counts))
 
 
-def omniglot_tasks(o: Omniglot, seed: int, grayscale: bool = True) -> list[Task]:
+def omniglot_tasks(o: Omniglot, seed: int, grayscale: bool = True,
+                   counts: tuple[int, int, int] = OMNIGLOT_SPLIT) -> list[Task]:
     """One task per alphabet: classes are its characters, the split by drawer (omniglot_split)."""
-    split = omniglot_split(o, seed)
+    split = omniglot_split(o, seed, counts)
     out = []
     for a, aname in enumerate(o.alphabets):
         chars = o.characters_of(a)
@@ -585,10 +590,10 @@ def load_tasks(cfg: DataConfig, seed: int) -> list[Task]:
     depends on ``seed``."""
     if cfg.kind == "omniglot":
         return omniglot_tasks(read_omniglot(cfg.path, cfg.resolved_image_size() or 28, cfg.tasks), seed,
-                              cfg.grayscale)
+                              cfg.grayscale, tuple(cfg.omniglot_drawers))
     if cfg.kind == "omniglot_pooled":
         return [omniglot_pooled(read_omniglot(cfg.path, cfg.resolved_image_size() or 16, cfg.tasks), seed,
-                                cfg.grayscale)]
+                                cfg.grayscale, tuple(cfg.omniglot_drawers))]
     if cfg.kind != "multi":
         x, y, names = load_source(cfg)
         return [Task(SINGLE_TASK, names, x, y)]

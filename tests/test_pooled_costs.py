@@ -45,6 +45,21 @@ def test_pooled_split_by_writer_no_drawer_in_two_splits():
     assert not np.array_equal(writer_split(o, 0), writer_split(o, 1))
 
 
+def test_omniglot_drawers_choose_the_writer_split_and_bad_counts_are_named():
+    p = prepare(DataConfig(kind="omniglot_pooled", image_size=12, omniglot_drawers=(10, 6, 4)), 0)
+    assert (len(p.y_train), len(p.y_val), len(p.y_test)) == (136 * 10, 136 * 6, 136 * 4)
+    # the same seed keeps the shuffled drawer order: the 4 test drawers are the default split's
+    default = prepare(DataConfig(kind="omniglot_pooled", image_size=12), 0)
+    np.testing.assert_array_equal(np.sort(p.y_test), np.sort(default.y_test))
+    o = read_omniglot(None, 12)
+    assert np.array_equal(writer_split(o, 0, (10, 6, 4)) == 2, writer_split(o, 0) == 2)
+    per_alphabet = prepare(DataConfig(kind="omniglot", image_size=12, omniglot_drawers=(8, 8, 4)), 0)
+    assert len(per_alphabet.y_val) == len(per_alphabet.y_train)
+    for bad in ((12, 4, 5), (16, 4, 0)):
+        with pytest.raises(ValueError, match="omniglot_drawers"):
+            DataConfig(kind="omniglot_pooled", omniglot_drawers=bad)
+
+
 def test_pooled_is_deterministic_and_selects_alphabets():
     a = prepare(DataConfig(kind="omniglot_pooled", image_size=12), 3)
     b = prepare(DataConfig(kind="omniglot_pooled", image_size=12), 3)
