@@ -692,6 +692,11 @@ class EvaluationConfig(_Section):
         1, gt=0, description="candidates one Dask worker process runs at once; more than 1 only for table "
         "lookups (training and inherited-weight evaluations draw from torch's process-wide generator, so they "
         "are rejected); give more candidates at once through evaluation.workers instead")
+    chunk_size: int = Field(
+        1, gt=0, description="generational searches: up to this many candidates per Dask task (fewer when a "
+        "generation would give a worker under 4 tasks), for evaluations of milliseconds (wann, table) where Dask's "
+        "own cost per task dominates; a chunk that fails outside its candidates is split. Asynchronous searches "
+        "submit one candidate per task")
     scheduler_address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler")
     cluster: Literal["local", "slurm"] = Field(
         "local", description=("without scheduler_address: a LocalCluster, or Dask workers as Slurm jobs "

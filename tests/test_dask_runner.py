@@ -174,3 +174,33 @@ def test_adaptive_local_cluster_grows_while_candidates_wait(synthetic):
         assert pool.n_workers == 1
         results = pool.evaluate(ev, genomes)
     assert all(r.ok for r in results) and len({r.worker for r in results}) >= 2
+
+
+def test_chunked_generation_gives_each_candidate_one_result_as_unchunked():
+    """chunk_size > 1 sends several candidates per Dask task (cut so each worker still gets
+    MIN_TASKS_PER_WORKER tasks); results are the same per candidate, they come back one at a
+    time, and the queue counts candidates, not tasks."""
+    from nas.evaluators.dask import MIN_TASKS_PER_WORKER
+    from nas.genome import Genome
+    from tests.test_reliability import Fn
+
+    genomes = [Genome((i, i % 3, 0), "nb201") for i in range(40)]
+    with DaskPool(workers=2, chunk_size=8) as pool:
+        assert pool.chunk_for(40) == 5 == 40 // (MIN_TASKS_PER_WORKER * 2)
+        assert pool.chunk_for(1000) == 8 and pool.chunk_for(3) == 1
+        chunked = list(pool.iter_evaluate(Fn("ok"), genomes))
+        q = pool.queue()
+        keys = q.submit_chunk(Fn("ok"), genomes[:5])
+        assert len(keys) == len(set(keys)) == 5 and q.count() == 5 and not q.is_empty()
+        got = [next(q)]
+        assert q.count() == 4 and not q.is_empty()  # four results of the finished chunk still to hand out
+        got += list(q)
+        assert q.is_empty() and q.count() == 0
+    with DaskPool(workers=2) as pool:
+        single = list(pool.iter_evaluate(Fn("ok"), genomes))
+    assert sorted(r.genome.values for r in chunked) == sorted(g.values for g in genomes)
+    assert {r.genome: (r.status, r.metrics, r.seed) for r in chunked} == \
+        {r.genome: (r.status, r.metrics, r.seed) for r in single}
+    assert sorted(k for k, _ in got) == sorted(keys) and all(r.ok for _, r in got)
+    with pytest.raises(ValueError, match="chunk_size"):
+        DaskPool(chunk_size=0)

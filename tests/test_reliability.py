@@ -167,6 +167,28 @@ def test_a_candidate_that_keeps_killing_workers_is_recorded_failed_not_lost():
     assert all(r.ok or "KilledWorker" in r.error for r in others)
 
 
+@pytest.mark.integration
+def test_a_chunk_whose_worker_dies_is_split_and_only_the_killer_fails():
+    """Several candidates per Dask task: when Dask gives up on a chunk (KilledWorker), each of
+    its candidates runs again alone, so the one that kills workers is recorded failed and the
+    rest of its chunk are evaluated, each exactly once."""
+    import dask
+    import distributed  # noqa: F401
+
+    from nas.evaluators.dask import DaskPool
+
+    genomes = [Genome((i, 0, 0), "nb201") for i in range(16)]
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with DaskPool(workers=2, chunk_size=2) as pool:
+            assert pool.chunk_for(len(genomes)) == 2
+            results = list(pool.iter_evaluate(ExitOn(genomes[5]), genomes))
+    by = {r.genome: r for r in results}
+    assert len(results) == 16 and set(by) == set(genomes)
+    assert by[genomes[5]].status == "failed" and "KilledWorker" in by[genomes[5]].error
+    assert by[genomes[4]].ok  # its chunk-mate, split off and evaluated alone
+    assert all(by[g].ok or "KilledWorker" in by[g].error for g in genomes if g != genomes[5])
+
+
 @dataclass(frozen=True)
 class ExitOn:
     bad: Genome
@@ -476,6 +498,10 @@ def test_infrastructure_faults_are_not_charged_to_candidates():
         q = pool.queue()
         q.submit(Unshippable(), genome)
         with pytest.raises(InfrastructureError, match=f"failed {RESUBMITS + 1} times.*outside the candidate"):
+            next(q)
+        q = pool.queue()  # a chunk is split after its first fault; each candidate then counts its own
+        q.submit_chunk(Unshippable(), [genome, genome])
+        with pytest.raises(InfrastructureError, match=f"evaluating {genome.key()} failed {RESUBMITS + 1} times"):
             next(q)
 
 

@@ -1,13 +1,17 @@
 """Run any evaluator on Dask: a LocalCluster of worker processes, or an existing scheduler.
 
 Candidates are submitted as Dask futures and collected with ``as_completed``: results come
-back in completion order, each recording the worker that produced it.
+back in completion order, each recording the worker that produced it. A generation may be
+submitted in chunks of several candidates per Dask task (``chunk_size``), for evaluations of
+milliseconds where Dask's own cost per task would dominate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+from collections import deque
 from typing import Callable, Iterator
 
 from nas.evaluators.base import Evaluator, InfrastructureError, evaluate, lost_result
@@ -15,6 +19,13 @@ from nas.genome import EvaluationResult, Genome
 
 RESUBMITS = 2
 """Times a candidate is submitted again after an infrastructure fault, before the search stops."""
+MIN_TASKS_PER_WORKER = 4
+"""A chunked generation is cut so that every worker still gets at least this many tasks."""
+
+
+def evaluate_chunk(evaluator: Evaluator, genomes: list[Genome], timeout_s: float | None = None) -> list[EvaluationResult]:
+    """:func:`~nas.evaluators.base.evaluate` for each of ``genomes`` in turn, on one worker."""
+    return [evaluate(evaluator, g, timeout_s) for g in genomes]
 
 
 class ClusterError(RuntimeError):
@@ -29,13 +40,21 @@ class DaskPool:
     Dask reschedules what a leaving worker held); otherwise it starts a LocalCluster of
     ``workers`` processes bound to 127.0.0.1, or with ``adaptive=(minimum, maximum)`` one that
     Dask scales between those bounds as candidates wait.
+
+    ``chunk_size`` > 1: :meth:`iter_evaluate` (a generation) sends up to that many candidates per
+    Dask task, fewer when the generation would otherwise give a worker under
+    :data:`MIN_TASKS_PER_WORKER` tasks. Results still come back one candidate at a time, and a
+    chunk that fails outside its candidates is split and each candidate submitted again alone.
+    The asynchronous runner's :meth:`queue` submits one candidate per task.
     """
 
     def __init__(self, workers: int = 2, threads_per_worker: int = 1, scheduler_address: str | None = None,
                  connect_timeout: float = 10.0, timeout_s: float | None = None, cluster: str = "local",
                  slurm: dict | None = None, log: Callable[[str], None] | None = None,
-                 adaptive: tuple[int, int] | None = None):
-        self.timeout_s = timeout_s
+                 adaptive: tuple[int, int] | None = None, chunk_size: int = 1):
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.timeout_s, self.chunk_size = timeout_s, chunk_size
         self.cluster, self.slurm = cluster, dict(slurm or {})
         self.log = log
         self.workers, self.threads_per_worker = workers, threads_per_worker
@@ -106,11 +125,19 @@ class DaskPool:
     def queue(self) -> "DaskQueue":
         return DaskQueue(self.client, self.timeout_s)
 
+    def chunk_for(self, n: int) -> int:
+        """Candidates per Dask task for a generation of ``n``."""
+        if self.chunk_size == 1 or n == 0:
+            return 1
+        tasks = MIN_TASKS_PER_WORKER * max(1, self.n_workers)
+        return max(1, min(self.chunk_size, math.ceil(n / tasks)))
+
     def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome],
                       on_result: Callable[[EvaluationResult], None] | None = None) -> Iterator[EvaluationResult]:
         q = self.queue()
-        for g in genomes:
-            q.submit(evaluator, g)
+        size = self.chunk_for(len(genomes))
+        for i in range(0, len(genomes), size):
+            q.submit_chunk(evaluator, genomes[i:i + size])
         for _, res in q:
             if on_result:
                 on_result(res)
@@ -128,33 +155,57 @@ class DaskQueue:
     failed. Anything else (the scheduler lost, the task cancelled under us, a task that cannot
     be shipped or unpickled, an OS error) is not the candidate's doing: it is submitted again,
     up to :data:`RESUBMITS` times, and then :class:`InfrastructureError` stops the search
-    resumably. A lost scheduler stops it at once."""
+    resumably. A lost scheduler stops it at once.
+
+    A chunk (:meth:`submit_chunk`: several candidates in one Dask task) whose task fails is split:
+    each of its candidates is submitted again on its own (after ``KilledWorker`` without counting
+    an attempt, since which of them killed the workers is unknown), so every fault is still
+    charged to one candidate."""
 
     def __init__(self, client, timeout_s: float | None = None, resubmits: int = RESUBMITS):
         from distributed import as_completed
 
         self.client, self.timeout_s, self.resubmits = client, timeout_s, resubmits
         self._ac = as_completed()
-        self._meta: dict[str, tuple[str, Evaluator, Genome, int, object]] = {}  # future key -> (key, ev, g, try, fut)
+        # future key -> (candidate keys, evaluator, genomes, attempt, future); one genome: a single task
+        self._meta: dict[str, tuple[list[str], Evaluator, list[Genome], int, object]] = {}
+        self._ready: deque[tuple[str, EvaluationResult]] = deque()  # the rest of a finished chunk
         self._n = 0
 
-    def _submit(self, key: str, evaluator: Evaluator, genome: Genome, attempt: int) -> None:
-        fut = self.client.submit(evaluate, evaluator, genome, self.timeout_s, pure=False,
-                                 key=f"{key}-try{attempt}" if attempt else key)
-        self._meta[fut.key] = (key, evaluator, genome, attempt, fut)
+    def _submit(self, keys: list[str], evaluator: Evaluator, genomes: list[Genome], attempt: int) -> None:
+        task_key = keys[0] if len(keys) == 1 else f"chunk{len(keys)}-{keys[0]}"
+        task_key = f"{task_key}-try{attempt}" if attempt else task_key
+        if len(genomes) == 1:
+            fut = self.client.submit(evaluate, evaluator, genomes[0], self.timeout_s, pure=False, key=task_key)
+        else:
+            fut = self.client.submit(evaluate_chunk, evaluator, genomes, self.timeout_s, pure=False, key=task_key)
+        self._meta[fut.key] = (keys, evaluator, genomes, attempt, fut)
         self._ac.add(fut)
 
-    def submit(self, evaluator: Evaluator, genome: Genome) -> str:
+    def _new_key(self, genome: Genome) -> str:
         key = f"evaluate-{genome.key()}-{self._n}"
         self._n += 1
-        self._submit(key, evaluator, genome, 0)
         return key
 
+    def submit(self, evaluator: Evaluator, genome: Genome) -> str:
+        key = self._new_key(genome)
+        self._submit([key], evaluator, [genome], 0)
+        return key
+
+    def submit_chunk(self, evaluator: Evaluator, genomes: list[Genome]) -> list[str]:
+        """Evaluate ``genomes`` one after another in one Dask task; their results come back one
+        at a time like any other (keys in the order given)."""
+        keys = [self._new_key(g) for g in genomes]
+        if keys:
+            self._submit(keys, evaluator, list(genomes), 0)
+        return keys
+
     def count(self) -> int:
-        return self._ac.count()
+        """Candidates submitted and not yet returned."""
+        return sum(len(m[0]) for m in self._meta.values()) + len(self._ready)
 
     def is_empty(self) -> bool:
-        return self._ac.is_empty()
+        return not self._ready and self._ac.is_empty()
 
     def __iter__(self):
         return self
@@ -162,33 +213,44 @@ class DaskQueue:
     def __next__(self) -> tuple[str, EvaluationResult]:
         from distributed.scheduler import KilledWorker
 
+        if self._ready:
+            return self._ready.popleft()
         while True:
             fut = next(self._ac)  # StopIteration when nothing is in flight
-            key, evaluator, genome, attempt, _ = self._meta.pop(fut.key)
+            keys, evaluator, genomes, attempt, _ = self._meta.pop(fut.key)
             try:
-                return key, fut.result()
+                res = fut.result()
+                if len(genomes) == 1:
+                    return keys[0], res
+                self._ready.extend(zip(keys, res))
+                return self._ready.popleft()
             except KilledWorker as exc:  # its workers kept dying on it: the candidate's own fault
-                return key, lost_result(evaluator, genome, exc)
+                if len(genomes) == 1:
+                    return keys[0], lost_result(evaluator, genomes[0], exc)
+                cause = None  # a chunk: which candidate is unknown, so each runs again alone
             except Exception as exc:  # noqa: BLE001 - classified below (cancelled futures included)
                 cause = f"{type(exc).__name__}: {exc}"
+            what = genomes[0].key() if len(genomes) == 1 else f"a chunk of {len(genomes)} candidates"
             if self.client.status not in ("running", "connecting"):
                 raise InfrastructureError(
-                    f"the Dask scheduler was lost while evaluating {genome.key()} ({cause}). The search stopped; "
+                    f"the Dask scheduler was lost while evaluating {what} ({cause}). The search stopped; "
                     "every finished generation is checkpointed: rerun the search stage to resume it.")
-            if attempt >= self.resubmits:
+            if cause is not None and attempt >= self.resubmits:
                 raise InfrastructureError(
-                    f"evaluating {genome.key()} failed {attempt + 1} times for a reason outside the candidate "
+                    f"evaluating {what} failed {attempt + 1} times for a reason outside the candidate "
                     f"({cause}). The search stopped; every finished generation is checkpointed: fix the cluster "
                     "(workers' environment, disk, network) and rerun the search stage to resume it.")
-            self._submit(key, evaluator, genome, attempt + 1)
+            for k, g in zip(keys, genomes):
+                self._submit([k], evaluator, [g], attempt if cause is None else attempt + 1)
 
     def cancel(self) -> list[str]:
         """Cancel every future still in flight; returns their keys."""
-        keys = []
-        for key, _, _, _, fut in list(self._meta.values()):
+        keys = [k for k, _ in self._ready]
+        for ks, _, _, _, fut in list(self._meta.values()):
             fut.cancel()
-            keys.append(key)
+            keys.extend(ks)
         self._meta.clear()
+        self._ready.clear()
         self._ac.clear()
         return keys
 
