@@ -191,7 +191,7 @@ def disk_full(table: Path, a, env: dict, work: Path, ref: Path, size_kb: int) ->
         readable = False
         if ck is not None:
             try:
-                readable = bool(json.loads(ck.read_text())["events"])
+                readable = bool(json.loads(ck.read_text())["log"]["events"])
             except (OSError, ValueError, KeyError):
                 readable = False
         # a bigger disk: copy what is there and resume

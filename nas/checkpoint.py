@@ -9,9 +9,16 @@ folder of its own instead of overwriting an earlier run:
 
 - ``checkpoint.json``, rewritten atomically (temp file, then rename) each time a generation
   closes (every M results in asynchronous mode): a fingerprint of the params that shape the
-  search, every call made to the strategy so far (``ask`` with what it returned, ``tell`` with
-  which results), those results, the strategy's random generator state, and the runner's
-  bookkeeping (generation log, hypervolume history, counters).
+  search, the strategy's random generator state, the runner's bookkeeping (generation log,
+  counters), and how many lines of the two logs below it covers. It stays small however long
+  the search runs.
+- ``checkpoint-events.jsonl`` and ``checkpoint-results.jsonl``, appended (and flushed to disk)
+  just before ``checkpoint.json`` is written: every call made to the strategy so far (``ask``
+  with what it returned, ``tell`` with which results), one per line, and the told results.
+  Appending keeps a save's cost to what is new since the last one; rewriting everything each
+  time made long searches spend most of their time saving (a 230,000-network search rewrote
+  up to 100 MB per save). Lines past the counts in ``checkpoint.json`` (a save cut short) are
+  ignored, and dropped when the resumed search next saves.
 - ``journal.jsonl``, appended (and flushed to disk) as each result arrives, so results that
   came back after the last checkpoint are not lost either. A line cut short by a crash is
   ignored.
@@ -34,6 +41,7 @@ to ``<hash>.<UTC time>`` before starting afresh.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -43,11 +51,13 @@ from typing import Any
 import numpy as np
 
 from nas.genome import EvaluationResult, Genome
-from nas.io import atomic_write_text
+from nas.io import atomic_write_bytes, atomic_write_text
 
 CHECKPOINT = "checkpoint.json"
+EVENTS = "checkpoint-events.jsonl"
+RESULTS = "checkpoint-results.jsonl"
 JOURNAL = "journal.jsonl"
-VERSION = 1
+VERSION = 2
 CHOICES = ("Nothing was changed or deleted. Either restore the code (or params) that wrote this run and rerun "
            "with --resume, or start afresh with --fresh (`evonas stage search --fresh`; this run is then "
            "moved aside, not deleted).")
@@ -229,6 +239,16 @@ def replay(strategy, events: list[list], results: dict[str, EvaluationResult], e
 # ----------------------------------------------------------------------------- files
 
 
+def _append_lines(path: Path, lines) -> None:
+    """Append one line per item and flush it to disk (nothing is written when there is none)."""
+    data = "".join(f"{line}\n" for line in lines)
+    with open(path, "a", encoding="utf-8") as f:
+        if data:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def fingerprint_hash(fp: dict) -> str:
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -245,7 +265,7 @@ def search_checkpointer(cfg) -> "Checkpointer":
 
 
 class Checkpointer:
-    """Writes ``checkpoint.json`` and ``journal.jsonl`` in ``out_dir`` (a run folder)."""
+    """Writes ``checkpoint.json``, its two logs and ``journal.jsonl`` in ``out_dir`` (a run folder)."""
 
     def __init__(self, out_dir: str | Path, fp: dict):
         self.dir = Path(out_dir)
@@ -253,10 +273,20 @@ class Checkpointer:
         self.fp_hash = fingerprint_hash(fp)
         self._journal = None
         self._doc: dict | None = None  # the loaded checkpoint, until this object writes one
+        self._logged: tuple[int, int] | None = None  # (events, results) lines the last checkpoint covers
+        self._trim = False  # the logs hold lines past those: drop them before appending
 
     @property
     def path(self) -> Path:
         return self.dir / CHECKPOINT
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / EVENTS
+
+    @property
+    def results_path(self) -> Path:
+        return self.dir / RESULTS
 
     @property
     def journal_path(self) -> Path:
@@ -268,8 +298,10 @@ class Checkpointer:
         folder (:meth:`move_aside`), never deleted. Returns where it went (None: nothing there)."""
         self.close()
         self._doc = None
-        moved = self.move_aside() if (self.path.exists() or self.journal_path.exists()) else None
+        moved = self.move_aside() if any(p.exists() for p in (self.path, self.journal_path, self.events_path,
+                                                               self.results_path)) else None
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._logged, self._trim = (0, 0), False
         return moved
 
     def move_aside(self, populations: Path | None = None) -> Path | None:
@@ -286,7 +318,7 @@ class Checkpointer:
         os.replace(self.dir, dest)
         if populations is not None and populations.is_dir() and any(populations.iterdir()):
             os.replace(populations, dest / "populations")
-        self._doc = None
+        self._doc, self._logged = None, None
         return dest
 
     def journal(self, r: EvaluationResult) -> None:
@@ -298,11 +330,35 @@ class Checkpointer:
         os.fsync(self._journal.fileno())
 
     def save(self, rec: RecordingStrategy, state: dict) -> None:
+        """Append the strategy's calls and results since the last save to the logs, flush them
+        to disk, then write ``checkpoint.json`` (atomically) to cover them."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self._logged is None:  # no checkpoint of this run read or written by this object yet
+            self._logged = self._committed() if self.path.exists() else (0, 0)
+            self._trim = True
+        n_ev, n_res = self._logged
+        if len(rec.events) < n_ev or len(rec.results) < n_res:
+            raise CheckpointError(f"{self.path}: covers {n_ev} calls and {n_res} results, more than this search has "
+                                  f"made ({len(rec.events)}, {len(rec.results)}); it belongs to another run")
+        if self._trim:  # lines of a save cut short, or logs without a checkpoint: keep what is covered
+            for path, n in ((self.events_path, n_ev), (self.results_path, n_res)):
+                lines = path.read_bytes().splitlines(keepends=True) if path.exists() else []
+                if len(lines) != n or (lines and not lines[-1].endswith(b"\n")):
+                    atomic_write_bytes(path, b"".join(lines[:n]))
+            self._trim = False
+        _append_lines(self.events_path, (json.dumps(ev, separators=(",", ":")) for ev in rec.events[n_ev:]))
+        _append_lines(self.results_path, (json.dumps([k, result_to_dict(r)], separators=(",", ":"))
+                                          for k, r in itertools.islice(rec.results.items(), n_res, None)))
         doc = {"version": VERSION, "fingerprint": self.fp, "fingerprint_hash": self.fp_hash,
-               "events": rec.events, "results": {k: result_to_dict(r) for k, r in rec.results.items()},
+               "log": {"events": len(rec.events), "results": len(rec.results)},
                "rng_state": rng_state(rec.inner), **state}
         atomic_write_text(self.path, json.dumps(doc, separators=(",", ":")))
+        self._logged = (len(rec.events), len(rec.results))
         self._doc = None
+
+    def _committed(self) -> tuple[int, int]:
+        doc = self._read_doc()
+        return doc["log"]["events"], doc["log"]["results"]
 
     def close(self) -> None:
         if self._journal is not None:
@@ -317,25 +373,56 @@ class Checkpointer:
         """The checkpoint document; :class:`CheckpointError` when unreadable or from other params."""
         if self._doc is not None:
             return self._doc
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{self.path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "
-                                  "it may be truncated or corrupt. " + CHOICES) from None
-        if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("events"), list) \
-                or not isinstance(doc.get("results"), dict):
-            raise CheckpointError(f"{self.path}: not an evonas checkpoint of version {VERSION}. " + CHOICES)
+        doc = self._read_doc()
         if doc.get("fingerprint") != self.fp:
             diff = fingerprint_diff(doc.get("fingerprint") or {}, self.fp)
             raise CheckpointError(f"{self.path} was made with different search params, so it cannot be resumed: "
                                   + "; ".join(diff[:6]) + (f" (and {len(diff) - 6} more)" if len(diff) > 6 else "")
                                   + ". " + CHOICES)
+        n_ev, n_res = doc["log"]["events"], doc["log"]["results"]
+        events, extra_ev = self._read_log(self.events_path, n_ev, "calls to the strategy")
+        rows, extra_res = self._read_log(self.results_path, n_res, "results")
+        if not all(isinstance(e, list) and e and e[0] in ("ask", "tell") for e in events):
+            raise CheckpointError(f"{self.events_path}: a line is not a recorded ask or tell. " + CHOICES)
         try:
-            doc["results"] = {k: result_from_dict(v) for k, v in doc["results"].items()}
+            doc["results"] = {str(k): result_from_dict(v) for k, v in rows}
         except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{self.path}: a stored result is malformed ({exc}). " + CHOICES) from None
+            raise CheckpointError(f"{self.results_path}: a stored result is malformed ({exc}). " + CHOICES) from None
+        doc["events"] = events
+        self._logged, self._trim = (n_ev, n_res), extra_ev or extra_res
         self._doc = doc
         return doc
+
+    def _read_doc(self) -> dict:
+        """``checkpoint.json`` itself, checked for its format (not yet for its fingerprint)."""
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{self.path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "
+                                  "it may be truncated or corrupt. " + CHOICES) from None
+        log = doc.get("log") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(log, dict) \
+                or not all(isinstance(log.get(k), int) and not isinstance(log.get(k), bool) and log[k] >= 0
+                           for k in ("events", "results")):
+            raise CheckpointError(f"{self.path}: not an evonas checkpoint of version {VERSION}. " + CHOICES)
+        return doc
+
+    def _read_log(self, path: Path, n: int, what: str) -> tuple[list, bool]:
+        """The first ``n`` lines of a log, parsed; and whether it holds more (a save cut short)."""
+        try:
+            lines = path.read_bytes().splitlines(keepends=True) if n or path.exists() else []
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot be read ({exc}); the checkpoint records {n} {what} there. "
+                                  + CHOICES) from None
+        complete = lines[:n]
+        if len(complete) < n or (complete and not complete[-1].endswith(b"\n")):
+            raise CheckpointError(f"{path}: holds {len(complete)} complete lines of the {n} {what} {self.path.name} "
+                                  "records; it is truncated or corrupt. " + CHOICES)
+        try:
+            return [json.loads(line) for line in complete], len(lines) > n
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: a line is not readable ({exc}); it is truncated or corrupt. "
+                                  + CHOICES) from None
 
     def journaled(self) -> dict[str, EvaluationResult]:
         """Results journaled so far, by candidate id (a torn last line is skipped)."""

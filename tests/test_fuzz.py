@@ -408,16 +408,26 @@ def test_benchmark_tables(tmp_path, synthetic, drop, nan_rows, dup_rows, garbage
 
 
 @FUZZ
-@given(cut=st.integers(0, 2000), version=st.sampled_from([None, 1, 2, 99, "1"]), garbage=st.binary(max_size=40))
-def test_search_checkpoints(tmp_path, synthetic, cut, version, garbage):
+@given(cut=st.integers(0, 2000), version=st.sampled_from([None, 1, 2, 99, "1"]), garbage=st.binary(max_size=40),
+       target=st.sampled_from(["checkpoint", "events", "results"]))
+def test_search_checkpoints(tmp_path, synthetic, cut, version, garbage, target):
+    """checkpoint.json or one of its logs cut short and followed by garbage: resumed, or
+    refused with a clean message."""
     from nas.checkpoint import search_checkpointer
     from tests.conftest import synthetic_table_sets
 
     cfg = load_config(ROOT / "params.yaml", synthetic_table_sets(synthetic) + [f"search.out_dir={tmp_path / 's'}"])
     ck = search_checkpointer(cfg)
     ck.path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"version": version, "fingerprint": ck.fp, "fingerprint_hash": ck.fp_hash, "next_generation": 3,
-           "events": [["ask", 6, [[0, 1, 2, 3, 4, 0]]]]}
-    text = json.dumps(doc).encode()
-    ck.path.write_bytes(text[:cut] + garbage)
+    doc = {"version": version if target == "checkpoint" else 2, "fingerprint": ck.fp, "fingerprint_hash": ck.fp_hash,
+           "next_generation": 1, "log": {"events": 2, "results": 1}, "generation_log": []}
+    files = {"checkpoint": (ck.path, json.dumps(doc).encode()),
+             "events": (ck.events_path, b'["ask",6,[[0,1,2,3,4,0]],"nb201"]\n["tell",["x"]]\n'),
+             "results": (ck.results_path, json.dumps(["x", {"genome": [0, 1, 2, 3, 4, 0], "space": "nb201",
+                                                           "metrics": {"val_accuracy": 0.5}, "status": "ok",
+                                                           "error": None, "seed": 1, "worker": "w",
+                                                           "eval_seconds": 0.1, "started_at": 0.0,
+                                                           "finished_at": 0.1}]).encode() + b"\n")}
+    for name, (path, text) in files.items():
+        path.write_bytes(text[:cut] + garbage if name == target else text)
     _clean(lambda: check(cfg, ("search",), resume=True))

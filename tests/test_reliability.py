@@ -25,7 +25,7 @@ import pytest
 from nas.checkpoint import Checkpointer, CheckpointError, RecordingStrategy, fingerprint, replay
 from nas.evaluators.base import EvaluationTimeout, evaluate, sleep
 from nas.evaluators.faults import FaultInjectingEvaluator, InjectedFault
-from nas.genome import Genome
+from nas.genome import EvaluationResult, Genome
 from tests.conftest import ROOT, free_port, synthetic_table_sets, tiny_config
 
 EXE = str(Path(sys.executable).parent / "evonas")
@@ -251,6 +251,65 @@ def test_truncated_checkpoint_is_a_clear_error(synthetic, tmp_path):
     ck.path.write_text(text[: len(text) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         ck.load()
+
+
+class _Counting:
+    """A strategy that proposes genomes (n, 0, ...) in order and ignores what it is told."""
+
+    def __init__(self):
+        self.n = 0
+
+    def ask(self, n: int) -> list[Genome]:
+        self.n += n
+        return [Genome((i, 0, 0), "nb201") for i in range(self.n - n, self.n)]
+
+    def tell(self, results) -> None:
+        pass
+
+
+def _generation(rec: RecordingStrategy, n: int = 3) -> None:
+    rec.tell([EvaluationResult(g, {"val_accuracy": 0.5 + g.values[0] / 100}, seed=g.values[0]) for g in rec.ask(n)])
+
+
+def test_checkpoint_saves_append_what_is_new_and_a_cut_short_save_is_dropped(synthetic, tmp_path):
+    """A save appends only the calls and results since the last one (checkpoint.json stays small),
+    lines of a save cut short are ignored on load and dropped at the next save, and a log that
+    lost covered lines is a clear error."""
+    cfg = tiny_config(tmp_path, _table_sets(synthetic))
+    ck = Checkpointer(tmp_path / "ck", fingerprint(cfg))
+    ck.start_fresh()
+    rec = RecordingStrategy(_Counting())
+    _generation(rec)
+    ck.save(rec, {"next_generation": 1, "generation_log": []})
+    events, results, small = ck.events_path.read_bytes(), ck.results_path.read_bytes(), ck.path.stat().st_size
+    for _ in range(20):
+        _generation(rec)
+        ck.save(rec, {"next_generation": 1, "generation_log": []})
+    assert ck.events_path.read_bytes().startswith(events) and ck.results_path.read_bytes().startswith(results)
+    assert len(ck.events_path.read_bytes().splitlines()) == 42 and len(ck.results_path.read_bytes().splitlines()) == 63
+    assert ck.path.stat().st_size < small + 100  # the results live in the log, not in checkpoint.json
+    doc = Checkpointer(tmp_path / "ck", fingerprint(cfg)).load()
+    assert len(doc["events"]) == 42 and len(doc["results"]) == 63 and doc["events"] == rec.events
+    assert doc["results"] == rec.results
+
+    # a save cut short: a whole line and half a line past what checkpoint.json covers
+    for path in (ck.events_path, ck.results_path):
+        with open(path, "ab") as f:
+            f.write(b'["tell",["zzz"]]\n["ask",3,[[1,')
+    again = Checkpointer(tmp_path / "ck", fingerprint(cfg))
+    doc = again.load()
+    assert len(doc["events"]) == 42 and len(doc["results"]) == 63
+    resumed = replay(_Counting(), doc["events"], doc["results"], None)
+    _generation(resumed)
+    again.save(resumed, {"next_generation": 2, "generation_log": []})
+    doc = Checkpointer(tmp_path / "ck", fingerprint(cfg)).load()
+    assert doc["events"] == resumed.events and len(doc["events"]) == 44 and len(doc["results"]) == 66
+    assert len(ck.events_path.read_bytes().splitlines()) == 44
+
+    lines = ck.results_path.read_bytes().splitlines(keepends=True)
+    ck.results_path.write_bytes(b"".join(lines[:-2]))  # covered results lost
+    with pytest.raises(CheckpointError, match="64 complete lines of the 66 results.*truncated or corrupt"):
+        Checkpointer(tmp_path / "ck", fingerprint(cfg)).load()
 
 
 def _populations(root: Path) -> pd.DataFrame:

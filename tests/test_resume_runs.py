@@ -76,9 +76,10 @@ def test_a_checkpoint_that_cannot_be_replayed_stops_and_touches_nothing(syntheti
     cfg = _cfg(tmp_path, synthetic)
     stages.run_search(cfg)
     ck = search_checkpointer(cfg)
-    doc = json.loads(ck.path.read_text())
-    doc["events"][0][2][0] = doc["events"][0][2][1]  # the first ask "proposed" something else
-    ck.path.write_text(json.dumps(doc))
+    lines = ck.events_path.read_text().splitlines(keepends=True)
+    first = json.loads(lines[0])
+    first[2][0] = first[2][1]  # the first ask "proposed" something else
+    ck.events_path.write_text(json.dumps(first) + "\n" + "".join(lines[1:]))
     before = _files(ck.dir.parent, Path(cfg.search.out_dir))
     for resume in (None, True):
         with pytest.raises(CheckpointError) as err:
