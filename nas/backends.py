@@ -391,9 +391,14 @@ class MetaBackend(_DataBackend):
 
 def task_score_range(task) -> tuple[float, float]:
     """The normalisation box of a WANN task's performance (hypervolume only): accuracy in
-    [0, 1]; swing-up returns in [0, steps]; other environments from their reward threshold."""
+    [0, 1]; mean log-likelihood in [-2 ln C, 0] (C classes; a uniform guess scores -ln C);
+    swing-up returns in [0, steps]; other environments from their reward threshold."""
     kind = getattr(task, "kind", "")
     if kind == "classify":
+        if getattr(task, "score", "accuracy") == "log_likelihood":
+            import math
+
+            return -2.0 * math.log(task.n_out), 0.0
         return 0.0, 1.0
     if kind == "swingup":
         return 0.0, float(task.max_steps or 1000)

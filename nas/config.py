@@ -592,6 +592,11 @@ class WANNEvaluationConfig(_Section):
                                      "the environment's own limit otherwise)")
     fitness_samples: Optional[int] = Field(None, gt=0, description="classify: training images a network is scored "
                                            "on (null: all); a fixed seeded subset")
+    classify_score: Literal["accuracy", "log_likelihood"] = Field(
+        "accuracy", description="classify: the performance the search sees at each shared weight: accuracy, or "
+        "the mean log-likelihood of the true class (the softmax of the outputs; each image's term floored at -50, "
+        "as are non-finite outputs), a smoother signal that also rewards confident, calibrated outputs. Reports, "
+        "selection and tuning use accuracy either way")
     tune_steps: int = Field(300, ge=0, description="selected networks: gradient steps (classify) or REINFORCE "
                             "iterations (control) tuning each connection's weight")
     tune_lr: float = Field(0.05, gt=0, description="learning rate of the weight tuning (Adam)")

@@ -156,6 +156,35 @@ def test_classification_scores_every_weight_in_one_pass(tmp_path):
         accs.append(float((net(torch.tensor(x)).argmax(1).numpy() == y).mean()))
     assert m["mean_score"] == pytest.approx(np.mean(accs)) and m["max_score"] == pytest.approx(max(accs))
 
+    # evaluation.wann.classify_score: log_likelihood: the mean log softmax probability of the true class
+    ll_cfg = cfg.model_copy(deep=True)
+    ll_cfg.evaluation.wann.classify_score = "log_likelihood"
+    ll_ev = backend(ll_cfg).evaluator(ll_cfg)
+    ll = ll_ev.metrics(g, 0)
+    lls = []
+    for w in SHARED_WEIGHTS:
+        net = WannNet(space.spec(g), w).double()
+        logp = torch.log_softmax(net(torch.tensor(x)), dim=1).numpy()[np.arange(len(y)), y]
+        lls.append(float(np.maximum(logp, -50.0).mean()))
+    assert ll["mean_score"] == pytest.approx(np.mean(lls)) and ll["max_score"] == pytest.approx(max(lls))
+    assert ll["mean_score"] < 0 and ll["connections"] == m["connections"]
+    low, high = __import__("nas.backends", fromlist=["task_score_range"]).task_score_range(ll_ev.task)
+    assert (low, high) == (pytest.approx(-2 * np.log(ll_ev.task.n_out)), 0.0)
+
+
+def test_log_likelihood_floors_each_image_and_non_finite_outputs():
+    from nas.wann.network import compile_plan
+    from nas.wann.tasks import LOG_LIKELIHOOD_FLOOR, log_likelihoods
+
+    # the one input (node 0) to the first of two linear outputs (nodes 2, 3): logits (w * x, 0)
+    spec = {"inputs": 1, "outputs": 2, "out_act": "linear", "hidden": [], "conns": [[0, 2]]}
+    x, y = np.array([[1.0], [1.0]]), np.array([0, 1])
+    with np.errstate(all="ignore"):  # the infinite weight makes 0 * inf in the forward pass
+        got = log_likelihoods(compile_plan(spec), x, y, np.array([0.0, 1e6, np.inf]))
+    assert got[0] == pytest.approx(np.log(0.5))  # both logits 0: a fair coin on each image
+    assert got[1] == pytest.approx((0.0 + LOG_LIKELIHOOD_FLOOR) / 2)  # right with certainty once, floored once
+    assert np.isfinite(got).all() and got[2] <= 0
+
 
 # ----------------------------------------------------------------------------- ranking
 

@@ -2,7 +2,8 @@
 into one performance per row.
 
 - :class:`ClassifyTask`: the prepared data (any ``data.kind`` of one task, images flattened);
-  performance = accuracy, every weight row and every image in one batched pass.
+  performance = accuracy (or the mean log-likelihood of the true class), every weight row and
+  every image in one batched pass.
 - :class:`SwingUpTask`: CartPole swing-up (:mod:`nas.wann.swingup`), every weight row and every
   rollout stepped together; performance = mean return over the rollouts.
 - :class:`GymTask`: any gymnasium environment with Box observations and actions (BipedalWalker-v3),
@@ -35,6 +36,7 @@ def _seeds(seed: int, n: int) -> list[int]:
 class ClassifyTask:
     data_dir: str
     fitness_samples: int | None = None
+    score: str = "accuracy"  # or "log_likelihood" (evaluation.wann.classify_score)
     kind = "classify"
 
     @functools.cached_property
@@ -68,14 +70,34 @@ class ClassifyTask:
         return x, y
 
     def performance(self, plan: Plan, weights: np.ndarray, seed: int) -> np.ndarray:
-        """Accuracy on the (fixed) fitness images of the training split, one per weight row."""
+        """Accuracy (or mean log-likelihood, as ``score`` says) on the (fixed) fitness images of
+        the training split, one per weight row."""
         x, y = self._fitness_data
+        if self.score == "log_likelihood":
+            return log_likelihoods(plan, x, y, weights)
         return accuracies(plan, x, y, weights)
 
 
 def accuracies(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     out = forward_numpy(plan, x, weights)
     return (out.argmax(axis=2) == y[None, :]).mean(axis=1)
+
+
+LOG_LIKELIHOOD_FLOOR = -50.0
+"""Each image's log-likelihood term is at least this (a non-finite output counts as this)."""
+
+
+def log_likelihoods(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean log softmax probability of the true class, one per weight row (each image's term
+    floored at :data:`LOG_LIKELIHOOD_FLOOR`, so one overflowing output cannot sink a network to
+    minus infinity)."""
+    out = forward_numpy(plan, x, weights)
+    with np.errstate(all="ignore"):
+        z = out - out.max(axis=2, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        ll = np.take_along_axis(logp, y[None, :, None].astype(np.int64), axis=2)[..., 0]
+    ll = np.where(np.isfinite(ll), np.maximum(ll, LOG_LIKELIHOOD_FLOOR), LOG_LIKELIHOOD_FLOOR)
+    return ll.mean(axis=1)
 
 
 def ensemble_accuracy(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
@@ -202,7 +224,7 @@ def make_env(env_id: str):
 def make_task(wann_cfg, data_dir: str):
     """The task ``evaluation.wann`` names."""
     if wann_cfg.task == "classify":
-        return ClassifyTask(data_dir, wann_cfg.fitness_samples)
+        return ClassifyTask(data_dir, wann_cfg.fitness_samples, wann_cfg.classify_score)
     if wann_cfg.task == "swingup":
         return SwingUpTask(wann_cfg.rollouts, wann_cfg.max_steps)
     return GymTask(wann_cfg.task, wann_cfg.rollouts, wann_cfg.max_steps)
