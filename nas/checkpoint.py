@@ -80,7 +80,7 @@ def fingerprint(cfg) -> dict[str, Any]:
     Left out, because they do not change which candidates are proposed or what they score:
     ``search.generations`` and ``search.async.budget`` (raise them to extend a finished
     search), ``search.async.drain``, ``search.checkpoint_every``, output folders, where evaluation
-    runs (workers, threads, scheduler address, device), and what only the select stage reads
+    runs (workers, threads, chunk size, scheduler address, device), and what only the select stage reads
     (``evaluation.wann``'s tuning and test settings).
     """
     search = cfg.search.model_dump(by_alias=True)
@@ -92,7 +92,7 @@ def fingerprint(cfg) -> dict[str, Any]:
     if search["mode"] != "async":
         search.pop("async")
     ev = cfg.evaluation.model_dump()
-    for k in ("workers", "threads_per_worker", "scheduler_address", "device"):
+    for k in ("workers", "threads_per_worker", "chunk_size", "scheduler_address", "device"):
         ev.pop(k)
     for k in ("tune_steps", "tune_lr", "reinforce_sigma", "reinforce_episodes", "test_rollouts"):
         ev["wann"].pop(k)
@@ -103,7 +103,7 @@ def fingerprint(cfg) -> dict[str, Any]:
     from nas.backends import backend
 
     fp.update(backend(cfg).fingerprint_inputs(cfg))  # the data, supernet or table the search reads
-    return fp
+    return json.loads(json.dumps(fp))  # as it reads back from checkpoint.json (tuples become lists)
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:

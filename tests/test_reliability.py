@@ -177,16 +177,18 @@ def test_a_chunk_whose_worker_dies_is_split_and_only_the_killer_fails():
 
     from nas.evaluators.dask import DaskPool
 
-    genomes = [Genome((i, 0, 0), "nb201") for i in range(16)]
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with DaskPool(workers=2, chunk_size=2) as pool:
-            assert pool.chunk_for(len(genomes)) == 2
-            results = list(pool.iter_evaluate(ExitOn(genomes[5]), genomes))
+    genomes = [Genome((i, 0, 0), "nb201") for i in range(40)]
+    # saturation 1.0: a worker holds only the task it runs, so a dying worker takes no bystander with it
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}):
+        with DaskPool(workers=2, chunk_size=5) as pool:
+            assert pool.chunk_for(len(genomes)) == 5
+            results = list(pool.iter_evaluate(ExitOn(genomes[7]), genomes))
     by = {r.genome: r for r in results}
-    assert len(results) == 16 and set(by) == set(genomes)
-    assert by[genomes[5]].status == "failed" and "KilledWorker" in by[genomes[5]].error
-    assert by[genomes[4]].ok  # its chunk-mate, split off and evaluated alone
-    assert all(by[g].ok or "KilledWorker" in by[g].error for g in genomes if g != genomes[5])
+    assert len(results) == 40 and set(by) == set(genomes)
+    assert by[genomes[7]].status == "failed" and "KilledWorker" in by[genomes[7]].error
+    mates = [by[genomes[i]] for i in (5, 6, 8, 9)]  # its chunk's other candidates, split off and run alone
+    assert sum(r.ok for r in mates) >= 3, [r.error for r in mates]
+    assert all(by[g].ok or "KilledWorker" in by[g].error for g in genomes if g != genomes[7])
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,23 @@ def test_checkpoint_from_other_params_is_refused_naming_the_keys(synthetic, tmp_
     # what does not change the trajectory may change: more generations extend a search
     longer = tiny_config(tmp_path, _table_sets(synthetic, extra=("search.generations=9", "evaluation.workers=3")))
     Checkpointer(tmp_path / "ck", fingerprint(longer)).load()
+
+
+def test_a_fingerprint_reads_back_equal_from_json(tmp_path):
+    """Tuple-valued params (data.omniglot_drawers) come back from checkpoint.json as lists: the
+    fingerprint is kept in that form, or no run with them could ever resume. Where candidates are
+    evaluated (evaluation.chunk_size) is left out."""
+    from nas.config import load_config
+
+    cfg = load_config(ROOT / "params.yaml", [f"data.out_dir={tmp_path / 'd'}", f"supernet.out_dir={tmp_path / 's'}",
+                                             f"surrogate.out_dir={tmp_path / 'g'}"])
+    fp = fingerprint(cfg)
+    assert fp["data"]["omniglot_drawers"] == [12, 4, 4] and json.loads(json.dumps(fp)) == fp
+    assert fingerprint(cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"chunk_size": 8})})) == fp
+    ck = Checkpointer(tmp_path / "ck", fp)
+    ck.start_fresh()
+    ck.save(RecordingStrategy(_Counting()), {"next_generation": 0, "generation_log": []})
+    assert Checkpointer(tmp_path / "ck", fingerprint(cfg)).load()["next_generation"] == 0
 
 
 def test_truncated_checkpoint_is_a_clear_error(synthetic, tmp_path):
