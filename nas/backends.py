@@ -395,7 +395,7 @@ def task_score_range(task) -> tuple[float, float]:
     swing-up returns in [0, steps]; other environments from their reward threshold."""
     kind = getattr(task, "kind", "")
     if kind == "classify":
-        if getattr(task, "score", "accuracy") == "log_likelihood":
+        if task.score == "log_likelihood":
             import math
 
             return -2.0 * math.log(task.n_out), 0.0

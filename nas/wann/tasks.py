@@ -93,8 +93,7 @@ def log_likelihoods(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarra
     minus infinity)."""
     out = forward_numpy(plan, x, weights)
     with np.errstate(all="ignore"):
-        z = out - out.max(axis=2, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        logp = _log_softmax(out)
         ll = np.take_along_axis(logp, y[None, :, None].astype(np.int64), axis=2)[..., 0]
     ll = np.where(np.isfinite(ll), np.maximum(ll, LOG_LIKELIHOOD_FLOOR), LOG_LIKELIHOOD_FLOOR)
     return ll.mean(axis=1)
@@ -102,10 +101,14 @@ def log_likelihoods(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarra
 
 def ensemble_accuracy(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
     """The weights vote (the paper's ensemble): each weight's softmax probabilities, summed."""
-    out = forward_numpy(plan, x, weights)
-    z = out - out.max(axis=2, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=2, keepdims=True)
+    p = np.exp(_log_softmax(forward_numpy(plan, x, weights)))
     return float((p.sum(axis=0).argmax(axis=1) == y).mean())
+
+
+def _log_softmax(out: np.ndarray) -> np.ndarray:
+    """Log softmax over the last axis (classes), shifted by the maximum for stability."""
+    z = out - out.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 @dataclass(frozen=True)
