@@ -23,10 +23,15 @@ With ``--repeats`` >= 2 it also estimates the reference's own reliability (seed 
 true differences between subnets) and the tau a perfect predictor is expected to reach against it;
 ``--analyse OLD.json`` prints that for an earlier output without retraining anything.
 
+``--combine A.json B.json ...`` averages the inherited accuracies of several outputs on the same
+subnets (supernets trained with other ``supernet.seed`` values or recipes) and ranks the mean
+against the stand-alone runs: what an ensemble of supernets would rank.
+
 Usage:
   python benchmarks/supernet_ranking.py [--params params.yaml] [--set KEY=VALUE ...]
       [--subnets 24] [--epochs 20] [--repeats 1] [--workers 2] [--reference OLD.json] [--json out.json]
   python benchmarks/supernet_ranking.py --analyse OLD.json
+  python benchmarks/supernet_ranking.py --combine A.json B.json [...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -248,6 +253,35 @@ def reference_reliability(rows: list[dict], n_val: int) -> dict:
             "expected_tau_perfect_vs_mean": float(2 / np.pi * np.arcsin(rel_k ** 0.5))}
 
 
+def combine(runs: list[dict]) -> dict:
+    """Several ``--json`` outputs on the same subnets and data (supernets of other seeds or recipes):
+    each one's Kendall tau against the stand-alone reference, the tau of their mean inherited
+    accuracy (a supernet ensemble), and how far the supernets agree with each other. The
+    reference is the stand-alone runs of the output that holds the most of them."""
+    from scipy.stats import kendalltau, spearmanr
+
+    if len(runs) < 2:
+        raise ValueError("--combine needs at least two --json outputs")
+    ids = [r["candidate_id"] for r in runs[0]["subnets"]]
+    for i, run in enumerate(runs[1:], 2):
+        if run.get("dataset_hash") != runs[0].get("dataset_hash"):
+            raise ValueError(f"output {i} was measured on other data (dataset hash {run.get('dataset_hash')}, "
+                             f"the first: {runs[0].get('dataset_hash')})")
+        if sorted(r["candidate_id"] for r in run["subnets"]) != sorted(ids):
+            raise ValueError(f"output {i} ranks other subnets than the first")
+    ref = max(runs, key=lambda run: sum(len(r["runs"]) for r in run["subnets"]))
+    sval = {r["candidate_id"]: float(np.mean([x["val"] for x in r["runs"]])) for r in ref["subnets"]}
+    target = np.array([sval[c] for c in ids])
+    inh = np.array([[{r["candidate_id"]: r["inherited_val"] for r in run["subnets"]}[c] for c in ids] for run in runs])
+    mean = inh.mean(axis=0)
+    pairs = [float(kendalltau(inh[a], inh[b]).statistic) for a in range(len(runs)) for b in range(a + 1, len(runs))]
+    return {"n_subnets": len(ids), "supernets": len(runs), "reference_repeats": int(min(len(r["runs"]) for r in ref["subnets"])),
+            "kendall_tau_each": [float(kendalltau(row, target).statistic) for row in inh],
+            "kendall_tau_mean": float(kendalltau(mean, target).statistic),
+            "spearman_mean": float(spearmanr(mean, target).statistic),
+            "kendall_tau_between_supernets": pairs}
+
+
 def print_report(out: dict) -> None:
     print(f"\n{'architecture':48s} {'params':>8s} {'inherited':>9s} {'stand-alone val':>15s} {'test':>7s}")
     for r in out["subnets"]:
@@ -290,7 +324,30 @@ def main() -> None:
     ap.add_argument("--analyse", type=Path, default=None, metavar="OLD.json",
                     help="only print the report of an earlier --json output, with the reference's reliability "
                          "(needs no artifacts)")
+    ap.add_argument("--combine", type=Path, nargs="+", default=None, metavar="RUN.json",
+                    help="only average the inherited accuracies of several --json outputs (other supernets on the "
+                         "same subnets and data) and rank the mean against their stand-alone runs (needs no artifacts)")
     args = ap.parse_args()
+    if args.combine:
+        import json
+
+        try:
+            out = combine([json.loads(Path(f).read_text()) for f in args.combine])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            sys.exit(f"error: --combine: {exc}")
+        out["files"] = [str(f) for f in args.combine]
+        for f, tau in zip(args.combine, out["kendall_tau_each"]):
+            print(f"{str(f):60s} Kendall tau {tau:.3f}")
+        print(f"mean inherited accuracy of the {out['supernets']} supernets: Kendall tau {out['kendall_tau_mean']:.3f}, "
+              f"Spearman {out['spearman_mean']:.3f} (against {out['reference_repeats']} stand-alone seed(s) per subnet)")
+        print("the supernets against each other: Kendall tau "
+              + ", ".join(f"{t:.2f}" for t in out["kendall_tau_between_supernets"]))
+        if args.json:
+            from nas.io import atomic_write_json
+
+            atomic_write_json(args.json, out)
+            print(f"wrote {args.json}")
+        return
     if args.analyse:
         import json
 

@@ -342,8 +342,28 @@ class SupernetConfig(_Section):
                                                       "(sandwich rule)"))
     distill: bool = Field(True, description="in-place distillation (BigNAS, OFA): every subnet but the largest "
                           "learns the largest subnet's predictions on the same batch instead of the labels")
+    distill_label_weight: float = Field(0.0, ge=0, le=1, description=(
+        "with distill: the labels' share in the loss of every subnet but the largest (0: the largest one's "
+        "predictions only; 0.5: half each)"))
+    progressive_epochs: list[int] = Field(default_factory=list, description=(
+        "progressive shrinking (Once-for-All): the epochs at which kernel size, depth and expand ratio, in "
+        "that order, become elastic (three non-decreasing epochs; before the first only the largest subnet "
+        "trains). Empty: every dimension is elastic from the start"))
+    seed: Optional[int] = Field(None, ge=0, description=(
+        "the supernet training's own seed (weights' initialisation, batches, sampled subnets); default: the "
+        "run's seed. Another value trains another supernet on the same data split"))
     out_dir: str = Field("artifacts/supernet", description=("where the supernet, its cost table and its BN "
                                                             "statistics are saved"))
+
+
+    @model_validator(mode="after")
+    def _check_progressive(self):
+        pe = self.progressive_epochs
+        if pe and (len(pe) != 3 or any(e < 0 for e in pe) or list(pe) != sorted(pe) or pe[-1] >= self.epochs):
+            raise ValueError(f"supernet.progressive_epochs must be empty or three non-decreasing epochs below "
+                             f"supernet.epochs ({self.epochs}): the epochs at which kernel, depth and expand "
+                             f"become elastic; got {list(pe)}")
+        return self
 
 
 class SurrogateConfig(_Section):
@@ -718,8 +738,8 @@ class EvaluationConfig(_Section):
     inherited_finetune_epochs: int = Field(
         0, ge=0, description=("epochs of fine-tuning (SGD, cross-entropy, batches of train_batch_size) each "
                               "subnet gets from its inherited weights before it is scored; 0: none. One epoch "
-                              "ranked subnets better in benchmarks/supernet_ranking.py and costs about 2 s per "
-                              "candidate on a CPU core"))
+                              "ranked one supernet's subnets better in benchmarks/supernet_ranking.py but not "
+                              "those of two other supernet seeds; it costs about 2 s per candidate on a CPU core"))
     inherited_finetune_lr: float = Field(0.01, gt=0, description="learning rate of inherited_finetune_epochs "
                                                                   "(cosine schedule)")
     latency_repeats: int = Field(30, gt=0, description=("timed batch-1 forward passes (median reported); for the "

@@ -4,8 +4,11 @@ Every step trains the largest subnet, the smallest and ``random_subnets`` random
 the same batch, accumulating their gradients (the sandwich rule of BigNAS / OFA), so one
 set of weights ranks every subnet of the space. With ``supernet.distill`` (in-place
 distillation, BigNAS / OFA) the largest subnet learns the labels and every other subnet
-learns the largest one's predictions on the same batch. Trained once, then reused by the
-surrogate, search and selection stages.
+learns the largest one's predictions on the same batch (``supernet.distill_label_weight`` mixes
+the labels back in). ``supernet.progressive_epochs`` trains with Once-for-All's progressive
+shrinking: the largest subnet alone first, then kernel size, depth and expand ratio become
+elastic one after another. Trained once, then reused by the surrogate, search and selection
+stages.
 """
 
 from __future__ import annotations
@@ -47,10 +50,31 @@ def subnet_costs(table: CostTable, space: ElasticSpace, genome: Genome, input_sh
     return table.costs([layer.key for layer in subnet_layers(space, genome, input_shape, num_classes)])
 
 
+def elastic_dimensions(progressive_epochs: list[int], epoch: int) -> tuple[str, ...]:
+    """The dimensions sampled in ``epoch``: all of them without progressive shrinking; with it,
+    Once-for-All's order (kernel, then depth, then expand ratio), each from its epoch on."""
+    if not progressive_epochs:
+        return ElasticSpace.DIMENSIONS
+    return tuple(d for d, start in zip(ElasticSpace.DIMENSIONS, progressive_epochs) if epoch >= start)
+
+
+def step_subnets(space: ElasticSpace, elastic: tuple[str, ...], rng: np.random.Generator,
+                 random_subnets: int) -> list[Genome]:
+    """The subnets of one training step (sandwich rule): the largest first (it learns the labels
+    and teaches the others), the smallest of the current sub-space, ``random_subnets`` uniform
+    ones from it. Before any dimension is elastic only the largest trains."""
+    largest = space.largest()
+    if not elastic:
+        return [largest]
+    return ([largest, space.smallest_elastic(elastic)]
+            + [space.sample_elastic(rng, elastic) for _ in range(random_subnets)])
+
+
 def train_supernet(cfg: Config, data: Prepared,
                    on_epoch: Callable[[int, dict], None] | None = None) -> tuple[Supernet, list[dict]]:
-    torch.manual_seed(cfg.seed)  # torch's init draws from its generator; seed it for repeatability
-    rng = np.random.default_rng(cfg.seed)
+    seed = cfg.seed if cfg.supernet.seed is None else cfg.supernet.seed
+    torch.manual_seed(seed)  # torch's init draws from its generator; seed it for repeatability
+    rng = np.random.default_rng(seed)
     device = resolve_device(cfg.evaluation.device)
     space = ElasticSpace(cfg.space)
     net = Supernet(space, data.input_shape[0], data.num_classes).to(device)
@@ -66,13 +90,14 @@ def train_supernet(cfg: Config, data: Prepared,
     log: list[dict] = []
     for ep in range(sc.epochs):
         t0 = time.perf_counter()
+        elastic = elastic_dimensions(sc.progressive_epochs, ep)
         net.train()
         total, n = 0.0, 0
         for xb, yb in batches(data.x_train, data.y_train, sc.batch_size, rng, device):
             if augment is not None:
                 xb = augment(xb, ep / sc.epochs)
             opt.zero_grad(set_to_none=True)
-            genomes = [largest, smallest] + [space.sample(rng) for _ in range(sc.random_subnets)]
+            genomes = step_subnets(space, elastic, rng, sc.random_subnets)
             teacher = None
             for g in genomes:
                 logits = net(xb, g)
@@ -82,6 +107,8 @@ def train_supernet(cfg: Config, data: Prepared,
                         teacher = logits.detach().softmax(1)
                 else:  # in-place distillation: soft cross-entropy against the largest subnet's predictions
                     loss = -(teacher * logits.log_softmax(1)).sum(1).mean()
+                    if sc.distill_label_weight:
+                        loss = (1 - sc.distill_label_weight) * loss + sc.distill_label_weight * loss_fn(logits, yb)
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"supernet training diverged in epoch {ep} (loss {loss.item()}); "
                                        "lower supernet.lr")
@@ -90,7 +117,7 @@ def train_supernet(cfg: Config, data: Prepared,
             opt.step()
             sched.step()
             n += len(yb)
-        entry = {"epoch": ep, "loss": total / n, "seconds": time.perf_counter() - t0}
+        entry = {"epoch": ep, "loss": total / n, "seconds": time.perf_counter() - t0, "elastic": list(elastic)}
         if ep == sc.epochs - 1 or (ep + 1) % max(1, sc.epochs // 4) == 0:
             for tag, g in (("largest", largest), ("smallest", smallest)):
                 sub = extract_subnet(net, g).to(device)
@@ -108,7 +135,8 @@ def save_supernet(net: Supernet, cfg: Config, data: Prepared, log: list[dict], o
     atomic_write_with(out / "supernet.pt", lambda tmp: torch.save(net.state_dict(), tmp))
     atomic_write_json(out / "meta.json", {
         "space": cfg.space.model_dump(), "in_channels": data.input_shape[0], "num_classes": data.num_classes,
-        "input_shape": list(data.input_shape), "dataset_hash": data.dataset_hash, "seed": cfg.seed})
+        "input_shape": list(data.input_shape), "dataset_hash": data.dataset_hash, "seed": cfg.seed,
+        "supernet_seed": cfg.seed if cfg.supernet.seed is None else cfg.supernet.seed})
     atomic_write_json(out / "train_log.json", log)
 
 

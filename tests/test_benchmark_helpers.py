@@ -47,3 +47,32 @@ def test_cross_seed_reach_counts_pairs_of_different_seeds_only():
     # async: seed 0 (0.84) reaches 1 and 2; seed 1 (0.79) none; seed 2 (0.82) reaches 0 and 1 -> 4 of 6
     assert abs(out["reach_cross_async"] - 4 / 6) < 1e-12
     assert scale.cross_seed_reach(asynch, gen, [])["reach_cross_gen"] is None
+
+
+def test_combining_supernets_averages_their_scores_and_refuses_other_subnets():
+    import pytest
+
+    ranking = _load("supernet_ranking")
+    rng = np.random.default_rng(1)
+    n = 200
+    truth = rng.standard_normal(n)
+    ids = [f"c{i}" for i in range(n)]
+
+    def run(noise_seed: int, repeats: int) -> dict:
+        noisy = truth + np.random.default_rng(noise_seed).standard_normal(n)
+        return {"dataset_hash": "h", "subnets": [
+            {"candidate_id": c, "inherited_val": float(v), "runs": [{"val": float(t)}] * repeats}
+            for c, v, t in zip(ids, noisy, truth)]}
+
+    runs = [run(10, 1), run(11, 4), run(12, 1)]
+    out = ranking.combine(runs)
+    assert out["supernets"] == 3 and out["reference_repeats"] == 4 and len(out["kendall_tau_between_supernets"]) == 3
+    # three independent noisy scores: their mean ranks the truth better than any one of them
+    assert out["kendall_tau_mean"] > max(out["kendall_tau_each"]) + 0.05
+    assert out["kendall_tau_each"][0] == pytest.approx(kendalltau([r["inherited_val"] for r in runs[0]["subnets"]],
+                                                                  truth).statistic)
+    runs[2]["subnets"][0]["candidate_id"] = "other"
+    with pytest.raises(ValueError, match="other subnets"):
+        ranking.combine(runs)
+    with pytest.raises(ValueError, match="other data"):
+        ranking.combine([runs[0], {**runs[1], "dataset_hash": "x"}])

@@ -83,3 +83,53 @@ def test_inherited_fine_tuning_adapts_a_copy_and_is_seeded(trained):
     cfg.evaluation.inherited_finetune_lr = 0.02
     ev = build_evaluator(cfg)
     assert (ev.finetune_epochs, ev.finetune_lr, ev.finetune_batch_size) == (2, 0.02, cfg.evaluation.train_batch_size)
+
+
+def test_progressive_shrinking_releases_kernel_then_depth_then_expand():
+    import pytest
+
+    from nas.supernet import elastic_dimensions, step_subnets
+
+    space = ElasticSpace(Config().space)
+    assert elastic_dimensions([], 0) == ElasticSpace.DIMENSIONS
+    assert [elastic_dimensions([2, 4, 6], e) for e in (0, 2, 5, 6)] == [
+        (), ("kernel",), ("kernel", "depth"), ("kernel", "depth", "expand")]
+    # with every dimension elastic, the sampler draws exactly as before (default training unchanged)
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    assert [space.sample(a) for _ in range(20)] == [space.sample_elastic(b, ElasticSpace.DIMENSIONS) for _ in range(20)]
+    assert step_subnets(space, (), np.random.default_rng(0), 2) == [space.largest()]
+    largest = space.decode(space.largest())
+    for elastic in [("kernel",), ("kernel", "depth")]:
+        subnets = step_subnets(space, elastic, np.random.default_rng(1), 30)
+        assert subnets[0] == space.largest()
+        for g in subnets:
+            blocks = space.decode(g)
+            if "depth" not in elastic:  # every block present, each at the largest expand ratio
+                assert [(b.stage, b.index) for b in blocks] == [(b.stage, b.index) for b in largest]
+            assert {b.expand_ratio for b in blocks} == {max(space.cfg.expand_ratios)}
+        assert {b.kernel_size for g in subnets for b in space.decode(g)} == set(space.cfg.kernel_sizes)
+    expand_genes = (np.arange(space.n_var) >= space.n_stages) & ((np.arange(space.n_var) - space.n_stages) % 2 == 1)
+    assert space.smallest_elastic(("kernel", "depth")) == space.canonical(np.where(expand_genes, space.upper_bounds, 0))
+    assert space.smallest_elastic(ElasticSpace.DIMENSIONS) == space.smallest()
+    with pytest.raises(ValueError, match="unknown elastic dimension"):
+        space.sample_elastic(np.random.default_rng(0), ("width",))
+    with pytest.raises(ValueError, match="progressive_epochs must be"):
+        Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 1, 5]}})
+    with pytest.raises(ValueError, match="progressive_epochs must be"):
+        Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 5, 10]}})
+
+
+def test_supernet_options_train_and_its_own_seed_sets_the_weights(trained):
+    from nas.supernet import train_supernet
+
+    data = load_prepared(trained.data.out_dir)
+    sets = {"epochs": 2, "progressive_epochs": [1, 1, 1], "distill_label_weight": 0.5, "seed": 5}
+    cfg = trained.model_copy(update={"supernet": trained.supernet.model_copy(update=sets)})
+    net, log = train_supernet(cfg, data)
+    assert [e["elastic"] for e in log] == [[], ["kernel", "depth", "expand"]]
+    assert all(np.isfinite(e["loss"]) for e in log)
+    other, _ = train_supernet(cfg.model_copy(update={"supernet": cfg.supernet.model_copy(update={"seed": 6})}), data)
+    first = next(iter(net.state_dict()))
+    assert not torch.equal(net.state_dict()[first], other.state_dict()[first])
+    # the run's seed (0) is untouched by the supernet's own: the data split and every other stage keep it
+    assert cfg.seed == 0 and json.loads((Path(trained.supernet.out_dir) / "meta.json").read_text())["supernet_seed"] == 0

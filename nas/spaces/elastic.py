@@ -104,6 +104,32 @@ class ElasticSpace(IntegerVectorSpace):
     def smallest(self) -> Genome:
         return self.canonical(np.zeros(self.n_var))
 
+    # --- progressive shrinking (Once-for-All): a sub-space elastic in some dimensions only ---
+    DIMENSIONS = ("kernel", "depth", "expand")
+    """The elastic dimensions, in the order Once-for-All's progressive shrinking releases them."""
+
+    def _frozen_mask(self, elastic: tuple[str, ...]) -> np.ndarray:
+        """True for the genes held at their largest choice when only ``elastic`` dimensions vary."""
+        unknown = set(elastic) - set(self.DIMENSIONS)
+        if unknown:
+            raise ValueError(f"unknown elastic dimension(s) {sorted(unknown)}; expected some of {self.DIMENSIONS}")
+        frozen = np.zeros(self.n_var, dtype=bool)
+        frozen[:self.n_stages] = "depth" not in elastic
+        frozen[self.n_stages::2] = "kernel" not in elastic
+        frozen[self.n_stages + 1::2] = "expand" not in elastic
+        return frozen
+
+    def sample_elastic(self, rng: np.random.Generator, elastic: tuple[str, ...]) -> Genome:
+        """A uniform subnet of the sub-space where only the ``elastic`` dimensions vary (the others
+        at their largest choice). With every dimension this draws exactly as :meth:`sample`."""
+        v = rng.integers(0, self.upper_bounds + 1)
+        v[self._frozen_mask(elastic)] = self.upper_bounds[self._frozen_mask(elastic)]
+        return self.canonical(v)
+
+    def smallest_elastic(self, elastic: tuple[str, ...]) -> Genome:
+        """The smallest subnet of that sub-space."""
+        return self.canonical(np.where(self._frozen_mask(elastic), self.upper_bounds, 0))
+
     # --- variation (all randomness from the caller's generator) -------------------
     def sample(self, rng: np.random.Generator) -> Genome:
         return self.canonical(rng.integers(0, self.upper_bounds + 1))

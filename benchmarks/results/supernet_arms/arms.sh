@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../../.."
 mkdir -p scratch/arms
 export PATH="$PWD/.venv/bin:$PATH"
 REF=benchmarks/results/supernet_ranking_repeats4.json
-WANT=" ${*:-bn32 bn2 nodistill ep80 lr01 rs4 bn32_again ft1 ft1_bn32 ft1_lr005 ft2} "
+WANT=" ${*:-bn32 bn2 nodistill ep80 lr01 rs4 bn32_again ft1 ft1_bn32 ft1_lr005 ft2 prog mix05 seed1 seed2 e8s0 e8s1 e8s2 seeds_scoring} "
 arm() {
   name=$1; shift
   [[ "$WANT" == *" $name "* ]] || return 0
@@ -39,3 +39,24 @@ arm ft1 evaluation.inherited_finetune_epochs=1
 arm ft1_bn32 evaluation.inherited_finetune_epochs=1 evaluation.bn_batches=32
 arm ft1_lr005 evaluation.inherited_finetune_epochs=1 evaluation.inherited_finetune_lr=0.005
 arm ft2 evaluation.inherited_finetune_epochs=2
+# supernet training (2026-12-02): Once-for-All's progressive shrinking (largest alone for 4 epochs, then kernel,
+# depth from epoch 9, expand ratio from 15, of 22), labels mixed back into distillation, and two other supernet
+# seeds of the default recipe (how far one supernet's tau moves with its own seed)
+arm prog "supernet.progressive_epochs=[4, 9, 15]"
+arm mix05 supernet.distill_label_weight=0.5
+arm seed1 supernet.seed=1
+arm seed2 supernet.seed=2
+# three short supernets (8 epochs each, seeds 0-2: together about the cost of one default supernet), whose
+# scores are averaged by `supernet_ranking.py --combine` (a supernet ensemble at equal training cost)
+arm e8s0 supernet.epochs=8 supernet.seed=0
+arm e8s1 supernet.epochs=8 supernet.seed=1
+arm e8s2 supernet.epochs=8 supernet.seed=2
+# the seed-1 and seed-2 supernets scored as the best scoring-side arms score the default one (no new training)
+[[ "$WANT" == *" seeds_scoring "* ]] && for name in seed1 seed2; do
+  for sc in "bn32 evaluation.bn_batches=32" "ft1 evaluation.inherited_finetune_epochs=1"; do
+    set -- $sc
+    python benchmarks/supernet_ranking.py --repeats 4 --reference $REF --set supernet.out_dir=scratch/arms/$name \
+      --set "$2" --json scratch/arms/${name}_$1.json > scratch/arms/${name}_$1.log 2>&1
+    echo "${name} $1: $(grep -E 'Kendall tau \(inh' scratch/arms/${name}_$1.log)"
+  done
+done
