@@ -355,7 +355,6 @@ class SupernetConfig(_Section):
     out_dir: str = Field("artifacts/supernet", description=("where the supernet, its cost table and its BN "
                                                             "statistics are saved"))
 
-
     @model_validator(mode="after")
     def _check_progressive(self):
         pe = self.progressive_epochs

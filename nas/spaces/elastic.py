@@ -122,8 +122,9 @@ class ElasticSpace(IntegerVectorSpace):
     def sample_elastic(self, rng: np.random.Generator, elastic: tuple[str, ...]) -> Genome:
         """A uniform subnet of the sub-space where only the ``elastic`` dimensions vary (the others
         at their largest choice). With every dimension this draws exactly as :meth:`sample`."""
+        frozen = self._frozen_mask(elastic)
         v = rng.integers(0, self.upper_bounds + 1)
-        v[self._frozen_mask(elastic)] = self.upper_bounds[self._frozen_mask(elastic)]
+        v[frozen] = self.upper_bounds[frozen]
         return self.canonical(v)
 
     def smallest_elastic(self, elastic: tuple[str, ...]) -> Genome:
