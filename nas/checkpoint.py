@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.genome import EvaluationResult, Genome
+from nas.genome import EvaluationResult, Genome, canonical_json
 from nas.io import atomic_write_bytes, atomic_write_text
 
 CHECKPOINT = "checkpoint.json"
@@ -169,9 +169,38 @@ def rng_state(strategy) -> dict | None:
     return json.loads(json.dumps(g.bit_generator.state, default=int)) if g is not None else None
 
 
+def asked(g: Genome) -> str | list[int]:
+    """How an ``ask`` event holds a genome: a graph genome's canonical spec **text** (held as
+    parsed JSON, the genomes of a 230,000-network WANN search took gigabytes, and a resume held
+    them twice), a vector genome's integer list. Written to the events log as the same JSON as
+    the parsed spec, so the log's format does not depend on it."""
+    return g.spec if g.spec else list(g.values)
+
+
+def _event_line(ev: list) -> str:
+    """One line of the events log: spec texts are embedded as the JSON objects they are."""
+    if ev[0] != "ask":
+        return json.dumps(ev, separators=(",", ":"))
+    items = ",".join(x if isinstance(x, str) else json.dumps(x, separators=(",", ":")) for x in ev[2])
+    return f'["ask",{int(ev[1])},[{items}],{json.dumps(ev[3])}]'
+
+
+def _parse_event(line: bytes) -> Any:
+    """A line of the events log, with the genomes of an ``ask`` as :func:`asked` holds them."""
+    ev = json.loads(line)
+    if isinstance(ev, list) and len(ev) >= 3 and ev[0] == "ask" and isinstance(ev[2], list):
+        ev[2] = [canonical_json(x) if isinstance(x, dict) else x for x in ev[2]]
+    return ev
+
+
+def _parse_result(line: bytes) -> tuple[str, EvaluationResult]:
+    k, d = json.loads(line)
+    return str(k), result_from_dict(d)
+
+
 class RecordingStrategy:
-    """Wraps a strategy and records every ``ask`` (with what it returned) and ``tell`` (which
-    results, in order), so a checkpoint can replay them."""
+    """Wraps a strategy and records every ``ask`` (with what it returned, see :func:`asked`) and
+    ``tell`` (which results, in order), so a checkpoint can replay them."""
 
     def __init__(self, strategy):
         self.inner = strategy
@@ -182,7 +211,7 @@ class RecordingStrategy:
     def ask(self, n: int) -> list[Genome]:
         out = self.inner.ask(n)
         space = out[0].space if out else getattr(getattr(self.inner, "space", None), "name", "")
-        self.events.append(["ask", n, [g.payload() for g in out], space])
+        self.events.append(["ask", n, [asked(g) for g in out], space])
         return out
 
     def tell(self, results: list[EvaluationResult]) -> None:
@@ -198,7 +227,7 @@ class RecordingStrategy:
         for ev in self.events:
             if ev[0] == "ask":
                 for v in ev[2]:
-                    g = Genome.from_payload(v, ev[3])
+                    g = Genome((), ev[3], v) if isinstance(v, str) else Genome.from_payload(v, ev[3])
                     if g.key() not in told and g not in seen:
                         seen.add(g)
                         out.append(g)
@@ -216,7 +245,7 @@ def replay(strategy, events: list[list], results: dict[str, EvaluationResult], e
     rec = RecordingStrategy(strategy)
     for i, ev in enumerate(events):
         if ev[0] == "ask":
-            got = [g.payload() for g in rec.ask(int(ev[1]))]
+            got = [asked(g) for g in rec.ask(int(ev[1]))]
             ev = ev[:3]
             if got != ev[2]:
                 raise CheckpointError(
@@ -346,7 +375,7 @@ class Checkpointer:
                 if len(lines) != n or (lines and not lines[-1].endswith(b"\n")):
                     atomic_write_bytes(path, b"".join(lines[:n]))
             self._trim = False
-        _append_lines(self.events_path, (json.dumps(ev, separators=(",", ":")) for ev in rec.events[n_ev:]))
+        _append_lines(self.events_path, (_event_line(ev) for ev in rec.events[n_ev:]))
         _append_lines(self.results_path, (json.dumps([k, result_to_dict(r)], separators=(",", ":"))
                                           for k, r in itertools.islice(rec.results.items(), n_res, None)))
         doc = {"version": VERSION, "fingerprint": self.fp, "fingerprint_hash": self.fp_hash,
@@ -380,14 +409,11 @@ class Checkpointer:
                                   + "; ".join(diff[:6]) + (f" (and {len(diff) - 6} more)" if len(diff) > 6 else "")
                                   + ". " + CHOICES)
         n_ev, n_res = doc["log"]["events"], doc["log"]["results"]
-        events, extra_ev = self._read_log(self.events_path, n_ev, "calls to the strategy")
-        rows, extra_res = self._read_log(self.results_path, n_res, "results")
+        events, extra_ev = self._read_log(self.events_path, n_ev, "calls to the strategy", _parse_event)
         if not all(isinstance(e, list) and e and e[0] in ("ask", "tell") for e in events):
             raise CheckpointError(f"{self.events_path}: a line is not a recorded ask or tell. " + CHOICES)
-        try:
-            doc["results"] = {str(k): result_from_dict(v) for k, v in rows}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{self.results_path}: a stored result is malformed ({exc}). " + CHOICES) from None
+        rows, extra_res = self._read_log(self.results_path, n_res, "results", _parse_result)
+        doc["results"] = dict(rows)
         doc["events"] = events
         self._logged, self._trim = (n_ev, n_res), extra_ev or extra_res
         self._doc = doc
@@ -407,34 +433,50 @@ class Checkpointer:
             raise CheckpointError(f"{self.path}: not an evonas checkpoint of version {VERSION}. " + CHOICES)
         return doc
 
-    def _read_log(self, path: Path, n: int, what: str) -> tuple[list, bool]:
-        """The first ``n`` lines of a log, parsed; and whether it holds more (a save cut short)."""
+    def _read_log(self, path: Path, n: int, what: str, parse) -> tuple[list, bool]:
+        """The first ``n`` lines of a log, each parsed as it is read (a long search's logs hold
+        gigabytes of text: neither the file nor its lines are held whole); and whether the log
+        holds more (a save cut short)."""
+        out: list = []
+        more = False
+        if not n and not path.exists():
+            return out, more
         try:
-            lines = path.read_bytes().splitlines(keepends=True) if n or path.exists() else []
+            with open(path, "rb") as f:
+                for line in f:
+                    if len(out) == n:
+                        more = True
+                        break
+                    if not line.endswith(b"\n"):
+                        break
+                    try:
+                        out.append(parse(line))
+                    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                        raise CheckpointError(f"{path}: a line is not readable ({exc}); it is truncated or "
+                                              "corrupt. " + CHOICES) from None
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise CheckpointError(f"{path}: a stored line of the {what} is malformed ({exc!r}). "
+                                              + CHOICES) from None
         except OSError as exc:
             raise CheckpointError(f"{path}: cannot be read ({exc}); the checkpoint records {n} {what} there. "
                                   + CHOICES) from None
-        complete = lines[:n]
-        if len(complete) < n or (complete and not complete[-1].endswith(b"\n")):
-            raise CheckpointError(f"{path}: holds {len(complete)} complete lines of the {n} {what} {self.path.name} "
+        if len(out) < n:
+            raise CheckpointError(f"{path}: holds {len(out)} complete lines of the {n} {what} {self.path.name} "
                                   "records; it is truncated or corrupt. " + CHOICES)
-        try:
-            return [json.loads(line) for line in complete], len(lines) > n
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: a line is not readable ({exc}); it is truncated or corrupt. "
-                                  + CHOICES) from None
+        return out, more
 
     def journaled(self) -> dict[str, EvaluationResult]:
         """Results journaled so far, by candidate id (a torn last line is skipped)."""
         out: dict[str, EvaluationResult] = {}
         if not self.journal_path.is_file():
             return out
-        for line in self.journal_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                r = result_from_dict(json.loads(line))
-            except (ValueError, KeyError, TypeError):
-                continue
-            out.setdefault(r.candidate_id, r)
+        with open(self.journal_path, encoding="utf-8", errors="replace") as f:  # line by line: it grows large
+            for line in f:
+                try:
+                    r = result_from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError):
+                    continue
+                out.setdefault(r.candidate_id, r)
         return out
 
 

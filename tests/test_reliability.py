@@ -705,3 +705,33 @@ def test_a_killed_scheduler_stops_the_search_resumably_and_charges_no_candidate(
         _stop(procs)
     assert done["resumed_from_generation"] >= 1 and done["final_hypervolume"] == pytest.approx(ref["final_hypervolume"])
     pd.testing.assert_frame_equal(_populations(tmp_path / "run"), _populations(tmp_path / "ref"))
+
+
+def test_graph_genomes_are_held_as_spec_text_and_logged_as_the_same_json(tmp_path):
+    """An ask of graph genomes (WANN, CoDeepNEAT) holds each as its canonical spec text, not as
+    parsed JSON (a long WANN search's parsed genomes took gigabytes), and the events log still
+    holds them as JSON objects: the log's format is what it was, and loading gives back exactly
+    what was recorded, in order, so a resume replays and finds the outstanding genomes."""
+    from nas.checkpoint import _event_line, _parse_event, asked
+    from nas.genome import canonical_json
+
+    spec = {"outputs": 1, "conns": [[0, 3], [1, 3]], "hidden": [], "inputs": 2, "out_act": "abs"}
+    g = Genome((), "wann", canonical_json(spec))
+    ev = ["ask", 1, [asked(g)], "wann"]
+    assert ev[2] == [g.spec] and isinstance(ev[2][0], str)
+    line = _event_line(ev)
+    assert json.loads(line) == ["ask", 1, [spec], "wann"] == json.loads(json.dumps(["ask", 1, [g.payload()], "wann"]))
+    assert _parse_event(line.encode()) == ev
+    assert _event_line(["ask", 2, [asked(Genome((1, 2, 3), "nb201"))], "nb201"]) == '["ask",2,[[1,2,3]],"nb201"]'
+
+    rec = RecordingStrategy(type("Graphs", (), {"ask": lambda self, n: [g], "tell": lambda self, rs: None})())
+    rec.ask(1)
+    assert rec.outstanding() == [g]
+    ck = Checkpointer(tmp_path / "ck", {"k": 1})
+    ck.start_fresh()
+    ck.save(rec, {"next_generation": 0, "generation_log": []})
+    assert ck.events_path.read_text() == line + "\n"
+    doc = Checkpointer(tmp_path / "ck", {"k": 1}).load()
+    assert doc["events"] == rec.events
+    assert replay(type("Graphs", (), {"ask": lambda self, n: [g], "tell": lambda self, rs: None})(),
+                  doc["events"], doc["results"], None).outstanding() == [g]
