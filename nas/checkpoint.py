@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from nas.genome import EvaluationResult, Genome, canonical_json
-from nas.io import atomic_write_bytes, atomic_write_text
+from nas.io import atomic_write_text, atomic_write_with
 
 CHECKPOINT = "checkpoint.json"
 EVENTS = "checkpoint-events.jsonl"
@@ -177,6 +177,11 @@ def asked(g: Genome) -> str | list[int]:
     return g.spec if g.spec else list(g.values)
 
 
+def genome_asked(v: str | list[int], space: str) -> Genome:
+    """The genome that :func:`asked` holds as ``v``."""
+    return Genome((), space, v) if isinstance(v, str) else Genome(tuple(v), space)
+
+
 def _event_line(ev: list) -> str:
     """One line of the events log: spec texts are embedded as the JSON objects they are."""
     if ev[0] != "ask":
@@ -227,7 +232,7 @@ class RecordingStrategy:
         for ev in self.events:
             if ev[0] == "ask":
                 for v in ev[2]:
-                    g = Genome((), ev[3], v) if isinstance(v, str) else Genome.from_payload(v, ev[3])
+                    g = genome_asked(v, ev[3])
                     if g.key() not in told and g not in seen:
                         seen.add(g)
                         out.append(g)
@@ -266,6 +271,26 @@ def replay(strategy, events: list[list], results: dict[str, EvaluationResult], e
 
 
 # ----------------------------------------------------------------------------- files
+
+
+def _keep_first_lines(path: Path, n: int) -> None:
+    """Cut a log to its first ``n`` lines (atomically, reading it line by line: it can hold
+    gigabytes); left untouched when it holds exactly ``n`` complete lines."""
+    count, complete = 0, True
+    if path.exists():
+        with open(path, "rb") as f:
+            for line in f:
+                count, complete = count + 1, line.endswith(b"\n")
+    if count == n and complete:
+        return
+
+    def copy(tmp: str) -> None:
+        with open(tmp, "wb") as out:
+            if path.exists():
+                with open(path, "rb") as f:
+                    out.writelines(itertools.islice(f, n))
+
+    atomic_write_with(path, copy)
 
 
 def _append_lines(path: Path, lines) -> None:
@@ -371,9 +396,7 @@ class Checkpointer:
                                   f"made ({len(rec.events)}, {len(rec.results)}); it belongs to another run")
         if self._trim:  # lines of a save cut short, or logs without a checkpoint: keep what is covered
             for path, n in ((self.events_path, n_ev), (self.results_path, n_res)):
-                lines = path.read_bytes().splitlines(keepends=True) if path.exists() else []
-                if len(lines) != n or (lines and not lines[-1].endswith(b"\n")):
-                    atomic_write_bytes(path, b"".join(lines[:n]))
+                _keep_first_lines(path, n)
             self._trim = False
         _append_lines(self.events_path, (_event_line(ev) for ev in rec.events[n_ev:]))
         _append_lines(self.results_path, (json.dumps([k, result_to_dict(r)], separators=(",", ":"))
