@@ -97,6 +97,12 @@ def _stop(signum: int) -> None:
     except Exception:
         pass
     try:
+        dask = sys.modules.get("nas.evaluators.dask")  # only if a Dask pool may be open
+        if dask is not None:
+            dask.stand_down_local_workers()
+    except Exception:
+        pass
+    try:
         stop_children()
     finally:
         os._exit(128 + signum)

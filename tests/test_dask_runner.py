@@ -204,3 +204,26 @@ def test_chunked_generation_gives_each_candidate_one_result_as_unchunked():
     assert sorted(k for k, _ in got) == sorted(keys) and all(r.ok for _, r in got)
     with pytest.raises(ValueError, match="chunk_size"):
         DaskPool(chunk_size=0)
+
+
+def test_a_stopped_run_leaves_no_restarted_worker_behind():
+    """On SIGINT/SIGTERM flows/interrupt.py stands the LocalCluster's nannies down before it
+    stops the worker processes: without it a nanny (in this process) restarts a worker that it
+    sees end, the fresh worker outlives the run and prints its lost-scheduler traceback."""
+    import time
+
+    import psutil
+
+    from nas.evaluators.dask import stand_down_local_workers
+
+    me = psutil.Process()
+    with DaskPool(workers=1) as pool:
+        before = {p.pid for p in me.children(recursive=True)}
+        worker_pid = next(iter(pool.client.run(lambda: __import__("os").getpid()).values()))
+        assert worker_pid in before
+        stand_down_local_workers()
+        psutil.Process(worker_pid).terminate()
+        psutil.Process(worker_pid).wait(timeout=10)
+        time.sleep(3)  # a restart spawns within a second
+        fresh = {p.pid for p in me.children(recursive=True)} - before
+        assert not fresh, f"the nanny started worker processes {fresh} after the stand-down"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import weakref
 from collections import deque
 from typing import Callable, Iterator
 
@@ -26,6 +27,26 @@ MIN_TASKS_PER_WORKER = 4
 def evaluate_chunk(evaluator: Evaluator, genomes: list[Genome], timeout_s: float | None = None) -> list[EvaluationResult]:
     """:func:`~nas.evaluators.base.evaluate` for each of ``genomes`` in turn, on one worker."""
     return [evaluate(evaluator, g, timeout_s) for g in genomes]
+
+
+_LIVE: "weakref.WeakSet[DaskPool]" = weakref.WeakSet()
+"""The pools of this process whose LocalCluster is open."""
+
+
+def stand_down_local_workers() -> None:
+    """Tell the nanny of every worker of this process's LocalClusters not to restart its worker.
+
+    Called when a signal stops the run, just before the worker processes are sent SIGTERM: a
+    nanny lives in this process and restarts a worker whose process ends while the cluster is
+    running, and that fresh worker would outlive the run, fail to reach the gone scheduler and
+    print its traceback into the user's terminal.
+    """
+    from distributed.core import Status
+
+    for pool in list(_LIVE):
+        for nanny in list(getattr(pool._cluster, "workers", {}).values()):
+            with contextlib.suppress(Exception):
+                nanny.status = Status.closing_gracefully  # it closes itself once its worker ends
 
 
 class ClusterError(RuntimeError):
@@ -87,6 +108,7 @@ class DaskPool:
                 self._cluster.adapt(minimum=self.adaptive[0], maximum=self.adaptive[1], interval="500ms",
                                     wait_count=2)
             self.client = Client(self._cluster)
+            _LIVE.add(self)
         self._announce()
         return self
 
@@ -107,6 +129,7 @@ class DaskPool:
         self.dashboard_link = link
 
     def __exit__(self, *exc) -> None:
+        _LIVE.discard(self)
         with contextlib.suppress(Exception):
             self.client.close()
         if self._cluster is not None:
