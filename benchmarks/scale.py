@@ -30,6 +30,10 @@ the other seed's generational hypervolume (``reach_cross_async``, ``reach_cross_
 of one method end at different hypervolumes, so "async reaches generational's final hypervolume on
 every seed" is bounded by that run-to-run noise; ``reach_cross_gen`` shows the bound.
 
+``--aging-duration-weight A`` draws the tournament members of async aging runs with probability
+proportional to their evaluation seconds to the power A (the evaluation-time bias counter of
+``AgingEvolutionStrategy``; generational runs are unchanged).
+
 ``--km "1:0.125,1:0.0625,1.5:0.125"`` adds async runs with other (K/W, M/W) at every W (the
 tuning grid). ``--json PATH`` writes everything, with ``{"summary": {W: {"util_async",
 "util_gen", "speedup_median", "speedup_worst", "driver_overhead_fraction"}}}``; ``--plot-dir``
@@ -107,7 +111,7 @@ class Front2D:
         return float(sum((xs[k + 1] - xs[k]) * (1.0 - self.ys[k]) for k in range(len(self.ys))))
 
 
-def make_strategy(name: str, seed: int, workers: int):
+def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0):
     from nas.spaces.nb201 import NB201Space
     from nas.strategies import AgingEvolutionStrategy, RandomStrategy
 
@@ -115,7 +119,8 @@ def make_strategy(name: str, seed: int, workers: int):
     space = NB201Space()
     if name == "aging":
         pop = max(20, workers)
-        return AgingEvolutionStrategy(space, obj, {}, seed, population=pop, tournament=max(5, pop // 20))
+        return AgingEvolutionStrategy(space, obj, {}, seed, population=pop, tournament=max(5, pop // 20),
+                                      duration_weight=duration_weight)
     if name == "nsga2":
         return None  # built per mode (steady-state in async)
     if name == "random":
@@ -145,7 +150,7 @@ def run_one(job: dict) -> dict:
     if name == "nsga2":
         inner = NSGA2Strategy(NB201Space(), ["val_accuracy", job["cost"]], {}, W, seed, steady_state=mode == "async")
     else:
-        inner = make_strategy(name, seed, W)
+        inner = make_strategy(name, seed, W, job.get("aging_duration_weight", 0.0) if mode == "async" else 0.0)
     strat = TimedStrategy(inner)
     budget = job["budget_per_worker"] * W
     t0 = time.perf_counter()
@@ -324,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sigma", type=float, default=1.0, help="log-std of the log-normal duration noise")
     ap.add_argument("--failure-rate", type=float, default=0.0)
     ap.add_argument("--restart-s", type=float, default=60.0)
+    ap.add_argument("--aging-duration-weight", type=float, default=0.0,
+                    help="async aging runs draw tournament members with probability proportional to their "
+                         "evaluation seconds to this power (0: uniformly; counters the evaluation-time bias)")
     ap.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                     help="skip the calibration runs (generational given async's longer budget; see reach_cross_gen)")
     ap.add_argument("--jobs", type=int, default=2, help="simulations run side by side (processes)")
@@ -339,10 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--workers takes integers, --km pairs K/W:M/W")
     if not workers or min(workers) < 1 or a.seeds < 1 or a.budget_per_worker < 2:
         ap.error("need workers >= 1, --seeds >= 1 and --budget-per-worker >= 2")
+    if a.aging_duration_weight < 0:
+        ap.error(f"--aging-duration-weight must be >= 0, got {a.aging_duration_weight}")
     strategies = [s for s in a.strategies.split(",") if s]
     base = {"table": str(a.table), "cost": a.cost, "sigma": a.sigma, "mean_seconds": a.mean_seconds,
             "failure_rate": a.failure_rate, "restart_s": a.restart_s, "budget_per_worker": a.budget_per_worker,
-            "async_factor": a.async_factor}
+            "async_factor": a.async_factor, "aging_duration_weight": a.aging_duration_weight}
     jobs = []
     for W in workers:
         for name in strategies:

@@ -51,6 +51,8 @@ def test_the_clock_never_runs_backwards_and_each_candidate_is_accounted_once(mod
     if mode == "async":
         assert finish == sorted(finish)
     assert all(r.extra["sim_start"] <= r.extra["sim_finish"] for r in results)
+    # the seconds a result reports are the simulated seconds it held its worker (its last attempt)
+    assert all(r.eval_seconds == pytest.approx(r.extra["sim_finish"] - r.extra["sim_start"]) for r in results)
     assert len({r.genome for r in results}) == len(results) == 48 == pool.completed
     assert pool.retries > 0 and any(r.extra["sim_attempts"] > 1 for r in results)  # failed workers: resubmitted
     by_worker = defaultdict(list)
@@ -80,3 +82,32 @@ def test_bad_settings_are_refused():
     pool = SimulatedPool(2, lambda g: float("nan"))
     with pytest.raises(ValueError, match="duration"):
         pool.evaluate(AnalyticEvaluator(), [ElasticSpace(SpaceConfig()).sample(np.random.default_rng(0))])
+
+
+def test_duration_weighted_tournaments_favour_slow_members_and_forget_the_dead():
+    """AgingEvolutionStrategy(duration_weight=a) draws tournament members with probability
+    proportional to their evaluation seconds ** a (the evaluation-time bias counter); 0 draws
+    uniformly. Members of equal fitness all tie, so the winner is a random member of the
+    tournament and its frequency shows the draw."""
+    from nas.genome import EvaluationResult
+
+    space = ElasticSpace(SpaceConfig())
+    genomes = []
+    rng = np.random.default_rng(0)
+    while len(genomes) < 21:
+        g = space.sample(rng)
+        if g not in genomes:
+            genomes.append(g)
+    wins = {}
+    for a in (0.0, 1.0):
+        s = AgingEvolutionStrategy(space, OBJ, {}, 0, population=20, tournament=3, duration_weight=a)
+        s.tell([EvaluationResult(g, {"val_accuracy": 0.5, "params": 100.0}, eval_seconds=1000.0 if i == 0 else 1.0)
+                for i, g in enumerate(genomes[:20])])
+        wins[a] = sum(s._winner() == genomes[0] for _ in range(300))
+        if a:
+            assert set(s._seconds) == set(genomes[:20])
+            s.tell([EvaluationResult(genomes[20], {"val_accuracy": 0.5, "params": 100.0}, eval_seconds=1.0)])
+            assert genomes[0] not in s.population and genomes[0] not in s._seconds  # the oldest died
+    assert wins[1.0] > 70 > 40 > wins[0.0]  # about 300/3 against about 300/20
+    with pytest.raises(ValueError, match="duration_weight"):
+        AgingEvolutionStrategy(space, OBJ, {}, 0, duration_weight=-1.0)

@@ -8,7 +8,8 @@ first come, first served; a candidate holds its worker for ``duration(genome)`` 
 seconds; completions come out in order of simulated finish time (ties in submission order),
 and the clock jumps from event to event instead of sleeping. The evaluation itself (a table
 lookup) runs for real when the candidate completes, and the result carries its simulated
-``sim_start``, ``sim_finish`` and ``sim_worker`` in ``extra``.
+``sim_start``, ``sim_finish`` and ``sim_worker`` in ``extra``, and its simulated duration as
+``eval_seconds`` (the seconds it held its worker, as a real pool reports them).
 
 With ``failure_rate`` > 0 a worker dies during an evaluation with that probability (at a
 uniform point of it, decided per candidate and attempt from ``seed``), comes back after
@@ -22,6 +23,7 @@ ever timed with a wall clock: a simulation replays exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 from collections import deque
@@ -96,6 +98,7 @@ class SimulatedQueue:
             self._dispatch()
             r = evaluate(evaluator, genome)
             r.extra.update(sim_start=start, sim_finish=t, sim_worker=worker, sim_attempts=attempt + 1)
+            r = dataclasses.replace(r, eval_seconds=t - start)
             p.completed += 1
             return key, r
 

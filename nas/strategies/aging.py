@@ -10,6 +10,12 @@ probability, the space's crossover of the winners of two tournaments (the second
 ``space.crossover: sep``), mutated with probability ``mutate_after_crossover`` (1/2; always
 when it repeats a genome already seen). Works one candidate at a time or in batches, so it
 suits both generational and asynchronous runners.
+
+``duration_weight`` (α, default 0) counters the evaluation-time bias of asynchronous runs
+(Scott & De Jong, GECCO 2015: fast candidates come back first, so their lineages breed more per
+unit of time): tournament members are drawn with probability proportional to their evaluation
+seconds to the power α instead of uniformly. It is for asynchronous runs; a generation is told all
+at once, so there the bias does not arise.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ class AgingEvolutionStrategy:
 
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
                  population: int = 20, tournament: int = 5, crossover_prob: float = 0.0,
-                 mutate_after_crossover: float = 0.5):
+                 mutate_after_crossover: float = 0.5, duration_weight: float = 0.0):
         if tournament > population:
             raise ValueError(f"tournament ({tournament}) cannot exceed population ({population})")
         self.space = space
@@ -38,6 +44,10 @@ class AgingEvolutionStrategy:
         self.crossover_prob, self.mutate_after_crossover = crossover_prob, mutate_after_crossover
         self.population: deque[Genome] = deque()
         self._asked: set[Genome] = set()
+        if duration_weight < 0:
+            raise ValueError(f"duration_weight must be >= 0, got {duration_weight}")
+        self.duration_weight = duration_weight
+        self._seconds: dict[Genome, float] = {}  # evaluation seconds of the members, for duration_weight
 
     def _fitness(self, g: Genome) -> np.ndarray:
         F = self.archive.F(g)
@@ -47,7 +57,12 @@ class AgingEvolutionStrategy:
     def _winner(self) -> Genome:
         members = list(self.population)
         # while the first population is still arriving (asynchronous runs) it may be smaller than a tournament
-        pick = self.rng.choice(len(members), size=min(self.tournament, len(members)), replace=False)
+        size = min(self.tournament, len(members))
+        if self.duration_weight > 0:
+            d = np.array([max(self._seconds.get(m, 0.0), 1e-9) for m in members]) ** self.duration_weight
+            pick = self.rng.choice(len(members), size=size, replace=False, p=d / d.sum())
+        else:
+            pick = self.rng.choice(len(members), size=size, replace=False)
         F = np.array([self._fitness(members[i]) for i in pick])
         best = NonDominatedSorting().do(F, only_non_dominated_front=True) if F.shape[1] > 1 \
             else np.flatnonzero(F[:, 0] == F[:, 0].min())
@@ -93,5 +108,9 @@ class AgingEvolutionStrategy:
         for r in results:
             self._asked.discard(r.genome)
             self.population.append(r.genome)
+            if self.duration_weight > 0:
+                self._seconds[r.genome] = r.eval_seconds
             while len(self.population) > self.population_size:
-                self.population.popleft()
+                gone = self.population.popleft()
+                if gone not in self.population:
+                    self._seconds.pop(gone, None)

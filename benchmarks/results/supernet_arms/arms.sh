@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../../.."
 mkdir -p scratch/arms
 export PATH="$PWD/.venv/bin:$PATH"
 REF=benchmarks/results/supernet_ranking_repeats4.json
-WANT=" ${*:-bn32 bn2 nodistill ep80 lr01 rs4 bn32_again ft1 ft1_bn32 ft1_lr005 ft2 prog mix05 seed1 seed2 e8s0 e8s1 e8s2 seeds_scoring} "
+WANT=" ${*:-bn32 bn2 nodistill ep80 lr01 rs4 bn32_again ft1 ft1_bn32 ft1_lr005 ft2 prog mix05 seed1 seed2 e8s0 e8s1 e8s2 seeds_scoring seed3 seed4} "
 arm() {
   name=$1; shift
   [[ "$WANT" == *" $name "* ]] || return 0
@@ -46,6 +46,9 @@ arm prog "supernet.progressive_epochs=[4, 9, 15]"
 arm mix05 supernet.distill_label_weight=0.5
 arm seed1 supernet.seed=1
 arm seed2 supernet.seed=2
+# two more supernet seeds (2026-12-02): does the average of five supernets rank better than of three?
+arm seed3 supernet.seed=3
+arm seed4 supernet.seed=4
 # three short supernets (8 epochs each, seeds 0-2: together about the cost of one default supernet), whose
 # scores are averaged by `supernet_ranking.py --combine` (a supernet ensemble at equal training cost)
 arm e8s0 supernet.epochs=8 supernet.seed=0
