@@ -6,7 +6,9 @@ of the space (quantiles of the parameter count over 2,000 uniform samples, the s
 largest network at the ends) it prints:
 
 - the inherited-weight validation accuracy (supernet weights, BatchNorm recalibrated on
-  ``evaluation.bn_batches`` training batches: exactly what the search sees);
+  ``evaluation.bn_batches`` training batches: exactly what the search sees), and its soft
+  accuracy (the mean softmax probability of the true class, ``val_soft_accuracy``), with the
+  Kendall tau of each against stand-alone accuracy;
 - the stand-alone validation and test accuracy after training from scratch for ``--epochs``
   (``--repeats`` seeds, averaged);
 - Kendall tau and Spearman rho between the two validation accuracies, the spread (max - min)
@@ -29,7 +31,8 @@ against the stand-alone runs: what an ensemble of supernets would rank.
 
 Usage:
   python benchmarks/supernet_ranking.py [--params params.yaml] [--set KEY=VALUE ...]
-      [--subnets 24] [--epochs 20] [--repeats 1] [--workers 2] [--reference OLD.json] [--json out.json]
+      [--subnets 24] [--subnet-seed 99] [--epochs 20] [--repeats 1] [--workers 2] [--reference OLD.json]
+      [--json out.json]
   python benchmarks/supernet_ranking.py --analyse OLD.json
   python benchmarks/supernet_ranking.py --combine A.json B.json [...] [--json out.json]
 """
@@ -134,9 +137,10 @@ def load_reference(path: Path, dataset_hash: str, want: dict) -> dict[str, list[
 
 
 def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: int = 20, repeats: int = 1,
-            workers: int = 2, reference: Path | None = None) -> dict:
+            workers: int = 2, reference: Path | None = None, subnet_seed: int = 99) -> dict:
     """Inherited against stand-alone accuracy for ``subnets`` size-stratified subnets of the
-    last run of ``cfg`` (its prepared data and supernet); progress is printed as it goes.
+    last run of ``cfg`` (its prepared data and supernet), drawn with ``[cfg.seed, subnet_seed]``;
+    progress is printed as it goes.
     Stand-alone runs found in ``reference`` (see :func:`load_reference`) are reused."""
     from scipy.stats import kendalltau, spearmanr
 
@@ -149,7 +153,7 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
         sys.exit(f"error: space.kind '{cfg.space.kind}' has no supernet to rank (elastic_cnn only)")
     bundle, data = check_artifacts(cfg)
     space = bundle.space
-    genomes = size_stratified(space, np.random.default_rng([cfg.seed, 99]), subnets,
+    genomes = size_stratified(space, np.random.default_rng([cfg.seed, subnet_seed]), subnets,
                               lambda g: bundle.costs(g)["params"])
     ev = cfg.evaluation
     # exactly the search's evaluator (the backend builds it from cfg), on every core of this process
@@ -163,6 +167,7 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
         m = inherited.metrics(g, candidate_seed(cfg.seed, g))
         rows.append({"candidate_id": g.key(), "architecture": space.describe(g), "params": int(m["params"]),
                      "flops": int(m["flops"]), "inherited_val": m["val_accuracy"],
+                     "inherited_soft_val": m["val_soft_accuracy"],
                      "runs": known.get(g.key(), [])[:repeats]})
     jobs = [(i, r) for r in range(repeats) for i in range(len(genomes)) if r >= len(rows[i]["runs"])]
     if reference:
@@ -188,6 +193,9 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
     out = {
         "n_subnets": len(rows), "kendall_tau": float(kendalltau(inh, sval).statistic),
         "spearman": float(spearmanr(inh, sval).statistic),
+        "kendall_tau_soft": float(kendalltau([r["inherited_soft_val"] for r in rows], sval).statistic),
+        "spearman_soft": float(spearmanr([r["inherited_soft_val"] for r in rows], sval).statistic),
+        "subnet_seed": subnet_seed,
         "standalone_spread": float(stest.max() - stest.min()),
         "largest_minus_smallest": float(stest[-1] - stest[0]),
         "standalone_val_spread": float(sval.max() - sval.min()),
@@ -279,7 +287,20 @@ def combine(runs: list[dict]) -> dict:
             "kendall_tau_each": [float(kendalltau(row, target).statistic) for row in inh],
             "kendall_tau_mean": float(kendalltau(mean, target).statistic),
             "spearman_mean": float(spearmanr(mean, target).statistic),
-            "kendall_tau_between_supernets": pairs}
+            "kendall_tau_between_supernets": pairs, **combine_soft(runs, ids, target)}
+
+
+def combine_soft(runs: list[dict], ids: list[str], target: np.ndarray) -> dict:
+    """The same for the inherited soft accuracy, when every output has it (outputs from before it
+    was measured have not)."""
+    from scipy.stats import kendalltau
+
+    if not all("inherited_soft_val" in r for run in runs for r in run["subnets"]):
+        return {}
+    soft = np.array([[{r["candidate_id"]: r["inherited_soft_val"] for r in run["subnets"]}[c] for c in ids]
+                     for run in runs])
+    return {"kendall_tau_each_soft": [float(kendalltau(s, target).statistic) for s in soft],
+            "kendall_tau_mean_soft": float(kendalltau(soft.mean(axis=0), target).statistic)}
 
 
 def print_report(out: dict) -> None:
@@ -289,6 +310,9 @@ def print_report(out: dict) -> None:
               f"{r['standalone_test']:7.4f}")
     print(f"\nKendall tau (inherited val vs stand-alone val)   {out['kendall_tau']:.3f}   (target >= 0.6)")
     print(f"Spearman rho                                     {out['spearman']:.3f}")
+    if "kendall_tau_soft" in out:
+        print(f"Kendall tau (inherited soft accuracy vs stand-alone val) {out['kendall_tau_soft']:.3f}, "
+              f"Spearman {out['spearman_soft']:.3f}")
     if "noise_ceiling_tau" in out:
         print(f"noise ceiling: tau between two stand-alone seeds {out['noise_ceiling_tau']:.3f}")
     if "noise_ceiling_tau_half_means" in out:
@@ -315,6 +339,8 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a params value, as in `evonas run`")
     ap.add_argument("--subnets", type=int, default=24)
+    ap.add_argument("--subnet-seed", type=int, default=99,
+                    help="draws the size-stratified subnets (another value: another set, e.g. held-out subnets)")
     ap.add_argument("--epochs", type=int, default=20, help="stand-alone training epochs (one budget for all)")
     ap.add_argument("--repeats", type=int, default=1, help="stand-alone trainings per subnet (seeds), averaged")
     ap.add_argument("--workers", type=int, default=2, help="processes training stand-alone networks in parallel")
@@ -342,6 +368,9 @@ def main() -> None:
               f"Spearman {out['spearman_mean']:.3f} (against {out['reference_repeats']} stand-alone seed(s) per subnet)")
         print("the supernets against each other: Kendall tau "
               + ", ".join(f"{t:.2f}" for t in out["kendall_tau_between_supernets"]))
+        if "kendall_tau_mean_soft" in out:
+            print("soft accuracy: Kendall tau " + ", ".join(f"{t:.3f}" for t in out["kendall_tau_each_soft"])
+                  + f"; of the mean {out['kendall_tau_mean_soft']:.3f}")
         if args.json:
             from nas.io import atomic_write_json
 
@@ -368,7 +397,7 @@ def main() -> None:
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
     out = measure(cfg, str(args.params), args.overrides, args.subnets, args.epochs, args.repeats, args.workers,
-                  args.reference)
+                  args.reference, args.subnet_seed)
     print_report(out)
     if args.json:
         from nas.io import atomic_write_json

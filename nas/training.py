@@ -52,12 +52,25 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Genera
 @torch.no_grad()
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
              device: torch.device | str = "cpu", forward: Callable | None = None) -> float:
+    return accuracy_and_soft(model, x, y, batch_size, device, forward)[0]
+
+
+@torch.no_grad()
+def accuracy_and_soft(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
+                      device: torch.device | str = "cpu", forward: Callable | None = None) -> tuple[float, float]:
+    """Accuracy, and the *soft accuracy*: the mean softmax probability of the true class, which
+    is the expected accuracy of a classifier that draws its answer from its softmax. On a few
+    hundred validation images the soft accuracy carries far less sampling noise than the count of
+    argmax hits, so it ranks networks more steadily (``benchmarks/supernet_ranking.py``)."""
     model.eval()
     fwd = forward or model
-    correct = 0
+    correct, soft = 0, 0.0
     for xb, yb in batches(x, y, batch_size, device=device):
-        correct += int((fwd(xb).argmax(1) == yb).sum())
-    return correct / max(len(y), 1)
+        logits = fwd(xb)
+        correct += int((logits.argmax(1) == yb).sum())
+        soft += float(torch.softmax(logits.double(), 1).gather(1, yb[:, None]).sum())
+    n = max(len(y), 1)
+    return correct / n, soft / n
 
 
 @torch.no_grad()

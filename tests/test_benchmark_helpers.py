@@ -71,6 +71,13 @@ def test_combining_supernets_averages_their_scores_and_refuses_other_subnets():
     assert out["kendall_tau_mean"] > max(out["kendall_tau_each"]) + 0.05
     assert out["kendall_tau_each"][0] == pytest.approx(kendalltau([r["inherited_val"] for r in runs[0]["subnets"]],
                                                                   truth).statistic)
+    assert "kendall_tau_mean_soft" not in out  # outputs from before the soft accuracy was measured
+    for k, r in enumerate(runs):  # with a soft accuracy in every output, it is ranked the same way
+        for row in r["subnets"]:
+            row["inherited_soft_val"] = -row["inherited_val"] if k == 0 else row["inherited_val"]
+    soft = ranking.combine(runs)
+    assert soft["kendall_tau_each_soft"][0] == pytest.approx(-out["kendall_tau_each"][0])
+    assert soft["kendall_tau_each_soft"][1:] == pytest.approx(out["kendall_tau_each"][1:])
     runs[2]["subnets"][0]["candidate_id"] = "other"
     with pytest.raises(ValueError, match="other subnets"):
         ranking.combine(runs)

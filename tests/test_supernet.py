@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from nas.config import Config
@@ -74,6 +75,7 @@ def test_inherited_fine_tuning_adapts_a_copy_and_is_seeded(trained):
     assert a["params"] == b["params"] and a["latency_ms"] == b["latency_ms"], "costs are the architecture's"
     assert a["val_accuracy"] != b["val_accuracy"], "one epoch of fine-tuning changes the score"
     assert tuned.metrics(g, 3) == b, "seeded: the same candidate seed scores the same"
+    assert 0 < a["val_soft_accuracy"] < 1 and 0 < b["val_soft_accuracy"] < 1  # reported beside the accuracy
     from nas.evaluators.inherited import cached_resources
 
     after = cached_resources(trained.supernet.out_dir, trained.data.out_dir)[0].net.state_dict()
@@ -83,6 +85,22 @@ def test_inherited_fine_tuning_adapts_a_copy_and_is_seeded(trained):
     cfg.evaluation.inherited_finetune_lr = 0.02
     ev = build_evaluator(cfg)
     assert (ev.finetune_epochs, ev.finetune_lr, ev.finetune_batch_size) == (2, 0.02, cfg.evaluation.train_batch_size)
+
+
+def test_soft_accuracy_is_the_mean_probability_of_the_true_class():
+    from nas.training import accuracy_and_soft
+
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [3.0, 0.0, 0.0]])
+    y = np.array([0, 1, 2, 1])
+    p = torch.softmax(logits.double(), 1)[torch.arange(4), torch.as_tensor(y)]
+
+    class Fixed(torch.nn.Module):  # row i of the input picks row i of the logits
+        def forward(self, x):
+            return logits[x.long().reshape(-1)]
+
+    acc, soft = accuracy_and_soft(Fixed(), np.arange(4, dtype=np.float32).reshape(4, 1), y, batch_size=3)
+    assert acc == 0.5 and soft == pytest.approx(float(p.mean()))  # argmax hits: rows 0 and 1
+    assert accuracy(Fixed(), np.arange(4, dtype=np.float32).reshape(4, 1), y) == acc
 
 
 def test_progressive_shrinking_releases_kernel_then_depth_then_expand():

@@ -18,7 +18,7 @@ from nas.data import Prepared, load_prepared
 from nas.genome import Genome
 from nas.spaces.elastic_build import extract_subnet
 from nas.supernet import SupernetBundle, load_supernet
-from nas.training import accuracy, recalibrate_bn, resolve_device, train
+from nas.training import accuracy_and_soft, recalibrate_bn, resolve_device, train
 
 
 @functools.lru_cache(maxsize=4)
@@ -59,5 +59,5 @@ class InheritedEvaluator:
                 train(net, data.x_train, data.y_train, self.finetune_epochs, self.finetune_lr, self.finetune_batch_size,
                       np.random.default_rng([seed, 1]), device)
             recalibrate_bn(net, data.x_train, self.bn_batches, self.batch_size, np.random.default_rng(seed), device)
-            val = accuracy(net, data.x_val, data.y_val, device=device)
-            return {"val_accuracy": float(val), **bundle.costs(genome)}
+            val, soft = accuracy_and_soft(net, data.x_val, data.y_val, device=device)
+            return {"val_accuracy": float(val), "val_soft_accuracy": float(soft), **bundle.costs(genome)}
