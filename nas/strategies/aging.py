@@ -110,7 +110,5 @@ class AgingEvolutionStrategy:
             self.population.append(r.genome)
             if self.duration_weight > 0:
                 self._seconds[r.genome] = r.eval_seconds
-            while len(self.population) > self.population_size:
-                gone = self.population.popleft()
-                if gone not in self.population:
-                    self._seconds.pop(gone, None)
+            while len(self.population) > self.population_size:  # a genome is evaluated once: no duplicates
+                self._seconds.pop(self.population.popleft(), None)
