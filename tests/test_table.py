@@ -73,8 +73,8 @@ def test_hv_fraction_is_one_for_the_true_front(synthetic):
 def test_our_strategies_find_the_optimum_of_a_synthetic_table(synthetic, strategy):
     spec = bm.BenchmarkSpec(str(synthetic), "final_acc", "final_acc", (), "cell")
     table = spec.evaluator().table()
-    job = bm.run_job(strategy, spec, seed=0, budget=300)
-    assert len(job["order"]) >= 300 and len(set(job["order"])) == len(job["order"])
+    job = bm.run_job(strategy, spec, seed=0, budget=150)  # seed 0 reaches the optimum within 28-102 of them
+    assert len(job["order"]) >= 150 and len(set(job["order"])) == len(job["order"])
     best = table.genomes[job["order"][int(np.argmax(table.signal[job["order"]]))]]
     assert best.values == OPTIMUM
 
