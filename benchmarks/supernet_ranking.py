@@ -188,13 +188,14 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
         row["standalone_val"] = float(np.mean([r["val"] for r in row["runs"]]))
         row["standalone_test"] = float(np.mean([r["test"] for r in row["runs"]]))
     inh = np.array([r["inherited_val"] for r in rows])
+    soft = np.array([r["inherited_soft_val"] for r in rows])
     sval = np.array([r["standalone_val"] for r in rows])
     stest = np.array([r["standalone_test"] for r in rows])
     out = {
         "n_subnets": len(rows), "kendall_tau": float(kendalltau(inh, sval).statistic),
         "spearman": float(spearmanr(inh, sval).statistic),
-        "kendall_tau_soft": float(kendalltau([r["inherited_soft_val"] for r in rows], sval).statistic),
-        "spearman_soft": float(spearmanr([r["inherited_soft_val"] for r in rows], sval).statistic),
+        "kendall_tau_soft": float(kendalltau(soft, sval).statistic),
+        "spearman_soft": float(spearmanr(soft, sval).statistic),
         "subnet_seed": subnet_seed,
         "standalone_spread": float(stest.max() - stest.min()),
         "largest_minus_smallest": float(stest[-1] - stest[0]),
@@ -280,7 +281,7 @@ def combine(runs: list[dict]) -> dict:
     ref = max(runs, key=lambda run: sum(len(r["runs"]) for r in run["subnets"]))
     sval = {r["candidate_id"]: float(np.mean([x["val"] for x in r["runs"]])) for r in ref["subnets"]}
     target = np.array([sval[c] for c in ids])
-    inh = np.array([[{r["candidate_id"]: r["inherited_val"] for r in run["subnets"]}[c] for c in ids] for run in runs])
+    inh = _scores(runs, ids, "inherited_val")
     mean = inh.mean(axis=0)
     pairs = [float(kendalltau(inh[a], inh[b]).statistic) for a in range(len(runs)) for b in range(a + 1, len(runs))]
     return {"n_subnets": len(ids), "supernets": len(runs), "reference_repeats": int(min(len(r["runs"]) for r in ref["subnets"])),
@@ -290,6 +291,11 @@ def combine(runs: list[dict]) -> dict:
             "kendall_tau_between_supernets": pairs, **combine_soft(runs, ids, target)}
 
 
+def _scores(runs: list[dict], ids: list[str], key: str) -> np.ndarray:
+    """``(outputs, subnets)``: each output's ``key`` score of each subnet, in the order of ``ids``."""
+    return np.array([[{r["candidate_id"]: r[key] for r in run["subnets"]}[c] for c in ids] for run in runs])
+
+
 def combine_soft(runs: list[dict], ids: list[str], target: np.ndarray) -> dict:
     """The same for the inherited soft accuracy, when every output has it (outputs from before it
     was measured have not)."""
@@ -297,8 +303,7 @@ def combine_soft(runs: list[dict], ids: list[str], target: np.ndarray) -> dict:
 
     if not all("inherited_soft_val" in r for run in runs for r in run["subnets"]):
         return {}
-    soft = np.array([[{r["candidate_id"]: r["inherited_soft_val"] for r in run["subnets"]}[c] for c in ids]
-                     for run in runs])
+    soft = _scores(runs, ids, "inherited_soft_val")
     return {"kendall_tau_each_soft": [float(kendalltau(s, target).statistic) for s in soft],
             "kendall_tau_mean_soft": float(kendalltau(soft.mean(axis=0), target).statistic)}
 
