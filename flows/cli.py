@@ -219,7 +219,8 @@ def show(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None,
         from nas.stages import pareto_table
 
         df = pareto_table(cfg)
-        score = "val_accuracy" if "val_accuracy" in df.columns else "val_mean_score"  # WANN: validation over weights
+        score = cfg.search.accuracy_objective  # the search's own validation score; WANN: validation over weights
+        score = score if score in df.columns else "val_mean_score"
         row = df.loc[df[score].idxmax()] if draw == "best" else df[df.candidate_id == draw].squeeze()
         if draw != "best" and not len(df[df.candidate_id == draw]):
             raise ValueError(f"no candidate {draw!r} on the front; ids: {', '.join(df.candidate_id)}")

@@ -14,8 +14,14 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-OBJECTIVES = ("val_accuracy", "params", "flops", "latency_ms")
-"""Objectives a search can optimise. ``val_accuracy`` is maximised, the others minimised."""
+OBJECTIVES = ("val_accuracy", "val_soft_accuracy", "params", "flops", "latency_ms")
+"""Objectives a search can optimise. The accuracies are maximised, the others minimised."""
+
+ACCURACY_OBJECTIVES = ("val_accuracy", "val_soft_accuracy")
+"""The validation scores a search can rank on, one per search: ``val_accuracy`` (share of argmax
+hits) or ``val_soft_accuracy`` (mean softmax probability of the true class: the expected accuracy of
+a classifier that draws its answer from its softmax, with far less counting noise on a small
+validation split; ``nas.training.accuracy_and_soft``)."""
 
 WANN_OBJECTIVES = ("mean_score", "max_score", "connections")
 """Objectives of a weight-agnostic search (``space.kind: wann``): the performance over the shared
@@ -454,8 +460,10 @@ class SearchConfig(_Section):
     population: int = Field(24, gt=1, description="candidates truly evaluated per generation")
     generations: int = Field(6, gt=0, description="generations after the initial population")
     objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1, description=(
-            "objectives: val_accuracy is maximised, the others minimised. elastic_cnn: val_accuracy, params, flops, "
-            "latency_ms; evaluation.kind table: val_accuracy and the names in evaluation.table.cost_columns; wann: "
+            "objectives: the validation score (val_accuracy, or val_soft_accuracy: the mean softmax probability "
+            "of the true class, which ranks networks with less noise on a small validation split) is maximised, the "
+            "others minimised; one validation score per search. elastic_cnn and other single-task spaces: "
+            "val_accuracy or val_soft_accuracy, params, flops, latency_ms; evaluation.kind table: val_accuracy and the names in evaluation.table.cost_columns; wann: "
             "mean_score, max_score, connections; meta-learning: [val_accuracy]"))
     constraints: dict[str, float] = Field(default_factory=dict, description=("hard constraints during search and for"
                                                                              " the front: max_params, max_flops, "
@@ -500,6 +508,11 @@ class SearchConfig(_Section):
     @property
     def async_budget(self) -> int:
         return self.async_.budget or self.population * (self.generations + 1)
+
+    @property
+    def accuracy_objective(self) -> str:
+        """The validation score this search ranks on (``val_accuracy`` where it names none)."""
+        return next((o for o in self.objectives if o in ACCURACY_OBJECTIVES), "val_accuracy")
 
     @field_validator("objectives")
     @classmethod
@@ -809,8 +822,10 @@ class Config(_Section):
             return self._check_wann()
         if self.space.kind in META_KINDS or self.evaluation.kind == "meta" or self.search.strategy == "cma":
             return self._check_meta()
-        if "val_accuracy" not in self.search.objectives:
-            raise ValueError("search.objectives must include val_accuracy")
+        accs = [o for o in self.search.objectives if o in ACCURACY_OBJECTIVES]
+        if len(accs) != 1:
+            raise ValueError(f"search.objectives must include one validation score, val_accuracy or "
+                             f"val_soft_accuracy; got {self.search.objectives}")
         allowed = list(OBJECTIVES)
         if self.evaluation.kind == "table":
             if not self.evaluation.table.path:

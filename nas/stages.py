@@ -150,9 +150,11 @@ def sample_subnets(cfg: Config) -> list[EvaluationResult]:
     return sorted(results, key=lambda r: order[r.genome])  # completion order never leaks into outputs
 
 
-PREDICTED = ["val_accuracy"]
-"""What the surrogate predicts. Params and FLOPs are exact and latency comes from the measured
-per-layer table for every candidate (MSuNAS, Once-for-All): nothing else needs a model."""
+def predicted(cfg: Config) -> list[str]:
+    """What the surrogate predicts: the search's validation score alone. Params and FLOPs are
+    exact and latency comes from the measured per-layer table for every candidate (MSuNAS,
+    Once-for-All): nothing else needs a model."""
+    return [cfg.search.accuracy_objective]
 
 
 def latency_table_check(cfg: Config, bundle, genomes: list[Genome]) -> dict:
@@ -181,21 +183,23 @@ def fit_surrogate(cfg: Config, samples: list[EvaluationResult], seconds_so_far: 
         raise RuntimeError(f"only {len(ok)} of {len(samples)} surrogate samples evaluated successfully; "
                            "see the errors in artifacts/surrogate/samples.json")
     x = np.array([space.encode(r.genome) for r in ok])
-    ys = {m: np.array([r.metrics[m] for r in ok]) for m in PREDICTED}
+    targets = predicted(cfg)
+    ys = {m: np.array([r.metrics[m] for r in ok]) for m in targets}
     rng = np.random.default_rng([cfg.seed, 2])
     perm = rng.permutation(len(ok))
     n_hold = max(3, int(round(cfg.surrogate.holdout_fraction * len(ok))))
     hold, train = perm[:n_hold], perm[n_hold:]
     s = cfg.surrogate
-    model = MultiObjectiveSurrogate(PREDICTED, s.models, s.ensemble_size, s.cv_folds, cfg.seed)
+    model = MultiObjectiveSurrogate(targets, s.models, s.ensemble_size, s.cv_folds, cfg.seed)
     model.fit(x[train], {m: v[train] for m, v in ys.items()})
     pred = model.predict(x[hold])
-    heldout = {m: rank_metrics(ys[m][hold], pred[m]) for m in PREDICTED}
+    heldout = {m: rank_metrics(ys[m][hold], pred[m]) for m in targets}
     latency = latency_table_check(cfg, bundle, [ok[i].genome for i in hold])
     report = {
         "n_samples": len(samples), "n_ok": len(ok), "n_train": len(train), "n_holdout": len(hold),
         "heldout": heldout, "latency_table": latency,
-        "kendall_tau": heldout["val_accuracy"]["kendall_tau"], "spearman": heldout["val_accuracy"]["spearman"],
+        "predicts": targets[0],
+        "kendall_tau": heldout[targets[0]]["kendall_tau"], "spearman": heldout[targets[0]]["spearman"],
         "models": model.summary(),
         "seconds": seconds_so_far,
     }
@@ -205,7 +209,7 @@ def fit_surrogate(cfg: Config, samples: list[EvaluationResult], seconds_so_far: 
          "metrics": r.metrics, "eval_seconds": r.eval_seconds, "worker": r.worker} for r in samples], indent=1))
     atomic_write_json(out / "surrogate.json", report)
     atomic_write_json(Path(cfg.selection.reports_dir) / "surrogate.json", {
-        "kendall_tau": report["kendall_tau"], "spearman": report["spearman"], "heldout": heldout,
+        "predicts": targets[0], "kendall_tau": report["kendall_tau"], "spearman": report["spearman"], "heldout": heldout,
         "latency_table": latency, "n_train": len(train), "n_holdout": len(hold)})
     return report
 
@@ -274,8 +278,8 @@ def builder_bounds(cfg: Config, space) -> tuple[np.ndarray, np.ndarray]:
     else:
         net = build_model(cfg.space, space.largest(), data.input_shape[0], data.num_classes, data.input_shape)
         largest = cost_metrics(net, data.input_shape, ev.latency_repeats, ev.latency_warmup)
-    ideal = [-1.0 if o == "val_accuracy" else 0.0 for o in cfg.search.objectives]
-    nadir = [0.0 if o == "val_accuracy" else float(largest[o]) for o in cfg.search.objectives]
+    ideal = [-1.0 if o in MAXIMISE else 0.0 for o in cfg.search.objectives]
+    nadir = [0.0 if o in MAXIMISE else float(largest[o]) for o in cfg.search.objectives]
     return np.array(ideal), np.array(nadir)
 
 
@@ -423,7 +427,7 @@ def pareto_front(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
                            "check the errors in artifacts/search/populations/")
     F = np.array([to_minimise(row, objectives) for row in ok.to_dict("records")])
     front = ok.iloc[non_dominated(F)].copy()
-    front = front.sort_values(["val_accuracy", "params"], ascending=[False, True]).reset_index(drop=True)
+    front = front.sort_values([cfg.search.accuracy_objective, "params"], ascending=[False, True]).reset_index(drop=True)
     return df, front
 
 
@@ -440,6 +444,7 @@ def choose(cfg: Config, front: pd.DataFrame) -> dict[str, list[str]]:
     """candidate_id -> the selection rules that picked it."""
     objectives = cfg.search.objectives
     F = np.array([to_minimise(row, objectives) for row in front.to_dict("records")])
+    score = front[cfg.search.accuracy_objective].to_numpy()
     picks: dict[str, list[str]] = {}
 
     def add(i: int, rule: str) -> None:
@@ -449,13 +454,13 @@ def choose(cfg: Config, front: pd.DataFrame) -> dict[str, list[str]]:
         if rule == "knee":
             add(knee_point(F), "knee")
         elif rule == "best_accuracy":
-            add(int(np.argmax(front.val_accuracy.to_numpy())), "best_accuracy")
+            add(int(np.argmax(score)), "best_accuracy")
         elif rule == "best_under_constraints":
             for c in cfg.selection.constraints:
                 mask = [feasible(r, c) for r in front.to_dict("records")]
                 if any(mask):
                     idx = np.flatnonzero(mask)
-                    add(int(idx[np.argmax(front.val_accuracy.to_numpy()[idx])]),
+                    add(int(idx[np.argmax(score[idx])]),
                         "best_under:" + ",".join(f"{k}={v:g}" for k, v in c.items()))
         elif rule == "spread":
             for i in spread_points(F, cfg.selection.n_spread):
@@ -623,22 +628,25 @@ def plot_front(path: Path, all_df: pd.DataFrame, front: pd.DataFrame, objectives
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    costs = [o for o in objectives if o != "val_accuracy"] or ["params"]
+    from nas.config import ACCURACY_OBJECTIVES
+
+    acc = next((o for o in objectives if o in ACCURACY_OBJECTIVES), "val_accuracy")
+    costs = [o for o in objectives if o not in ACCURACY_OBJECTIVES] or ["params"]
     fig, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 4), squeeze=False)
     ok = all_df[all_df.status == "ok"]
     for ax, c in zip(axes[0], costs):
-        ax.scatter(ok[c], ok.val_accuracy, s=10, c="lightgray", label="evaluated")
-        ax.scatter(front[c], front.val_accuracy, s=14, c="tab:blue", alpha=0.35, label="non-dominated (all objectives)")
+        ax.scatter(ok[c], ok[acc], s=10, c="lightgray", label="evaluated")
+        ax.scatter(front[c], front[acc], s=14, c="tab:blue", alpha=0.35, label="non-dominated (all objectives)")
         # the front of this 2-D projection: non-dominated in (accuracy, this cost), joined as a staircase
-        f = front.iloc[non_dominated(np.column_stack([-front.val_accuracy.to_numpy(), front[c].to_numpy()]))]
+        f = front.iloc[non_dominated(np.column_stack([-front[acc].to_numpy(), front[c].to_numpy()]))]
         f = f.sort_values(c)
-        ax.step(f[c], f.val_accuracy, "o-", where="post", ms=4, c="tab:blue",
-                label=f"non-dominated in accuracy vs {c}")
+        ax.step(f[c], f[acc], "o-", where="post", ms=4, c="tab:blue",
+                label=f"non-dominated in {acc} vs {c}")
         s = front[front.selected]
-        ax.scatter(s[c], s.val_accuracy, s=90, facecolors="none", edgecolors="tab:red", linewidths=2,
+        ax.scatter(s[c], s[acc], s=90, facecolors="none", edgecolors="tab:red", linewidths=2,
                    label="selected")
         ax.set_xlabel(c)
-        ax.set_ylabel("val_accuracy (search signal)")
+        ax.set_ylabel(f"{acc} (search signal)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(loc="lower right")
     fig.suptitle(f"Pareto front over {len(ok)} evaluated subnets")

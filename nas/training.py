@@ -201,18 +201,21 @@ def train_multitask(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarra
     return losses
 
 
-@torch.no_grad()
 def accuracy_by_task(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int,
                      batch_size: int = 256, device: torch.device | str = "cpu") -> list[float]:
     """Accuracy of ``model(x, task)`` on each task's examples."""
-    model.eval().to(device)
-    out = []
+    return accuracy_and_soft_by_task(model, x, y, t, n_tasks, batch_size, device)[0]
+
+
+def accuracy_and_soft_by_task(model: nn.Module, x: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int,
+                              batch_size: int = 256,
+                              device: torch.device | str = "cpu") -> tuple[list[float], list[float]]:
+    """Accuracy and soft accuracy (:func:`accuracy_and_soft`) of ``model(x, task)`` on each task's examples."""
+    model.to(device)
+    accs, softs = [], []
     for k in range(n_tasks):
         idx = np.flatnonzero(t == k)
-        correct = 0
-        for i in range(0, len(idx), batch_size):
-            b = idx[i:i + batch_size]
-            pred = model(torch.from_numpy(x[b]).to(device), k).argmax(1).cpu().numpy()
-            correct += int((pred == y[b]).sum())
-        out.append(correct / max(len(idx), 1))
-    return out
+        acc, soft = accuracy_and_soft(model, x[idx], y[idx], batch_size, device, forward=lambda xb, k=k: model(xb, k))
+        accs.append(acc)
+        softs.append(soft)
+    return accs, softs

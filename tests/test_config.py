@@ -11,7 +11,20 @@ def test_project_params_load_with_every_section():
     assert isinstance(cfg, Config)
     for section in ("seed", "data", "space", "supernet", "surrogate", "search", "selection", "evaluation"):
         assert hasattr(cfg, section)
-    assert "val_accuracy" in cfg.search.objectives
+    assert cfg.search.objectives[0] == cfg.search.accuracy_objective == "val_soft_accuracy"
+
+
+def test_a_search_ranks_on_one_validation_score():
+    assert from_dict({}).search.accuracy_objective == "val_accuracy"  # the model's default
+    cfg = from_dict({"search": {"objectives": ["params", "val_soft_accuracy"]}})
+    assert cfg.search.accuracy_objective == "val_soft_accuracy"
+    with pytest.raises(ConfigError, match="one validation score"):
+        from_dict({"search": {"objectives": ["val_accuracy", "val_soft_accuracy", "params"]}})
+    with pytest.raises(ConfigError, match="one validation score"):
+        from_dict({"search": {"objectives": ["params"]}})
+    with pytest.raises(ConfigError, match="val_soft_accuracy"):  # a table holds accuracies, no probabilities
+        from_dict({"space": {"kind": "nb201"}, "evaluation": {"kind": "table", "table": {"path": "t.csv"}},
+                   "search": {"objectives": ["val_soft_accuracy", "params"]}})
 
 
 def test_override_parses_yaml_values():

@@ -12,7 +12,7 @@ from nas.config import CoDeepNEATConfig, SpaceConfig
 from nas.spaces.codeepneat import CoDeepNEATSpace, chain_graph, to_dict
 from nas.spaces.multitask import RoutingSpace, join_tasks, split_tasks
 from nas.spaces.multitask_build import HeadsNet, RoutingNet, TaskView, build_multitask
-from nas.training import accuracy_by_task, train_multitask
+from nas.training import accuracy_and_soft_by_task, accuracy_by_task, train_multitask
 
 CLASSES = [5, 7, 3]
 
@@ -145,6 +145,13 @@ def test_joint_training_learns_every_task():
     losses = train_multitask(net, x[tr], y[tr], t[tr], 2, 3, 0.05, 64, np.random.default_rng(0))
     acc = accuracy_by_task(net, x[va], y[va], t[va], 2)
     assert losses[-1] < losses[0] and min(acc) > 0.8
+    # each task's soft accuracy is that task's mean probability of the true class, from its own head
+    _, soft = accuracy_and_soft_by_task(net, x[va], y[va], t[va], 2)
+    for k in range(2):
+        rows = va & (t == k)
+        with torch.no_grad():
+            p = torch.softmax(net(torch.from_numpy(x[rows]), k).double(), 1)
+        assert soft[k] == pytest.approx(float(p[torch.arange(int(rows.sum())), torch.from_numpy(y[rows])].mean()))
 
 
 @pytest.mark.parametrize("multitask", ["heads", "routing"])
@@ -259,3 +266,4 @@ def test_evaluator_records_every_task_and_the_mean(scheme, tmp_path):
     m = ev.metrics(space.sample(np.random.default_rng(0), 2), 0)
     assert set(m) >= {"val_accuracy", "val_acc:Latin", "val_acc:Greek", "params", "flops", "latency_ms"}
     assert m["val_accuracy"] == pytest.approx((m["val_acc:Latin"] + m["val_acc:Greek"]) / 2)
+    assert 0 < m["val_soft_accuracy"] <= 1  # so a multi-task search can rank on it too

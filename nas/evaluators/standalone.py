@@ -16,7 +16,7 @@ from nas.config import SpaceConfig
 from nas.data import load_prepared
 from nas.genome import Genome
 from nas.objectives import cost_metrics
-from nas.training import accuracy, resolve_device, train
+from nas.training import accuracy_and_soft, resolve_device, train
 
 
 def build_model(space_cfg: SpaceConfig, genome: Genome, in_channels: int, num_classes: int,
@@ -82,16 +82,16 @@ class StandaloneEvaluator:
 
         train(net, data.x_train, data.y_train, self.epochs, self.lr, self.batch_size, np.random.default_rng(seed),
               device, recipe=recipe_from_json(self.recipe_json))
-        val = accuracy(net, data.x_val, data.y_val, device=device)
+        val, soft = accuracy_and_soft(net, data.x_val, data.y_val, device=device)
         net = net.cpu()
-        return {"val_accuracy": float(val),
+        return {"val_accuracy": float(val), "val_soft_accuracy": float(soft),
                 **cost_metrics(net, data.input_shape, self.latency_repeats, self.latency_warmup)}
 
     def _multitask_metrics(self, genome: Genome, seed: int, data, device) -> dict[str, float]:
-        """Joint training on every task; ``val_accuracy`` is the mean over tasks, each task's
-        own accuracy is ``val_acc:<task>``; costs are the whole network's parameters and the
+        """Joint training on every task; ``val_accuracy`` and ``val_soft_accuracy`` are the means
+        over tasks, each task's own accuracy is ``val_acc:<task>``; costs are the whole network's parameters and the
         mean FLOPs and latency of one task's forward pass."""
-        from nas.training import accuracy_by_task, train_multitask
+        from nas.training import accuracy_and_soft_by_task, train_multitask
 
         net = build_model(self.space, genome, data.input_shape[0], data.num_classes, data.input_shape, self.init, seed,
                           task_classes=data.task_num_classes)
@@ -99,8 +99,8 @@ class StandaloneEvaluator:
 
         train_multitask(net, data.x_train, data.y_train, data.t_train, data.n_tasks, self.epochs, self.lr,
                         self.batch_size, np.random.default_rng(seed), device, recipe=recipe_from_json(self.recipe_json))
-        accs = accuracy_by_task(net, data.x_val, data.y_val, data.t_val, data.n_tasks, device=device)
-        return {"val_accuracy": float(np.mean(accs)),
+        accs, softs = accuracy_and_soft_by_task(net, data.x_val, data.y_val, data.t_val, data.n_tasks, device=device)
+        return {"val_accuracy": float(np.mean(accs)), "val_soft_accuracy": float(np.mean(softs)),
                 **{f"val_acc:{name}": float(a) for name, a in zip(data.tasks, accs)},
                 **multitask_costs(net.cpu(), data.input_shape, data.n_tasks, self.latency_repeats, self.latency_warmup)}
 
