@@ -14,7 +14,11 @@ largest network at the ends) it prints:
 - Kendall tau and Spearman rho between the two validation accuracies, the spread (max - min)
   of stand-alone test accuracy, and largest minus smallest. With ``--repeats`` >= 2, also the
   rank agreement between the seeds' own stand-alone accuracies: the noise ceiling, the best
-  tau any predictor can expect against one noisy stand-alone measurement.
+  tau any predictor can expect against one noisy stand-alone measurement;
+- a diagnostic beside that reference: the stand-alone networks' own soft accuracy on the
+  validation split, and the tau of the inherited scores against it (and, with two seeds, between
+  two seeds' soft accuracies), when every stand-alone run measured it (runs reused from
+  references made before 2026-12-02 did not).
 
 ``--reference OLD.json`` reuses the stand-alone runs of an earlier ``--json`` output made on
 the same prepared data with the same stand-alone recipe (they do not depend on the supernet):
@@ -72,7 +76,7 @@ def standalone(params: str, overrides: list[str], values: list[int], seed: int, 
     from nas.genome import Genome
     from nas.spaces.elastic import ElasticSpace
     from nas.spaces.elastic_build import build_subnet
-    from nas.training import accuracy, resolve_device, train
+    from nas.training import accuracy_and_soft, resolve_device, train
 
     cfg = load_config(params, overrides)
     data = load_prepared(cfg.data.out_dir)
@@ -84,8 +88,9 @@ def standalone(params: str, overrides: list[str], values: list[int], seed: int, 
     t0 = time.perf_counter()
     ev = cfg.evaluation
     train(net, data.x_train, data.y_train, epochs, ev.train_lr, ev.train_batch_size, np.random.default_rng(seed), device)
-    return {"val": accuracy(net, data.x_val, data.y_val, device=device),
-            "test": accuracy(net, data.x_test, data.y_test, device=device), "seconds": time.perf_counter() - t0}
+    val, val_soft = accuracy_and_soft(net, data.x_val, data.y_val, device=device)
+    test, test_soft = accuracy_and_soft(net, data.x_test, data.y_test, device=device)
+    return {"val": val, "test": test, "val_soft": val_soft, "test_soft": test_soft, "seconds": time.perf_counter() - t0}
 
 
 def check_artifacts(cfg) -> tuple:
@@ -223,8 +228,33 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
             b = [np.mean([x["val"] for x in r["runs"][h:2 * h]]) for r in rows]
             out["noise_ceiling_tau_half_means"] = float(kendalltau(a, b).statistic)
         out["reference_reliability"] = reference_reliability(rows, len(data.y_val))
+    out.update(against_standalone_soft(rows))
     out["seconds"] = time.perf_counter() - t_start
     out["subnets"] = rows
+    return out
+
+
+def against_standalone_soft(rows: list[dict]) -> dict:
+    """A diagnostic beside the stand-alone (argmax) accuracy reference: the stand-alone networks'
+    own soft accuracy on the validation split (mean over their seeds), the Kendall tau of the
+    inherited accuracy and of the inherited soft accuracy against it, and, with two seeds or more,
+    the tau between the first two seeds' soft accuracies (that reference's own noise). Empty when
+    some stand-alone run predates the soft accuracy (a reused reference)."""
+    from scipy.stats import kendalltau
+
+    if not all(r["runs"] and all("val_soft" in x for x in r["runs"]) for r in rows):
+        return {}
+    ref = [float(np.mean([x["val_soft"] for x in r["runs"]])) for r in rows]
+    for r, v in zip(rows, ref):
+        r["standalone_soft_val"] = v
+    out = {"kendall_tau_vs_standalone_soft": float(kendalltau([r["inherited_val"] for r in rows], ref).statistic),
+           "kendall_tau_soft_vs_standalone_soft": float(kendalltau([r["inherited_soft_val"] for r in rows],
+                                                                   ref).statistic),
+           "kendall_tau_standalone_soft_vs_standalone_val": float(kendalltau(
+               ref, [np.mean([x["val"] for x in r["runs"]]) for r in rows]).statistic)}
+    if min(len(r["runs"]) for r in rows) >= 2:
+        out["noise_ceiling_tau_soft"] = float(kendalltau([r["runs"][0]["val_soft"] for r in rows],
+                                                         [r["runs"][1]["val_soft"] for r in rows]).statistic)
     return out
 
 
@@ -318,6 +348,13 @@ def print_report(out: dict) -> None:
     if "kendall_tau_soft" in out:
         print(f"Kendall tau (inherited soft accuracy vs stand-alone val) {out['kendall_tau_soft']:.3f}, "
               f"Spearman {out['spearman_soft']:.3f}")
+    if "kendall_tau_soft_vs_standalone_soft" in out:
+        print(f"diagnostic, against the stand-alone networks' own soft accuracy: inherited soft accuracy tau "
+              f"{out['kendall_tau_soft_vs_standalone_soft']:.3f}, inherited accuracy tau "
+              f"{out['kendall_tau_vs_standalone_soft']:.3f} (stand-alone soft vs argmax accuracy: "
+              f"{out['kendall_tau_standalone_soft_vs_standalone_val']:.3f})")
+        if "noise_ceiling_tau_soft" in out:
+            print(f"  tau between two stand-alone seeds' soft accuracies {out['noise_ceiling_tau_soft']:.3f}")
     if "noise_ceiling_tau" in out:
         print(f"noise ceiling: tau between two stand-alone seeds {out['noise_ceiling_tau']:.3f}")
     if "noise_ceiling_tau_half_means" in out:

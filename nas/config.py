@@ -462,9 +462,10 @@ class SearchConfig(_Section):
     objectives: list[str] = Field(default_factory=lambda: ["val_accuracy", "params", "latency_ms"], min_length=1, description=(
             "objectives: the validation score (val_accuracy, or val_soft_accuracy: the mean softmax probability "
             "of the true class, which ranks networks with less noise on a small validation split) is maximised, the "
-            "others minimised; one validation score per search. elastic_cnn and other single-task spaces: "
-            "val_accuracy or val_soft_accuracy, params, flops, latency_ms; evaluation.kind table: val_accuracy and the names in evaluation.table.cost_columns; wann: "
-            "mean_score, max_score, connections; meta-learning: [val_accuracy]"))
+            "others minimised; one validation score per search. elastic_cnn and other trained spaces: "
+            "val_accuracy or val_soft_accuracy, params, flops, latency_ms; evaluation.kind table: val_accuracy and "
+            "the names in evaluation.table.cost_columns; wann: mean_score, max_score, connections; meta-learning: "
+            "[val_accuracy]"))
     constraints: dict[str, float] = Field(default_factory=dict, description=("hard constraints during search and for"
                                                                              " the front: max_params, max_flops, "
                                                                              "max_latency_ms, min_val_accuracy, e.g."

@@ -83,3 +83,22 @@ def test_combining_supernets_averages_their_scores_and_refuses_other_subnets():
         ranking.combine(runs)
     with pytest.raises(ValueError, match="other data"):
         ranking.combine([runs[0], {**runs[1], "dataset_hash": "x"}])
+
+
+def test_the_stand_alone_soft_diagnostic_needs_every_run_to_have_measured_it():
+    import pytest
+
+    ranking = _load("supernet_ranking")
+    rng = np.random.default_rng(2)
+    n = 50
+    truth = rng.standard_normal(n)
+    rows = [{"inherited_val": float(-t), "inherited_soft_val": float(t),
+             "runs": [{"val": float(t), "val_soft": float(t + 0.1 * e)} for e in rng.standard_normal(2)]}
+            for t in truth]
+    out = ranking.against_standalone_soft(rows)
+    ref = [np.mean([x["val_soft"] for x in r["runs"]]) for r in rows]
+    assert out["kendall_tau_soft_vs_standalone_soft"] == pytest.approx(kendalltau(truth, ref).statistic)
+    assert out["kendall_tau_vs_standalone_soft"] == pytest.approx(-out["kendall_tau_soft_vs_standalone_soft"])
+    assert 0.8 < out["noise_ceiling_tau_soft"] < 1 and rows[0]["standalone_soft_val"] == pytest.approx(ref[0])
+    rows[3]["runs"].append({"val": 0.5})  # a run reused from a reference made before the soft accuracy
+    assert ranking.against_standalone_soft(rows) == {}
