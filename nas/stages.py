@@ -219,7 +219,12 @@ def load_prior(cfg: Config) -> list[tuple[Genome, dict[str, float]]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no surrogate samples (run `evonas stage surrogate` first)")
     rows = json.loads(path.read_text())
-    return [(Genome(tuple(r["genome"])), r["metrics"]) for r in rows if r["status"] == "ok"]
+    prior = [(Genome(tuple(r["genome"])), r["metrics"]) for r in rows if r["status"] == "ok"]
+    missing = sorted({o for o in cfg.search.objectives for _, m in prior if o not in m})
+    if missing:
+        raise ConfigError(f"{path}: the surrogate samples have no {', '.join(missing)} (scored before these "
+                          "search.objectives or by older code); rerun `evonas stage surrogate`")
+    return prior
 
 
 # ---------------------------------------------------------------------------- search

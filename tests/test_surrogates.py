@@ -34,3 +34,24 @@ def test_constant_targets_and_multi_objective():
     assert set(pred) == {"a", "b"} and rank_metrics(-x[:, 1], pred["b"])["spearman"] > 0.99
     with pytest.raises(RuntimeError):
         EnsembleSurrogate(["ridge"]).predict(x)
+
+
+def test_search_refuses_surrogate_samples_without_its_score(tmp_path):
+    """Samples scored before the search ranked on the soft accuracy (or by older code) lack it: a
+    clear error naming the missing score and the stage to rerun, not a KeyError deep in MSuNAS."""
+    import json
+
+    from nas.config import ConfigError
+    from nas.stages import load_prior
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path)
+    out = tmp_path / "artifacts/surrogate"
+    out.mkdir(parents=True)
+    row = {"genome": [0] * 4, "status": "ok", "metrics": {"val_accuracy": 0.5, "params": 1.0, "latency_ms": 0.1}}
+    (out / "samples.json").write_text(json.dumps([row]))
+    with pytest.raises(ConfigError, match="no val_soft_accuracy.*evonas stage surrogate"):
+        load_prior(cfg)
+    row["metrics"]["val_soft_accuracy"] = 0.4
+    (out / "samples.json").write_text(json.dumps([row]))
+    assert load_prior(cfg)[0][1]["val_soft_accuracy"] == 0.4
