@@ -23,6 +23,11 @@ hits) or ``val_soft_accuracy`` (mean softmax probability of the true class: the 
 a classifier that draws its answer from its softmax, with far less counting noise on a small
 validation split; ``nas.training.accuracy_and_soft``)."""
 
+
+def accuracy_objective(objectives: list[str]) -> str:
+    """The validation score among ``objectives`` (``val_accuracy`` where they name none)."""
+    return next((o for o in objectives if o in ACCURACY_OBJECTIVES), "val_accuracy")
+
 WANN_OBJECTIVES = ("mean_score", "max_score", "connections")
 """Objectives of a weight-agnostic search (``space.kind: wann``): the performance over the shared
 weights (mean and best; accuracy or return, maximised) and the enabled connections (minimised)."""
@@ -513,7 +518,7 @@ class SearchConfig(_Section):
     @property
     def accuracy_objective(self) -> str:
         """The validation score this search ranks on (``val_accuracy`` where it names none)."""
-        return next((o for o in self.objectives if o in ACCURACY_OBJECTIVES), "val_accuracy")
+        return accuracy_objective(self.objectives)
 
     @field_validator("objectives")
     @classmethod

@@ -633,9 +633,9 @@ def plot_front(path: Path, all_df: pd.DataFrame, front: pd.DataFrame, objectives
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nas.config import ACCURACY_OBJECTIVES
+    from nas.config import ACCURACY_OBJECTIVES, accuracy_objective
 
-    acc = next((o for o in objectives if o in ACCURACY_OBJECTIVES), "val_accuracy")
+    acc = accuracy_objective(objectives)
     costs = [o for o in objectives if o not in ACCURACY_OBJECTIVES] or ["params"]
     fig, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 4), squeeze=False)
     ok = all_df[all_df.status == "ok"]
