@@ -136,6 +136,10 @@ class DataConfig(_Section):
     omniglot_drawers: tuple[int, int, int] = Field((12, 4, 4), description=(
         "omniglot, omniglot_pooled: drawers (writers) of each character's 20 to train / val / test; a set with "
         "another number of drawers is cut in proportion"))
+    omniglot_rotations: Literal[1, 4] = Field(1, description=(
+        "omniglot_pooled: 4 adds each character turned by 90, 180 and 270 degrees as three new classes (544 "
+        "classes for the packaged subset, as in Vinyals et al. 2016 and Santoro et al. 2016), so every split "
+        "holds 4x the images; a turned image keeps its writer's split. 1: the characters as drawn"))
     val_fraction: float = Field(0.15, gt=0, lt=1, description="validation share of each task's images (stratified)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="test share; val_fraction + test_fraction must be < 0.9")
     out_dir: str = Field("data/prepared", description="where the prepare stage writes data.npz and meta.json")
@@ -158,6 +162,9 @@ class DataConfig(_Section):
             raise ValueError(f"data.tasks selects Omniglot alphabets: only for data.kind 'omniglot' or 'omniglot_pooled', not "
                              f"'{self.kind}'{hint}")
         _check_task_list(self.tasks, "data.tasks")
+        if self.omniglot_rotations != 1 and self.kind != "omniglot_pooled":
+            raise ValueError(f"data.omniglot_rotations is only read when data.kind is 'omniglot_pooled' (data.kind is "
+                             f"'{self.kind}'): set it to 1 or remove it")
         if min(self.omniglot_drawers) < 1 or sum(self.omniglot_drawers) != 20:
             raise ValueError(f"data.omniglot_drawers {list(self.omniglot_drawers)} must be three counts of at least 1 "
                              "(train, val, test) that add up to Omniglot's 20 drawers")

@@ -515,14 +515,24 @@ def writer_split(o: Omniglot, seed: int, counts: tuple[int, int, int] = OMNIGLOT
 
 
 def omniglot_pooled(o: Omniglot, seed: int, grayscale: bool = True,
-                    counts: tuple[int, int, int] = OMNIGLOT_SPLIT) -> Task:
+                    counts: tuple[int, int, int] = OMNIGLOT_SPLIT, rotations: int = 1) -> Task:
     """Every character of every chosen alphabet as one class of a single task (136 classes for
-    the packaged 5 alphabets), split by writer (:func:`writer_split`, drawers cut by ``counts``)."""
+    the packaged 5 alphabets), split by writer (:func:`writer_split`, drawers cut by ``counts``).
+    ``rotations`` 4 adds every character turned by 90, 180 and 270 degrees (counter-clockwise) as
+    three new classes, class ``c + k * n_characters`` for the turn by ``k`` quarters; a turned image
+    keeps the split of the image it was turned from, so a writer stays in one split."""
     x = (o.images.astype(np.float32) / 255.0)[:, None]
     if not grayscale:
         x = np.repeat(x, 3, axis=1)
     names = [f"{o.alphabets[int(o.character_alphabet[c])]}/{name}" for c, name in enumerate(o.characters)]
-    return Task(SINGLE_TASK, names, x, o.character.astype(np.int64), writer_split(o, seed, counts))
+    y, split = o.character.astype(np.int64), writer_split(o, seed, counts)
+    if rotations > 1:
+        n = len(names)
+        x = np.ascontiguousarray(np.concatenate([np.rot90(x, k, axes=(2, 3)) for k in range(rotations)]))
+        y = np.concatenate([y + k * n for k in range(rotations)])
+        split = np.tile(split, rotations)
+        names = names + [f"{nm}/rot{90 * k}" for k in range(1, rotations) for nm in names[:n]]
+    return Task(SINGLE_TASK, names, x, y, split)
 
 
 def omniglot_tasks(o: Omniglot, seed: int, grayscale: bool = True,
@@ -593,7 +603,7 @@ def load_tasks(cfg: DataConfig, seed: int) -> list[Task]:
                               cfg.grayscale, tuple(cfg.omniglot_drawers))
     if cfg.kind == "omniglot_pooled":
         return [omniglot_pooled(read_omniglot(cfg.path, cfg.resolved_image_size() or 16, cfg.tasks), seed,
-                                cfg.grayscale, tuple(cfg.omniglot_drawers))]
+                                cfg.grayscale, tuple(cfg.omniglot_drawers), cfg.omniglot_rotations)]
     if cfg.kind != "multi":
         x, y, names = load_source(cfg)
         return [Task(SINGLE_TASK, names, x, y)]

@@ -8,7 +8,7 @@ import pytest
 
 from nas.config import DataConfig, SpaceConfig
 from nas.costs import CostTable, CostTableError
-from nas.data import DataError, prepare, read_omniglot, writer_split
+from nas.data import DataError, omniglot_pooled, prepare, read_omniglot, writer_split
 from nas.genome import Genome
 from nas.objectives import count_flops, count_params
 from nas.spaces.elastic import ElasticSpace
@@ -58,6 +58,28 @@ def test_omniglot_drawers_choose_the_writer_split_and_bad_counts_are_named():
     for bad in ((12, 4, 5), (16, 4, 0)):
         with pytest.raises(ValueError, match="omniglot_drawers"):
             DataConfig(kind="omniglot_pooled", omniglot_drawers=bad)
+
+
+def test_omniglot_rotations_add_each_character_turned_as_new_classes_in_its_writers_split():
+    o = read_omniglot(None, 12)
+    plain = omniglot_pooled(o, 0)
+    turned = omniglot_pooled(o, 0, rotations=4)
+    n, c = len(plain.y), len(plain.class_names)
+    assert (len(turned.y), len(turned.class_names)) == (4 * n, 4 * c)
+    assert turned.class_names[c + 5] == plain.class_names[5] + "/rot90"
+    for k in range(4):
+        part = slice(k * n, (k + 1) * n)
+        np.testing.assert_array_equal(turned.y[part], plain.y + k * c)
+        np.testing.assert_array_equal(turned.split[part], plain.split)
+        # a quarter turn counter-clockwise: the top row becomes the left column, read bottom-up
+        np.testing.assert_array_equal(turned.x[part], np.rot90(plain.x, k, axes=(2, 3)))
+    np.testing.assert_array_equal(turned.x[n, 0, :, 0], plain.x[0, 0, 0, ::-1])
+    p = prepare(DataConfig(kind="omniglot_pooled", image_size=12, omniglot_rotations=4), 0)
+    assert (len(p.y_train), len(p.y_val), len(p.y_test)) == (4 * 136 * 12, 4 * 136 * 4, 4 * 136 * 4)
+    with pytest.raises(ValueError, match="omniglot_rotations"):
+        DataConfig(kind="digits", omniglot_rotations=4)
+    with pytest.raises(ValueError, match="omniglot_rotations"):
+        DataConfig(kind="omniglot_pooled", omniglot_rotations=2)
 
 
 def test_pooled_is_deterministic_and_selects_alphabets():
