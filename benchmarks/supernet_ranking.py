@@ -20,6 +20,12 @@ largest network at the ends) it prints:
   two seeds' soft accuracies), when every stand-alone run measured it (runs reused from
   references made before 2026-12-02 did not).
 
+``--deployed N`` adds a second diagnostic: each subnet fine-tuned from its inherited weights exactly as
+the select stage does it (``selection.finetune_epochs``; N seeds, the first the one ``make run`` uses),
+and the tau of the inherited scores against those networks' validation accuracy: does the search's
+score rank what the product delivers? (Not the issue's reference: such a network starts from the very
+weights that are scored.)
+
 ``--reference OLD.json`` reuses the stand-alone runs of an earlier ``--json`` output made on
 the same prepared data with the same stand-alone recipe (they do not depend on the supernet):
 only repeats it lacks are trained. So a changed supernet is checked in the minutes of its own
@@ -36,7 +42,7 @@ against the stand-alone runs: what an ensemble of supernets would rank.
 Usage:
   python benchmarks/supernet_ranking.py [--params params.yaml] [--set KEY=VALUE ...]
       [--subnets 24] [--subnet-seed 99] [--epochs 20] [--repeats 1] [--workers 2] [--reference OLD.json]
-      [--json out.json]
+      [--deployed 0] [--json out.json]
   python benchmarks/supernet_ranking.py --analyse OLD.json
   python benchmarks/supernet_ranking.py --combine A.json B.json [...] [--json out.json]
 """
@@ -93,6 +99,31 @@ def standalone(params: str, overrides: list[str], values: list[int], seed: int, 
     return {"val": val, "test": test, "val_soft": val_soft, "test_soft": test_soft, "seconds": time.perf_counter() - t0}
 
 
+def deployed(params: str, overrides: list[str], values: list[int], seed: int) -> dict:
+    """What the select stage delivers for one subnet (one process, one thread): extracted from the
+    supernet and fine-tuned by the product's own recipe (``selection.finetune_epochs``; the select
+    stage's :meth:`nas.backends.Backend.selected_network`), scored on val and test."""
+    import torch
+
+    from nas.backends import backend
+    from nas.config import load_config
+    from nas.data import load_prepared
+    from nas.genome import Genome
+    from nas.spaces.elastic import ElasticSpace
+    from nas.training import accuracy_and_soft, resolve_device
+
+    cfg = load_config(params, overrides)
+    data = load_prepared(cfg.data.out_dir)
+    genome = Genome(tuple(values), ElasticSpace(cfg.space).name)
+    device = resolve_device(cfg.evaluation.device)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    net = backend(cfg).selected_network(cfg, data, genome, seed, np.random.default_rng(seed), device)
+    val, val_soft = accuracy_and_soft(net, data.x_val, data.y_val, device=device)
+    test, test_soft = accuracy_and_soft(net, data.x_test, data.y_test, device=device)
+    return {"val": val, "test": test, "val_soft": val_soft, "test_soft": test_soft, "seconds": time.perf_counter() - t0}
+
+
 def check_artifacts(cfg) -> tuple:
     """The supernet and prepared data of ``cfg``, checked to belong together."""
     from nas.data import load_prepared
@@ -142,11 +173,13 @@ def load_reference(path: Path, dataset_hash: str, want: dict) -> dict[str, list[
 
 
 def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: int = 20, repeats: int = 1,
-            workers: int = 2, reference: Path | None = None, subnet_seed: int = 99) -> dict:
+            workers: int = 2, reference: Path | None = None, subnet_seed: int = 99, deployed_repeats: int = 0) -> dict:
     """Inherited against stand-alone accuracy for ``subnets`` size-stratified subnets of the
     last run of ``cfg`` (its prepared data and supernet), drawn with ``[cfg.seed, subnet_seed]``;
     progress is printed as it goes.
-    Stand-alone runs found in ``reference`` (see :func:`load_reference`) are reused."""
+    Stand-alone runs found in ``reference`` (see :func:`load_reference`) are reused. With
+    ``deployed_repeats``, each subnet is also fine-tuned from its inherited weights as the select
+    stage does it, that many times (seed 0: the seed `make run` uses; see :func:`against_deployed`)."""
     from scipy.stats import kendalltau, spearmanr
 
     from nas.backends import backend
@@ -189,6 +222,19 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
             print(f"  [{done:3d}/{len(jobs)}] {rows[i]['architecture']:48s} {rows[i]['params']:7d} params  inherited "
                   f"val {rows[i]['inherited_val']:.4f} | stand-alone val {res['val']:.4f} test {res['test']:.4f} "
                   f"({res['seconds']:.0f} s)", flush=True)
+        if deployed_repeats:
+            print(f"fine-tuning each subnet as the select stage does ({cfg.selection.finetune_epochs} epochs from its "
+                  f"inherited weights) x {deployed_repeats} seed(s)", flush=True)
+            futures = {pool.submit(deployed, params, overrides, list(genomes[i].values),
+                                   candidate_seed(cfg.seed, genomes[i]) + r * REPEAT_SEED_STEP): (i, r)
+                       for r in range(deployed_repeats) for i in range(len(genomes))}
+            for done, fut in enumerate(futures, 1):
+                i, r = futures[fut]
+                res = fut.result()
+                rows[i].setdefault("deployed_runs", []).append(res)
+                print(f"  [{done:3d}/{len(futures)}] {rows[i]['architecture']:48s} inherited soft "
+                      f"{rows[i]['inherited_soft_val']:.4f} | deployed val {res['val']:.4f} test {res['test']:.4f} "
+                      f"({res['seconds']:.0f} s)", flush=True)
     for row in rows:
         row["standalone_val"] = float(np.mean([r["val"] for r in row["runs"]]))
         row["standalone_test"] = float(np.mean([r["test"] for r in row["runs"]]))
@@ -229,6 +275,7 @@ def measure(cfg, params: str, overrides: list[str], subnets: int = 24, epochs: i
             out["noise_ceiling_tau_half_means"] = float(kendalltau(a, b).statistic)
         out["reference_reliability"] = reference_reliability(rows, len(data.y_val))
     out.update(against_standalone_soft(rows))
+    out.update(against_deployed(rows))
     out["seconds"] = time.perf_counter() - t_start
     out["subnets"] = rows
     return out
@@ -256,6 +303,48 @@ def against_standalone_soft(rows: list[dict]) -> dict:
         out["noise_ceiling_tau_soft"] = float(kendalltau([r["runs"][0]["val_soft"] for r in rows],
                                                          [r["runs"][1]["val_soft"] for r in rows]).statistic)
     return out
+
+
+def against_deployed(rows: list[dict]) -> dict:
+    """A second diagnostic: does the search's score rank what the product delivers? Against each
+    subnet's validation accuracy after the select stage's fine-tuning from its inherited weights
+    (``deployed_runs``, mean over their seeds): the Kendall tau of the inherited soft and argmax
+    accuracies and of the parameter count, the tau between the deployed and the stand-alone
+    validation accuracies, the mean deployed and stand-alone test accuracies over the subnets and
+    how many subnets test better deployed; with two seeds, the tau between them (this reference's
+    own noise); and the taus against the deployed *test* accuracy (``test_*``), which shares no
+    images with the inherited scores (an inherited and a deployed accuracy on the same validation
+    images share those images' luck). Not the issue's reference: a deployed network starts from the
+    very weights that are scored. Empty without deployed runs."""
+    from scipy.stats import kendalltau
+
+    if not rows or not all(r.get("deployed_runs") for r in rows):
+        return {}
+    dval = [float(np.mean([x["val"] for x in r["deployed_runs"]])) for r in rows]
+    dtest = [float(np.mean([x["test"] for x in r["deployed_runs"]])) for r in rows]
+    for r, v, t in zip(rows, dval, dtest):
+        r["deployed_val"], r["deployed_test"] = v, t
+    out = {"repeats": min(len(r["deployed_runs"]) for r in rows),
+           "kendall_tau_soft": float(kendalltau([r["inherited_soft_val"] for r in rows], dval).statistic),
+           "kendall_tau": float(kendalltau([r["inherited_val"] for r in rows], dval).statistic),
+           "kendall_tau_params": float(kendalltau([r["params"] for r in rows], dval).statistic),
+           "mean_test": float(np.mean(dtest)), "spread_test": float(max(dtest) - min(dtest)),
+           # the same against the deployed networks' *test* accuracy: scored on other images than the
+           # inherited scores, so free of the validation images' shared noise (reported, never chosen on)
+           "test_kendall_tau_soft": float(kendalltau([r["inherited_soft_val"] for r in rows], dtest).statistic),
+           "test_kendall_tau": float(kendalltau([r["inherited_val"] for r in rows], dtest).statistic),
+           "test_kendall_tau_params": float(kendalltau([r["params"] for r in rows], dtest).statistic),
+           "kendall_tau_val_vs_test": float(kendalltau(dval, dtest).statistic)}
+    if all(r["runs"] for r in rows):
+        sval = [float(np.mean([x["val"] for x in r["runs"]])) for r in rows]
+        stest = [float(np.mean([x["test"] for x in r["runs"]])) for r in rows]
+        out["kendall_tau_vs_standalone_val"] = float(kendalltau(dval, sval).statistic)
+        out["standalone_mean_test"] = float(np.mean(stest))
+        out["subnets_testing_better_deployed"] = int(sum(d > s for d, s in zip(dtest, stest)))
+    if out["repeats"] >= 2:
+        out["noise_ceiling_tau"] = float(kendalltau([r["deployed_runs"][0]["val"] for r in rows],
+                                                    [r["deployed_runs"][1]["val"] for r in rows]).statistic)
+    return {"deployed": out}
 
 
 def reference_reliability(rows: list[dict], n_val: int) -> dict:
@@ -355,6 +444,20 @@ def print_report(out: dict) -> None:
               f"{out['kendall_tau_standalone_soft_vs_standalone_val']:.3f})")
         if "noise_ceiling_tau_soft" in out:
             print(f"  tau between two stand-alone seeds' soft accuracies {out['noise_ceiling_tau_soft']:.3f}")
+    if "deployed" in out:
+        d = out["deployed"]
+        print(f"diagnostic, against what the select stage delivers (fine-tuned from inherited weights, {d['repeats']} "
+              f"seed(s)): inherited soft accuracy tau {d['kendall_tau_soft']:.3f}, inherited accuracy tau "
+              f"{d['kendall_tau']:.3f}, params tau {d['kendall_tau_params']:.3f}; mean test {d['mean_test']:.4f}"
+              + (f" (stand-alone {d['standalone_mean_test']:.4f}; {d['subnets_testing_better_deployed']} of "
+                 f"{out['n_subnets']} subnets test better deployed); deployed vs stand-alone val tau "
+                 f"{d['kendall_tau_vs_standalone_val']:.3f}" if "standalone_mean_test" in d else ""))
+        print(f"  against the deployed networks' test accuracy (no shared images): inherited soft accuracy tau "
+              f"{d['test_kendall_tau_soft']:.3f}, inherited accuracy {d['test_kendall_tau']:.3f}, params "
+              f"{d['test_kendall_tau_params']:.3f}, their own val accuracy {d['kendall_tau_val_vs_test']:.3f}; "
+              f"test spread {d['spread_test']:.4f}")
+        if "noise_ceiling_tau" in d:
+            print(f"  tau between two deployed seeds {d['noise_ceiling_tau']:.3f}")
     if "noise_ceiling_tau" in out:
         print(f"noise ceiling: tau between two stand-alone seeds {out['noise_ceiling_tau']:.3f}")
     if "noise_ceiling_tau_half_means" in out:
@@ -386,12 +489,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20, help="stand-alone training epochs (one budget for all)")
     ap.add_argument("--repeats", type=int, default=1, help="stand-alone trainings per subnet (seeds), averaged")
     ap.add_argument("--workers", type=int, default=2, help="processes training stand-alone networks in parallel")
+    ap.add_argument("--deployed", type=int, default=0, metavar="N",
+                    help="also fine-tune each subnet from its inherited weights as the select stage does, N seeds, "
+                         "and rank against that (a diagnostic: what the product delivers)")
     ap.add_argument("--reference", type=Path, default=None, metavar="OLD.json",
                     help="reuse the stand-alone runs of an earlier --json output (same data and recipe)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--analyse", type=Path, default=None, metavar="OLD.json",
-                    help="only print the report of an earlier --json output, with the reference's reliability "
-                         "(needs no artifacts)")
+                    help="only print the report of an earlier --json output, with the reference's reliability and "
+                         "the diagnostics recomputed from its runs (needs no artifacts; --json writes the result)")
     ap.add_argument("--combine", type=Path, nargs="+", default=None, metavar="RUN.json",
                     help="only average the inherited accuracies of several --json outputs (other supernets on the "
                          "same subnets and data) and rank the mean against their stand-alone runs (needs no artifacts)")
@@ -425,12 +531,19 @@ def main() -> None:
         try:
             old = json.loads(args.analyse.read_text())
             old["reference_reliability"] = reference_reliability(old["subnets"], old["n_val"])
+            old.update(against_standalone_soft(old["subnets"]))
+            old.update(against_deployed(old["subnets"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             sys.exit(f"error: --analyse {args.analyse}: not a supernet_ranking --json output ({exc})")
         print_report(old)
+        if args.json:
+            from nas.io import atomic_write_json
+
+            atomic_write_json(args.json, old)
+            print(f"wrote {args.json} (the summaries recomputed from the recorded runs)")
         return
-    if args.subnets < 3 or args.epochs < 1 or args.repeats < 1 or args.workers < 1:
-        sys.exit("error: --subnets must be >= 3 and --epochs, --repeats, --workers >= 1")
+    if args.subnets < 3 or args.epochs < 1 or args.repeats < 1 or args.workers < 1 or args.deployed < 0:
+        sys.exit("error: --subnets must be >= 3, --epochs, --repeats, --workers >= 1 and --deployed >= 0")
     os.chdir(ROOT)
     from nas.config import ConfigError, load_config
 
@@ -439,7 +552,7 @@ def main() -> None:
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
     out = measure(cfg, str(args.params), args.overrides, args.subnets, args.epochs, args.repeats, args.workers,
-                  args.reference, args.subnet_seed)
+                  args.reference, args.subnet_seed, args.deployed)
     print_report(out)
     if args.json:
         from nas.io import atomic_write_json

@@ -102,3 +102,27 @@ def test_the_stand_alone_soft_diagnostic_needs_every_run_to_have_measured_it():
     assert 0.8 < out["noise_ceiling_tau_soft"] < 1 and rows[0]["standalone_soft_val"] == pytest.approx(ref[0])
     rows[3]["runs"].append({"val": 0.5})  # a run reused from a reference made before the soft accuracy
     assert ranking.against_standalone_soft(rows) == {}
+
+
+def test_the_deployed_diagnostic_ranks_against_the_fine_tuned_networks_and_needs_them_all():
+    ranking = _load("supernet_ranking")
+    dval = [0.60, 0.62, 0.70, 0.65, 0.75]  # the order of both inherited scores
+    rows = [{"params": p, "inherited_val": iv, "inherited_soft_val": sv,
+             "runs": [{"val": v - 0.05, "test": v - 0.04}],
+             "deployed_runs": [{"val": v, "test": v + 0.01}, {"val": v + 0.001 * k, "test": v + 0.02}]}
+            for k, (p, iv, sv, v) in enumerate(zip([10, 20, 30, 40, 50], [0.5, 0.52, 0.6, 0.55, 0.7],
+                                                   [0.40, 0.41, 0.50, 0.45, 0.55], dval))]
+    d = ranking.against_deployed(rows)["deployed"]
+    means = [r["deployed_val"] for r in rows]
+    assert np.allclose(means, [v + 0.0005 * k for k, v in enumerate(dval)])
+    assert d["repeats"] == 2 and np.isclose(d["kendall_tau_soft"], 1.0) and np.isclose(d["kendall_tau"], 1.0)
+    assert abs(d["kendall_tau_params"] - kendalltau([10, 20, 30, 40, 50], means).statistic) < 1e-12
+    assert np.isclose(d["kendall_tau_vs_standalone_val"], 1.0) and d["subnets_testing_better_deployed"] == 5
+    assert abs(d["mean_test"] - (np.mean(dval) + 0.015)) < 1e-9
+    assert abs(d["standalone_mean_test"] - (np.mean(dval) - 0.04)) < 1e-9
+    assert abs(d["spread_test"] - 0.15) < 1e-9 and np.isclose(d["noise_ceiling_tau"], 1.0)
+    dtest = [v + 0.015 for v in dval]  # the test figures keep the order: every test tau is 1 (params' as above)
+    assert np.isclose(d["test_kendall_tau_soft"], 1.0) and np.isclose(d["kendall_tau_val_vs_test"], 1.0)
+    assert abs(d["test_kendall_tau_params"] - kendalltau([10, 20, 30, 40, 50], dtest).statistic) < 1e-12
+    rows[2]["deployed_runs"] = []
+    assert ranking.against_deployed(rows) == {} and ranking.against_deployed([]) == {}
