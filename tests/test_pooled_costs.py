@@ -71,8 +71,8 @@ def test_omniglot_rotations_add_each_character_turned_as_new_classes_in_its_writ
         part = slice(k * n, (k + 1) * n)
         np.testing.assert_array_equal(turned.y[part], plain.y + k * c)
         np.testing.assert_array_equal(turned.split[part], plain.split)
-        # a quarter turn counter-clockwise: the top row becomes the left column, read bottom-up
         np.testing.assert_array_equal(turned.x[part], np.rot90(plain.x, k, axes=(2, 3)))
+    # a quarter turn counter-clockwise: the top row, read right to left, becomes the left column
     np.testing.assert_array_equal(turned.x[n, 0, :, 0], plain.x[0, 0, 0, ::-1])
     p = prepare(DataConfig(kind="omniglot_pooled", image_size=12, omniglot_rotations=4), 0)
     assert (len(p.y_train), len(p.y_val), len(p.y_test)) == (4 * 136 * 12, 4 * 136 * 4, 4 * 136 * 4)
