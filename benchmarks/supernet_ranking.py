@@ -75,25 +75,38 @@ def _init_worker() -> None:
 
 def standalone(params: str, overrides: list[str], values: list[int], seed: int, epochs: int) -> dict:
     """Train one subnet from scratch (one process, one thread) and score it on val and test."""
+    from nas.spaces.elastic import ElasticSpace
+    from nas.spaces.elastic_build import build_subnet
+    from nas.training import train
+
+    cfg, data, genome, device = _worker_setup(params, overrides, values, seed)
+    net = build_subnet(ElasticSpace(cfg.space), genome, data.input_shape[0], data.num_classes)
+    t0 = time.perf_counter()
+    ev = cfg.evaluation
+    train(net, data.x_train, data.y_train, epochs, ev.train_lr, ev.train_batch_size, np.random.default_rng(seed), device)
+    return _scored(net, data, device, t0)
+
+
+def _worker_setup(params: str, overrides: list[str], values: list[int], seed: int):
+    """A worker's config, prepared data, genome and device, with torch seeded from ``seed``."""
     import torch
 
     from nas.config import load_config
     from nas.data import load_prepared
     from nas.genome import Genome
     from nas.spaces.elastic import ElasticSpace
-    from nas.spaces.elastic_build import build_subnet
-    from nas.training import accuracy_and_soft, resolve_device, train
+    from nas.training import resolve_device
 
     cfg = load_config(params, overrides)
     data = load_prepared(cfg.data.out_dir)
-    space = ElasticSpace(cfg.space)
-    genome = Genome(tuple(values), space.name)
-    device = resolve_device(cfg.evaluation.device)
     torch.manual_seed(seed)
-    net = build_subnet(space, genome, data.input_shape[0], data.num_classes)
-    t0 = time.perf_counter()
-    ev = cfg.evaluation
-    train(net, data.x_train, data.y_train, epochs, ev.train_lr, ev.train_batch_size, np.random.default_rng(seed), device)
+    return cfg, data, Genome(tuple(values), ElasticSpace(cfg.space).name), resolve_device(cfg.evaluation.device)
+
+
+def _scored(net, data, device, t0: float) -> dict:
+    """Accuracy and soft accuracy of a trained network on val and test, and the seconds since ``t0``."""
+    from nas.training import accuracy_and_soft
+
     val, val_soft = accuracy_and_soft(net, data.x_val, data.y_val, device=device)
     test, test_soft = accuracy_and_soft(net, data.x_test, data.y_test, device=device)
     return {"val": val, "test": test, "val_soft": val_soft, "test_soft": test_soft, "seconds": time.perf_counter() - t0}
@@ -103,25 +116,12 @@ def deployed(params: str, overrides: list[str], values: list[int], seed: int) ->
     """What the select stage delivers for one subnet (one process, one thread): extracted from the
     supernet and fine-tuned by the product's own recipe (``selection.finetune_epochs``; the select
     stage's :meth:`nas.backends.Backend.selected_network`), scored on val and test."""
-    import torch
-
     from nas.backends import backend
-    from nas.config import load_config
-    from nas.data import load_prepared
-    from nas.genome import Genome
-    from nas.spaces.elastic import ElasticSpace
-    from nas.training import accuracy_and_soft, resolve_device
 
-    cfg = load_config(params, overrides)
-    data = load_prepared(cfg.data.out_dir)
-    genome = Genome(tuple(values), ElasticSpace(cfg.space).name)
-    device = resolve_device(cfg.evaluation.device)
-    torch.manual_seed(seed)
+    cfg, data, genome, device = _worker_setup(params, overrides, values, seed)
     t0 = time.perf_counter()
     net = backend(cfg).selected_network(cfg, data, genome, seed, np.random.default_rng(seed), device)
-    val, val_soft = accuracy_and_soft(net, data.x_val, data.y_val, device=device)
-    test, test_soft = accuracy_and_soft(net, data.x_test, data.y_test, device=device)
-    return {"val": val, "test": test, "val_soft": val_soft, "test_soft": test_soft, "seconds": time.perf_counter() - t0}
+    return _scored(net, data, device, t0)
 
 
 def check_artifacts(cfg) -> tuple:
