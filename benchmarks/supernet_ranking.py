@@ -75,12 +75,11 @@ def _init_worker() -> None:
 
 def standalone(params: str, overrides: list[str], values: list[int], seed: int, epochs: int) -> dict:
     """Train one subnet from scratch (one process, one thread) and score it on val and test."""
-    from nas.spaces.elastic import ElasticSpace
     from nas.spaces.elastic_build import build_subnet
     from nas.training import train
 
-    cfg, data, genome, device = _worker_setup(params, overrides, values, seed)
-    net = build_subnet(ElasticSpace(cfg.space), genome, data.input_shape[0], data.num_classes)
+    cfg, data, space, genome, device = _worker_setup(params, overrides, values, seed)
+    net = build_subnet(space, genome, data.input_shape[0], data.num_classes)
     t0 = time.perf_counter()
     ev = cfg.evaluation
     train(net, data.x_train, data.y_train, epochs, ev.train_lr, ev.train_batch_size, np.random.default_rng(seed), device)
@@ -88,7 +87,7 @@ def standalone(params: str, overrides: list[str], values: list[int], seed: int, 
 
 
 def _worker_setup(params: str, overrides: list[str], values: list[int], seed: int):
-    """A worker's config, prepared data, genome and device, with torch seeded from ``seed``."""
+    """A worker's config, prepared data, space, genome and device, with torch seeded from ``seed``."""
     import torch
 
     from nas.config import load_config
@@ -100,7 +99,8 @@ def _worker_setup(params: str, overrides: list[str], values: list[int], seed: in
     cfg = load_config(params, overrides)
     data = load_prepared(cfg.data.out_dir)
     torch.manual_seed(seed)
-    return cfg, data, Genome(tuple(values), ElasticSpace(cfg.space).name), resolve_device(cfg.evaluation.device)
+    space = ElasticSpace(cfg.space)
+    return cfg, data, space, Genome(tuple(values), space.name), resolve_device(cfg.evaluation.device)
 
 
 def _scored(net, data, device, t0: float) -> dict:
@@ -118,7 +118,7 @@ def deployed(params: str, overrides: list[str], values: list[int], seed: int) ->
     stage's :meth:`nas.backends.Backend.selected_network`), scored on val and test."""
     from nas.backends import backend
 
-    cfg, data, genome, device = _worker_setup(params, overrides, values, seed)
+    cfg, data, _, genome, device = _worker_setup(params, overrides, values, seed)
     t0 = time.perf_counter()
     net = backend(cfg).selected_network(cfg, data, genome, seed, np.random.default_rng(seed), device)
     return _scored(net, data, device, t0)
