@@ -222,8 +222,9 @@ def test_a_stopped_run_leaves_no_restarted_worker_behind():
         worker_pid = next(iter(pool.client.run(lambda: __import__("os").getpid()).values()))
         assert worker_pid in before
         stand_down_local_workers()
-        psutil.Process(worker_pid).terminate()
-        psutil.Process(worker_pid).wait(timeout=10)
+        worker = psutil.Process(worker_pid)  # one handle: a second lookup races the worker's exit
+        worker.terminate()
+        worker.wait(timeout=10)
         time.sleep(1.5)  # a restart spawns at once (the new process exists before it imports anything)
         fresh = {p.pid for p in me.children(recursive=True)} - before
         assert not fresh, f"the nanny started worker processes {fresh} after the stand-down"

@@ -148,6 +148,6 @@ def test_signals_during_pretraining_evaluation_and_export_then_the_search_resume
 
     # Ctrl-C while the selected models are fine-tuned and exported
     run = Run(evonas_bin, args("stage", "select"), tmp_path, env)
-    run.wait_for("Beginning flow run 'select")
+    run.wait_for("Task run 'pareto-front")  # logged after the select flow marks its stage, before fine-tuning
     line = _check(run, signal.SIGINT, True, "the select stage")
     assert "the search is complete" in line
