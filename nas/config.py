@@ -645,6 +645,11 @@ class WANNEvaluationConfig(_Section):
     tune_steps: int = Field(300, ge=0, description="selected networks: gradient steps (classify) or REINFORCE "
                             "iterations (control) tuning each connection's weight")
     tune_lr: float = Field(0.05, gt=0, description="learning rate of the weight tuning (Adam)")
+    tune_weight_decay: float = Field(0.0, ge=0, description="classify: decoupled weight decay of the tuning "
+                                     "(AdamW; 0 = plain Adam)")
+    tune_val_every: int = Field(10, ge=0, description="classify: tuning steps between scorings on the validation "
+                                "images; the best weights seen (the start included) are kept. 0 = keep the last "
+                                "step's weights")
     tuner: Literal["reinforce", "cmaes"] = Field("reinforce", description="control: how selected networks' "
                                                  "individual weights are tuned: REINFORCE (Adam on reward-to-go "
                                                  "advantages) or CMA-ES (the cma package); classification always "

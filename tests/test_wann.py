@@ -306,6 +306,34 @@ def test_gradient_tuning_beats_the_shared_weight_on_a_linear_problem():
     assert acc(tuned[None, :])[0] > max(shared, 0.9)
 
 
+def test_gradient_tuning_keeps_the_weights_that_score_best_on_validation():
+    """Validation images labelled against the training rule: every step that fits the training
+    images loses on them, so tuning keeps its start; without validation it keeps the last step."""
+    from nas.wann.tune import tune_classifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    y = (x[:, 0] - 3 * x[:, 1] > 0).astype(int)
+    spec = {"inputs": 2, "outputs": 2, "out_act": "linear", "hidden": [], "conns": [[0, 3], [1, 3], [0, 4], [1, 4]]}
+    plan = compile_plan(spec)
+    xv = rng.normal(size=(200, 2))
+    yv = 1 - (xv[:, 0] - 3 * xv[:, 1] > 0).astype(int)
+
+    def val_acc(w):
+        return float((forward_numpy(plan, xv, np.asarray(w)[None, :]).argmax(2)[0] == yv).mean())
+
+    last = tune_classifier(spec, x, y, 0.5, steps=200, lr=0.1, seed=0, val_every=0)
+    kept = tune_classifier(spec, x, y, 0.5, steps=200, lr=0.1, seed=0, val=(xv, yv), val_every=10)
+    assert val_acc(last) < 0.2 < val_acc(np.full(4, 0.5))
+    assert np.array_equal(kept, np.full(4, 0.5))
+    # on a validation set that agrees with training, the kept weights are as good as the last ones
+    agree = tune_classifier(spec, x, y, 0.5, steps=200, lr=0.1, seed=0, val=(xv, 1 - yv), val_every=10)
+    assert 1 - val_acc(agree) >= 1 - val_acc(last) - 1e-9
+    # weight decay pulls the tuned weights towards zero
+    decayed = tune_classifier(spec, x, y, 0.5, steps=200, lr=0.1, seed=0, val_every=0, weight_decay=0.5)
+    assert np.abs(decayed).sum() < np.abs(last).sum()
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

@@ -156,8 +156,9 @@ def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) ->
         from nas.wann.tasks import ensemble_accuracy
 
         plan = compile_plan(spec)
-        tuned = tune_classifier(spec, x, y, w_best, ev.tune_steps, ev.tune_lr, seed)
         xv, yv = task.split("val")
+        tuned = tune_classifier(spec, x, y, w_best, ev.tune_steps, ev.tune_lr, seed, val=(xv, yv),
+                                val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay)
         xt, yt = task.split("test")
         card["val_performance"] = float(val_best)
         card["ensemble"] = {"val": ensemble_accuracy(plan, xv, yv, shared), "test": ensemble_accuracy(plan, xt, yt, shared)}
