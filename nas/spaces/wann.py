@@ -175,16 +175,29 @@ class WANNSpace:
         return hidden, conns
 
     def _add_connection(self, hidden, conns, rng):
-        g = nx.DiGraph()
-        g.add_nodes_from([*range(self.n_in + 1), *self.outputs, *hidden])
-        g.add_edges_from(conns)
+        """A new connection between a random free (source, destination) pair that keeps the graph
+        acyclic: the pairs are drawn in a random order and the first that does not close a cycle
+        is taken."""
         srcs = [*range(self.n_in + 1), *sorted(hidden)]
         dsts = [*sorted(hidden), *self.outputs]
-        free = [(s, d) for s in srcs for d in dsts if s != d and (s, d) not in conns]
+        d_at = {d: j for j, d in enumerate(dsts)}
+        taken = np.zeros((len(srcs), len(dsts)), dtype=bool)  # the pairs not free: existing, or s == d
+        for i, s in enumerate(srcs):
+            if s in d_at:
+                taken[i, d_at[s]] = True
+        s_at = {s: i for i, s in enumerate(srcs)}
+        for s, d in conns:
+            if s in s_at and d in d_at:
+                taken[s_at[s], d_at[d]] = True
+        free = np.flatnonzero(~taken)  # row-major: sources in order, then destinations
         order = rng.permutation(len(free))
+        readers: dict[int, list[int]] = {}
+        for s, d in conns:
+            readers.setdefault(s, []).append(d)
         for k in order:
-            s, d = free[int(k)]
-            if not nx.has_path(g, d, s):  # s -> d would close a cycle exactly when d already reaches s
+            i = int(free[int(k)])
+            s, d = srcs[i // len(dsts)], dsts[i % len(dsts)]
+            if not _reaches(readers, d, s):  # s -> d would close a cycle exactly when d already reaches s
                 conns.add((s, d))
                 return hidden, conns
         return None
@@ -235,3 +248,16 @@ class WANNSpace:
             raise ValueError(f"the WANN space has {self.n_in} inputs and {self.n_out} outputs; asked for input shape "
                              f"{tuple(input_shape)} ({n_in} values) and {num_classes} outputs")
         return WannNet(self.spec(genome), weight)
+
+
+def _reaches(readers: dict[int, list[int]], start: int, goal: int) -> bool:
+    """Whether a path of connections leads from ``start`` to ``goal``."""
+    seen, stack = {start}, [start]
+    while stack:
+        for n in readers.get(stack.pop(), ()):
+            if n == goal:
+                return True
+            if n not in seen:
+                seen.add(n)
+                stack.append(n)
+    return False

@@ -9,15 +9,18 @@ score a topology with **one shared weight** on every connection, at several valu
 the inputs; every output sits in the last level, as nothing reads an output), so a forward
 pass is one matrix product per level for **every weight and every sample together**:
 ``values (W, B, P) @ M (W, P, L)`` where ``M`` holds the level's incoming weights, then each
-node's activation (a sum of each activation present times a 0/1 mask, so nothing branches on
-data). The same plan runs in NumPy (:func:`forward_numpy`, the search's evaluator: fastest for
-small batches such as control rollouts) and in torch (:class:`WannNet`, for tuning individual
+node's activation (torch: a sum of each activation present times a 0/1 mask, so nothing
+branches on data). The same plan runs in NumPy (:func:`forward_numpy`, the search's evaluator:
+it reads only the values a level is connected to, keeps a level's nodes of one activation
+together so each activation is one call on a block of rows, and works in reused scratch arrays)
+and in torch (:class:`WannNet`, for tuning individual
 weights by gradient, for REINFORCE, and for ONNX export), and tests check the two agree.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,13 +52,14 @@ def activation(name: str, xp=np):
 
 @dataclass(frozen=True)
 class Level:
-    nodes: np.ndarray  # node ids computed at this level
+    nodes: np.ndarray  # node ids computed at this level, grouped by activation (in ACTIVATIONS' order)
     rows: np.ndarray  # per incoming connection: position of its source in the value vector
     cols: np.ndarray  # per incoming connection: local index of its destination in this level
     edges: np.ndarray  # per incoming connection: index into the genome's connection list
     acts: tuple[tuple[str, np.ndarray], ...]  # (activation, 0/1 mask over the level's nodes)
-    ones: np.ndarray  # (values so far, nodes): connection counts, the level's matrix at weight 1
-    act_index: tuple[tuple[str, np.ndarray], ...]  # (activation, local indices of its nodes)
+    src: np.ndarray  # the positions this level reads (sorted, unique): only these rows are touched
+    mat: np.ndarray  # (nodes, len(src)) connection counts: the level's matrix at weight 1, over src
+    act_slices: tuple[tuple[str, int, int], ...]  # (activation, start, stop): each activation's nodes, contiguous
 
 
 @dataclass(frozen=True)
@@ -83,32 +87,52 @@ def compile_plan(spec: dict) -> Plan:
         incoming[d].append(e)
     depth = {i: 0 for i in range(n_in + 1)}
     hidden = sorted(int(i) for i, _ in spec["hidden"])
-    pending = set(hidden)
-    while pending:  # longest path from the inputs (the graph is acyclic: validated by the space)
-        ready = [n for n in sorted(pending) if all(conns[e][0] in depth for e in incoming[n])]
-        if not ready:
-            raise ValueError("the WANN graph has a cycle")
-        for n in ready:
-            depth[n] = 1 + max((depth[conns[e][0]] for e in incoming[n]), default=0)
-            pending.discard(n)
+    # longest path from the inputs, in topological order (Kahn): a node is placed once all its sources are
+    waiting = {n: sum(conns[e][0] in act for e in incoming[n]) for n in hidden}
+    readers: dict[int, list[int]] = {}
+    for s, d in conns:
+        if s in waiting:
+            readers.setdefault(s, []).append(d)
+    ready = [n for n in hidden if waiting[n] == 0]
+    while ready:
+        n = ready.pop()
+        depth[n] = 1 + max((depth[conns[e][0]] for e in incoming[n]), default=0)
+        for d in readers.get(n, ()):
+            if d in waiting:
+                waiting[d] -= 1
+                if waiting[d] == 0:
+                    ready.append(d)
+    if len(depth) < n_in + 1 + len(hidden):
+        raise ValueError("the WANN graph has a cycle")
     by_depth: dict[int, list[int]] = {}
     for n in hidden:
         by_depth.setdefault(depth[n], []).append(n)
-    groups = [by_depth[k] for k in sorted(by_depth)] + [outputs]
+    order = {a: i for i, a in enumerate(ACTIVATIONS)}
+    # within a level the order of nodes is free: group them by activation, so that each activation
+    # reads and writes one contiguous block of rows (outputs share one activation and keep their order)
+    groups = [sorted(by_depth[k], key=lambda n: order[act[n]]) for k in sorted(by_depth)] + [outputs]
     pos = {i: i for i in range(n_in + 1)}
     levels = []
     for nodes in groups:
         local = {n: j for j, n in enumerate(nodes)}
         es = [e for n in nodes for e in incoming[n]]
-        rows = np.array([pos[conns[e][0]] for e in es], dtype=np.int64)
-        cols = np.array([local[conns[e][1]] for e in es], dtype=np.int64)
-        acts = tuple((a, np.array([act[n] == a for n in nodes], dtype=np.float64))
-                     for a in ACTIVATIONS if any(act[n] == a for n in nodes))
-        ones = np.zeros((len(pos), len(nodes)))
-        np.add.at(ones, (rows, cols), 1.0)
-        act_index = tuple((a, np.flatnonzero(mask)) for a, mask in acts)
-        levels.append(Level(np.array(nodes, dtype=np.int64), rows, cols, np.array(es, dtype=np.int64), acts, ones,
-                            act_index))
+        rows = [pos[conns[e][0]] for e in es]
+        cols = [local[conns[e][1]] for e in es]
+        names = [act[n] for n in nodes]
+        act_slices, start = [], 0
+        for j in range(1, len(nodes) + 1):  # nodes are grouped by activation: one slice per run of a name
+            if j == len(nodes) or names[j] != names[start]:
+                act_slices.append((names[start], start, j))
+                start = j
+        acts = tuple((a, np.array([b == a for b in names], dtype=np.float64)) for a, _, _ in act_slices)
+        src = sorted(set(rows))
+        at = {r: i for i, r in enumerate(src)}
+        mat = np.zeros((len(nodes), len(src)))
+        for r, c in zip(rows, cols):
+            mat[c, at[r]] += 1.0
+        levels.append(Level(np.array(nodes, dtype=np.int64), np.array(rows, dtype=np.int64),
+                            np.array(cols, dtype=np.int64), np.array(es, dtype=np.int64), acts,
+                            np.array(src, dtype=np.int64), mat, tuple(act_slices)))
         for n in nodes:
             pos[n] = len(pos)
     return Plan(n_in, n_out, len(conns), tuple(levels), np.array([pos[o] for o in outputs], dtype=np.int64))
@@ -120,11 +144,64 @@ def weight_matrix(weights: np.ndarray, n_conns: int) -> np.ndarray:
     return np.repeat(w[:, None], n_conns, axis=1) if w.ndim == 1 else w
 
 
+_WORKSPACE = threading.local()
+
+
+def _buffer(name: str, size: int) -> np.ndarray:
+    """A float64 scratch array of ``size`` elements, reused across calls in this thread.
+
+    A forward pass of a grown network touches megabytes (every weight row times every image,
+    for every node). Allocated afresh each call, those pages are returned to the system and
+    faulted in again on the next call: under Dask's ``MALLOC_TRIM_THRESHOLD_=65536`` (its
+    default for worker processes) that doubled an evaluation's time. Reusing one array per
+    thread keeps them mapped."""
+    buf = getattr(_WORKSPACE, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 2 * buf.size if buf is not None else 0))
+        setattr(_WORKSPACE, name, buf)
+    return buf[:size]
+
+
+def _activate_into(name: str, x: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = activation(name)(x)``, computed in place (the same operations in the same
+    order as :func:`activation`, so the values are identical)."""
+    if name == "linear":
+        np.copyto(out, x)
+    elif name == "step":
+        np.greater(x, 0, out=out)
+    elif name in ("sin", "cos"):
+        np.multiply(x, math.pi, out=out)
+        (np.sin if name == "sin" else np.cos)(out, out=out)
+    elif name == "gaussian":
+        np.multiply(x, -0.5, out=out)
+        np.multiply(out, x, out=out)
+        np.exp(out, out=out)
+    elif name == "tanh":
+        np.tanh(x, out=out)
+    elif name == "sigmoid":
+        np.divide(x, 2.0, out=out)
+        np.tanh(out, out=out)
+        out += 1.0
+        out /= 2.0
+    elif name == "inverse":
+        np.negative(x, out=out)
+    elif name == "abs":
+        np.abs(x, out=out)
+    elif name == "relu":
+        np.maximum(x, 0.0, out=out)
+    else:
+        raise ValueError(f"unknown activation {name!r}")
+
+
 def forward_numpy(plan: Plan, x: np.ndarray, weights) -> np.ndarray:
     """Outputs ``(W, B, n_out)`` for inputs ``x`` (``(B, n_in)`` shared by every weight row, or
     ``(W, B, n_in)``, one batch per row) and ``weights`` (``(W,)`` shared weights or ``(W, E)``
-    one per connection). With shared weights a level is one product with its 0/1 connection
-    matrix, scaled per row afterwards (``w * (v @ A) == v @ (w * A)``)."""
+    one per connection). With shared weights a level is one product of its 0/1 connection
+    matrix with the rows it reads, scaled per weight row afterwards (``w * (v @ A) == v @ (w * A)``).
+
+    Only the rows a level reads enter its product (``Level.src``), so a level costs about its
+    connections, not every value computed so far. Values live in per-thread scratch arrays
+    (:func:`_buffer`); the result is a fresh array."""
     w = np.asarray(weights, dtype=np.float64)
     shared = w.ndim == 1
     n_w = w.shape[0]
@@ -132,28 +209,41 @@ def forward_numpy(plan: Plan, x: np.ndarray, weights) -> np.ndarray:
     if x.shape[-1] != plan.n_in:
         raise ValueError(f"the network has {plan.n_in} inputs, the data {x.shape[-1]}")
     batch = x.shape[-2]
-    # node-major values: row = node, columns = (weight row, sample); a level reads a contiguous block of rows
-    vals = np.empty((plan.width, n_w, batch))
+    wb = n_w * batch
+    # node-major values: row = node, columns = (weight row, sample); a level reads rows, writes a block of rows
+    flat = _buffer("vals", plan.width * wb).reshape(plan.width, wb)
+    vals = flat.reshape(plan.width, n_w, batch)
     vals[:plan.n_in] = np.moveaxis(x, -1, 0) if x.ndim == 3 else x.T[:, None, :]
     vals[plan.n_in] = 1.0
-    flat = vals.reshape(plan.width, n_w * batch)
+    widest = max((len(lv.nodes) for lv in plan.levels), default=0)
+    reads = max((len(lv.src) for lv in plan.levels), default=0)
+    pre_buf = _buffer("pre", widest * wb)
     p = plan.n_in + 1
     for lv in plan.levels:
-        n = len(lv.nodes)
-        if shared:
-            if x.ndim == 2 and p == plan.n_in + 1:  # inputs only, the same in every row: one product
-                pre = (lv.ones.T @ flat[:p, :batch])[:, None, :] * w[None, :, None]
+        n, k = len(lv.nodes), len(lv.src)
+        pre = pre_buf[:n * wb].reshape(n, wb)
+        if k == 0:
+            pre[:] = 0.0
+        elif shared:
+            if x.ndim == 2 and lv.src[-1] < plan.n_in + 1:  # inputs only, the same in every row: one product
+                np.multiply((lv.mat @ flat[lv.src, :batch])[:, None, :], w[None, :, None],
+                            out=pre.reshape(n, n_w, batch))
             else:
-                pre = (lv.ones.T @ flat[:p]).reshape(n, n_w, batch) * w[None, :, None]
+                if lv.src[-1] - lv.src[0] + 1 == k:  # contiguous rows: read them in place
+                    rows = flat[lv.src[0]:lv.src[0] + k]
+                else:
+                    rows = np.take(flat, lv.src, axis=0, mode="clip",  # "raise" would buffer the output
+                                   out=_buffer("rows", reads * wb)[:k * wb].reshape(k, wb))
+                np.matmul(lv.mat, rows, out=pre)
+                pre.reshape(n, n_w, batch)[...] *= w[None, :, None]
         else:
-            m = np.zeros((n_w, p, n))
-            if len(lv.edges):
-                np.add.at(m, (slice(None), lv.rows, lv.cols), w[:, lv.edges])
-            pre = np.einsum("pwb,wpn->nwb", vals[:p], m)
-        for a, idx in lv.act_index:
-            vals[p + idx] = activation(a)(pre[idx])
+            m = np.zeros((n_w, k, n))
+            np.add.at(m, (slice(None), np.searchsorted(lv.src, lv.rows), lv.cols), w[:, lv.edges])
+            np.einsum("pwb,wpn->nwb", vals[lv.src], m, out=pre.reshape(n, n_w, batch))
+        for a, start, stop in lv.act_slices:
+            _activate_into(a, pre[start:stop], flat[p + start:p + stop])
         p += n
-    return np.moveaxis(vals[plan.out_pos], 0, -1)
+    return np.ascontiguousarray(np.moveaxis(vals[plan.out_pos], 0, -1))
 
 
 class _TorchPlan:
