@@ -138,12 +138,6 @@ def compile_plan(spec: dict) -> Plan:
     return Plan(n_in, n_out, len(conns), tuple(levels), np.array([pos[o] for o in outputs], dtype=np.int64))
 
 
-def weight_matrix(weights: np.ndarray, n_conns: int) -> np.ndarray:
-    """``(W, E)`` connection weights from a shared weight per row (``(W,)``) or per connection."""
-    w = np.asarray(weights, dtype=np.float64)
-    return np.repeat(w[:, None], n_conns, axis=1) if w.ndim == 1 else w
-
-
 _WORKSPACE = threading.local()
 
 
