@@ -19,6 +19,7 @@ weights by gradient, for REINFORCE, and for ONNX export), and tests check the tw
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -73,6 +74,16 @@ class Plan:
     @property
     def width(self) -> int:
         return self.n_in + 1 + sum(len(lv.nodes) for lv in self.levels)
+
+    @functools.cached_property
+    def widest(self) -> int:
+        """The most nodes of one level (the size of a level's scratch rows)."""
+        return max((len(lv.nodes) for lv in self.levels), default=0)
+
+    @functools.cached_property
+    def most_reads(self) -> int:
+        """The most source rows one level reads."""
+        return max((len(lv.src) for lv in self.levels), default=0)
 
 
 def compile_plan(spec: dict) -> Plan:
@@ -209,9 +220,7 @@ def forward_numpy(plan: Plan, x: np.ndarray, weights) -> np.ndarray:
     vals = flat.reshape(plan.width, n_w, batch)
     vals[:plan.n_in] = np.moveaxis(x, -1, 0) if x.ndim == 3 else x.T[:, None, :]
     vals[plan.n_in] = 1.0
-    widest = max((len(lv.nodes) for lv in plan.levels), default=0)
-    reads = max((len(lv.src) for lv in plan.levels), default=0)
-    pre_buf = _buffer("pre", widest * wb)
+    pre_buf = _buffer("pre", plan.widest * wb)
     p = plan.n_in + 1
     for lv in plan.levels:
         n, k = len(lv.nodes), len(lv.src)
@@ -227,7 +236,7 @@ def forward_numpy(plan: Plan, x: np.ndarray, weights) -> np.ndarray:
                     rows = flat[lv.src[0]:lv.src[0] + k]
                 else:
                     rows = np.take(flat, lv.src, axis=0, mode="clip",  # "raise" would buffer the output
-                                   out=_buffer("rows", reads * wb)[:k * wb].reshape(k, wb))
+                                   out=_buffer("rows", plan.most_reads * wb)[:k * wb].reshape(k, wb))
                 np.matmul(lv.mat, rows, out=pre)
                 pre.reshape(n, n_w, batch)[...] *= w[None, :, None]
         else:
