@@ -319,6 +319,10 @@ class SpaceConfig(_Section):
             "elastic_cnn: depthwise kernel choices per block (positive, odd, strictly increasing)"))
     expand_ratios: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1, description=(
             "elastic_cnn: MBConv expand-ratio choices per block (positive, strictly increasing)"))
+    width_multipliers: list[float] = Field(default_factory=lambda: [1.0], min_length=1, description=(
+            "elastic_cnn: elastic width (BigNAS, Once-for-All's width multiplier): the choices of each stage's "
+            "channels as fractions of stage_channels (in (0, 1], strictly increasing; rounded, at least 1 channel). "
+            "One value: no width genes"))
     nb201_channels: int = Field(16, gt=0, description="nb201: channels of the first stage (doubled per stage)")
     nb201_cells: int = Field(5, gt=0, description="nb201: cells per stage")
     crossover: Literal["uniform", "sep"] = Field(
@@ -341,6 +345,9 @@ class SpaceConfig(_Section):
             vals = getattr(self, name)
             if any(v <= 0 for v in vals):
                 raise ValueError(f"space.{name} must be positive integers, got {vals}")
+        w = self.width_multipliers
+        if any(not 0 < m <= 1 for m in w) or sorted(set(w)) != list(w):
+            raise ValueError(f"space.width_multipliers must be strictly increasing fractions in (0, 1], got {list(w)}")
         if any(k % 2 == 0 for k in self.kernel_sizes):
             raise ValueError(f"space.kernel_sizes must be odd, got {self.kernel_sizes}")
         if sorted(set(self.depths)) != self.depths or sorted(set(self.kernel_sizes)) != self.kernel_sizes \
@@ -364,9 +371,9 @@ class SupernetConfig(_Section):
         "with distill: the labels' share in the loss of every subnet but the largest (0: the largest one's "
         "predictions only; 0.5: half each)"))
     progressive_epochs: list[int] = Field(default_factory=list, description=(
-        "progressive shrinking (Once-for-All): the epochs at which kernel size, depth and expand ratio, in "
-        "that order, become elastic (three non-decreasing epochs; before the first only the largest subnet "
-        "trains). Empty: every dimension is elastic from the start"))
+        "progressive shrinking (Once-for-All): the epochs at which kernel size, depth, expand ratio and width, in "
+        "that order, become elastic (three or four non-decreasing epochs; with three, width joins with expand; "
+        "before the first only the largest subnet trains). Empty: every dimension is elastic from the start"))
     seed: Optional[int] = Field(None, ge=0, description=(
         "the supernet training's own seed (weights' initialisation, batches, sampled subnets); default: the "
         "run's seed. Another value trains another supernet on the same data split"))
@@ -376,10 +383,10 @@ class SupernetConfig(_Section):
     @model_validator(mode="after")
     def _check_progressive(self):
         pe = self.progressive_epochs
-        if pe and (len(pe) != 3 or any(e < 0 for e in pe) or list(pe) != sorted(pe) or pe[-1] >= self.epochs):
-            raise ValueError(f"supernet.progressive_epochs must be empty or three non-decreasing epochs below "
-                             f"supernet.epochs ({self.epochs}): the epochs at which kernel, depth and expand "
-                             f"become elastic; got {list(pe)}")
+        if pe and (len(pe) not in (3, 4) or any(e < 0 for e in pe) or list(pe) != sorted(pe) or pe[-1] >= self.epochs):
+            raise ValueError(f"supernet.progressive_epochs must be empty or three or four non-decreasing epochs below "
+                             f"supernet.epochs ({self.epochs}): the epochs at which kernel, depth, expand (and "
+                             f"width; with three entries width joins with expand) become elastic; got {list(pe)}")
         return self
 
 

@@ -52,10 +52,12 @@ def subnet_costs(table: CostTable, space: ElasticSpace, genome: Genome, input_sh
 
 def elastic_dimensions(progressive_epochs: list[int], epoch: int) -> tuple[str, ...]:
     """The dimensions sampled in ``epoch``: all of them without progressive shrinking; with it,
-    Once-for-All's order (kernel, then depth, then expand ratio), each from its epoch on."""
+    Once-for-All's order (kernel, then depth, then expand ratio, then width), each from its epoch
+    on; given three epochs, width joins with expand."""
     if not progressive_epochs:
         return ElasticSpace.DIMENSIONS
-    return tuple(d for d, start in zip(ElasticSpace.DIMENSIONS, progressive_epochs) if epoch >= start)
+    starts = list(progressive_epochs) + list(progressive_epochs[-1:]) * (4 - len(progressive_epochs))
+    return tuple(d for d, start in zip(ElasticSpace.DIMENSIONS, starts) if epoch >= start)
 
 
 def step_subnets(space: ElasticSpace, elastic: tuple[str, ...], rng: np.random.Generator,

@@ -97,7 +97,7 @@ def test_pooled_is_deterministic_and_selects_alphabets():
 # ---------------------------------------------------------------------------- cost table
 
 
-SPACE = ElasticSpace(SpaceConfig())
+SPACE = ElasticSpace(SpaceConfig(width_multipliers=[0.5, 0.75, 1.0]))  # elastic width: the table covers every stage width
 SHAPE = (1, 12, 12)
 
 
@@ -116,7 +116,7 @@ def test_table_params_and_flops_are_exact(table):
 
 
 def test_table_latency_is_the_sum_of_its_measured_parts(tmp_path):
-    g = Genome((1, 0, 2) + (0,) * (SPACE.n_var - 3), SPACE.name)  # a known network: depths 2, 1, 3
+    g = Genome((1, 0, 2) + (0,) * (SPACE.n_var - 6) + (2, 0, 1), SPACE.name)  # depths 2, 1, 3; widths 16, 12, 24
     g = SPACE.canonical(g.values)
     layers = subnet_layers(SPACE, g, SHAPE, 10)
     t = CostTable.measure(layers, repeats=3, warmup=1)

@@ -13,9 +13,10 @@ from nas.supernet import load_supernet
 from nas.training import accuracy, recalibrate_bn
 
 
-def test_extracted_subnet_computes_exactly_what_the_supernet_computes():
+@pytest.mark.parametrize("widths", [[1.0], [0.5, 0.75, 1.0]], ids=["fixed_width", "elastic_width"])
+def test_extracted_subnet_computes_exactly_what_the_supernet_computes(widths):
     torch.manual_seed(0)
-    space = ElasticSpace(Config().space)
+    space = ElasticSpace(Config().space.model_copy(update={"width_multipliers": widths}))
     net = Supernet(space, 1, 10)
     # give BatchNorm non-trivial statistics
     for m in net.modules():
@@ -108,10 +109,12 @@ def test_progressive_shrinking_releases_kernel_then_depth_then_expand():
 
     from nas.supernet import elastic_dimensions, step_subnets
 
-    space = ElasticSpace(Config().space)
+    space = ElasticSpace(Config().space.model_copy(update={"width_multipliers": [0.5, 0.75, 1.0]}))
     assert elastic_dimensions([], 0) == ElasticSpace.DIMENSIONS
     assert [elastic_dimensions([2, 4, 6], e) for e in (0, 2, 5, 6)] == [
-        (), ("kernel",), ("kernel", "depth"), ("kernel", "depth", "expand")]
+        (), ("kernel",), ("kernel", "depth"), ("kernel", "depth", "expand", "width")]  # width joins with expand
+    assert [elastic_dimensions([2, 4, 6, 8], e) for e in (6, 8)] == [
+        ("kernel", "depth", "expand"), ("kernel", "depth", "expand", "width")]
     # with every dimension elastic, the sampler draws exactly as before (default training unchanged)
     a, b = np.random.default_rng(7), np.random.default_rng(7)
     assert [space.sample(a) for _ in range(20)] == [space.sample_elastic(b, ElasticSpace.DIMENSIONS) for _ in range(20)]
@@ -125,12 +128,15 @@ def test_progressive_shrinking_releases_kernel_then_depth_then_expand():
             if "depth" not in elastic:  # every block present, each at the largest expand ratio
                 assert [(b.stage, b.index) for b in blocks] == [(b.stage, b.index) for b in largest]
             assert {b.expand_ratio for b in blocks} == {max(space.cfg.expand_ratios)}
+            assert space.channels(g) == space.max_channels
         assert {b.kernel_size for g in subnets for b in space.decode(g)} == set(space.cfg.kernel_sizes)
-    expand_genes = (np.arange(space.n_var) >= space.n_stages) & ((np.arange(space.n_var) - space.n_stages) % 2 == 1)
-    assert space.smallest_elastic(("kernel", "depth")) == space.canonical(np.where(expand_genes, space.upper_bounds, 0))
+    i = np.arange(space.n_var)
+    frozen = ((i >= space.n_stages) & (i < space.n_stages + 2 * space.n_stages * space.max_depth)
+              & ((i - space.n_stages) % 2 == 1)) | (i >= space.n_stages + 2 * space.n_stages * space.max_depth)
+    assert space.smallest_elastic(("kernel", "depth")) == space.canonical(np.where(frozen, space.upper_bounds, 0))
     assert space.smallest_elastic(ElasticSpace.DIMENSIONS) == space.smallest()
     with pytest.raises(ValueError, match="unknown elastic dimension"):
-        space.sample_elastic(np.random.default_rng(0), ("width",))
+        space.sample_elastic(np.random.default_rng(0), ("breadth",))
     with pytest.raises(ValueError, match="progressive_epochs must be"):
         Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 1, 5]}})
     with pytest.raises(ValueError, match="progressive_epochs must be"):
@@ -149,7 +155,7 @@ def test_supernet_options_train_and_its_own_seed_sets_the_weights(trained):
     sets = {"epochs": 2, "progressive_epochs": [1, 1, 1], "distill_label_weight": 0.5, "seed": 5}
     cfg = trained.model_copy(update={"supernet": trained.supernet.model_copy(update=sets)})
     net, log = train_supernet(cfg, data)
-    assert [e["elastic"] for e in log] == [[], ["kernel", "depth", "expand"]]
+    assert [e["elastic"] for e in log] == [[], ["kernel", "depth", "expand", "width"]]
     assert all(np.isfinite(e["loss"]) for e in log)
     other, _ = train_supernet(cfg.model_copy(update={"supernet": cfg.supernet.model_copy(update={"seed": 6})}), data)
     first = next(iter(net.state_dict()))

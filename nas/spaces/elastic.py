@@ -1,13 +1,15 @@
 """Elastic CNN search space in the Once-for-All / MSuNAS style, scaled to small images.
 
 A network is a stem, ``S`` stages of inverted-residual (MBConv) blocks and a classifier.
-Each stage has an elastic depth; each block an elastic kernel size and expand ratio.
+Each stage has an elastic depth and, when ``space.width_multipliers`` offers more than one
+choice, an elastic width (its channels); each block an elastic kernel size and expand ratio.
 The genome is a fixed-length integer vector of choice indices::
 
-    [depth_0 .. depth_{S-1}, k_{0,0}, e_{0,0}, k_{0,1}, e_{0,1}, ..., k_{S-1,D-1}, e_{S-1,D-1}]
+    [depth_0 .. depth_{S-1}, k_{0,0}, e_{0,0}, k_{0,1}, e_{0,1}, ..., k_{S-1,D-1}, e_{S-1,D-1}, w_0 .. w_{S-1}]
 
-where ``D`` is the largest depth. Genes of blocks beyond a stage's depth are inactive; the
-canonical form sets them to 0 so that one architecture has exactly one genome.
+where ``D`` is the largest depth; the width genes exist only with several width choices. Genes
+of blocks beyond a stage's depth are inactive; the canonical form sets them to 0 so that one
+architecture has exactly one genome.
 This module never builds torch modules (see ``nas.spaces.elastic_build``).
 """
 
@@ -40,10 +42,25 @@ class ElasticSpace(IntegerVectorSpace):
         self.cfg = cfg
         self.n_stages = len(cfg.stage_channels)
         self.max_depth = max(cfg.depths)
+        self.n_width = self.n_stages if len(cfg.width_multipliers) > 1 else 0
+
+    def stage_widths(self, width_index: int) -> list[int]:
+        """Every stage's channels at the ``width_index``-th width multiplier."""
+        m = self.cfg.width_multipliers[width_index]
+        return [max(1, int(round(m * c))) for c in self.cfg.stage_channels]
+
+    @property
+    def max_channels(self) -> list[int]:
+        """Each stage's channels in the supernet (the widest choice)."""
+        return self.stage_widths(len(self.cfg.width_multipliers) - 1)
 
     # --- encoding -----------------------------------------------------------------
     @property
     def n_var(self) -> int:
+        return self.n_stages + 2 * self.n_stages * self.max_depth + self.n_width
+
+    @property
+    def _width_start(self) -> int:
         return self.n_stages + 2 * self.n_stages * self.max_depth
 
     @property
@@ -51,6 +68,7 @@ class ElasticSpace(IntegerVectorSpace):
         """Inclusive upper bound of every gene (lower bounds are all 0)."""
         ub = [len(self.cfg.depths) - 1] * self.n_stages
         ub += [len(self.cfg.kernel_sizes) - 1, len(self.cfg.expand_ratios) - 1] * (self.n_stages * self.max_depth)
+        ub += [len(self.cfg.width_multipliers) - 1] * self.n_width
         return np.array(ub, dtype=np.int64)
 
     def _block_gene(self, stage: int, block: int) -> int:
@@ -66,9 +84,12 @@ class ElasticSpace(IntegerVectorSpace):
         return Genome(tuple(int(x) for x in v), self.name)
 
     def encode(self, genome: Genome) -> np.ndarray:
-        """Numeric features for surrogates: the choice values themselves, 0 for inactive blocks."""
+        """Numeric features for surrogates: the choice values themselves (with elastic width, each
+        stage's channels), 0 for inactive blocks."""
         arch = self.decode(genome)
         feats = [float(self.cfg.depths[genome.values[s]]) for s in range(self.n_stages)]
+        if self.n_width:
+            feats += [float(c) for c in self.channels(genome)]
         by_pos = {(b.stage, b.index): b for b in arch}
         for s in range(self.n_stages):
             for b in range(self.max_depth):
@@ -77,12 +98,19 @@ class ElasticSpace(IntegerVectorSpace):
         return np.array(feats)
 
     # --- decoding to a pure description ------------------------------------------
+    def channels(self, genome: Genome) -> list[int]:
+        """Each stage's output channels in ``genome``."""
+        if not self.n_width:
+            return self.max_channels
+        v = genome.values
+        return [self.stage_widths(v[self._width_start + s])[s] for s in range(self.n_stages)]
+
     def decode(self, genome: Genome) -> list[BlockSpec]:
         self.validate(genome)
         v = genome.values
         blocks = []
         cin = self.cfg.stem_channels
-        for s, (cout, stride) in enumerate(zip(self.cfg.stage_channels, self.cfg.stage_strides)):
+        for s, (cout, stride) in enumerate(zip(self.channels(genome), self.cfg.stage_strides)):
             for b in range(self.cfg.depths[v[s]]):
                 g = self._block_gene(s, b)
                 blocks.append(BlockSpec(s, b, cin, cout, stride if b == 0 else 1,
@@ -92,9 +120,10 @@ class ElasticSpace(IntegerVectorSpace):
 
     def describe(self, genome: Genome) -> str:
         stages = []
+        widths = self.channels(genome)
         for s in range(self.n_stages):
             blks = [f"k{b.kernel_size}e{b.expand_ratio}" for b in self.decode(genome) if b.stage == s]
-            stages.append("-".join(blks))
+            stages.append((f"c{widths[s]}:" if self.n_width else "") + "-".join(blks))
         return " | ".join(stages)
 
     # --- special members ------------------------------------------------------------
@@ -105,8 +134,9 @@ class ElasticSpace(IntegerVectorSpace):
         return self.canonical(np.zeros(self.n_var))
 
     # --- progressive shrinking (Once-for-All): a sub-space elastic in some dimensions only ---
-    DIMENSIONS = ("kernel", "depth", "expand")
-    """The elastic dimensions, in the order Once-for-All's progressive shrinking releases them."""
+    DIMENSIONS = ("kernel", "depth", "expand", "width")
+    """The elastic dimensions, in the order Once-for-All's progressive shrinking releases them
+    (width last; without width choices it has no genes)."""
 
     def _frozen_mask(self, elastic: tuple[str, ...]) -> np.ndarray:
         """True for the genes held at their largest choice when only ``elastic`` dimensions vary."""
@@ -114,9 +144,11 @@ class ElasticSpace(IntegerVectorSpace):
         if unknown:
             raise ValueError(f"unknown elastic dimension(s) {sorted(unknown)}; expected some of {self.DIMENSIONS}")
         frozen = np.zeros(self.n_var, dtype=bool)
+        w0 = self._width_start
         frozen[:self.n_stages] = "depth" not in elastic
-        frozen[self.n_stages::2] = "kernel" not in elastic
-        frozen[self.n_stages + 1::2] = "expand" not in elastic
+        frozen[self.n_stages:w0:2] = "kernel" not in elastic
+        frozen[self.n_stages + 1:w0:2] = "expand" not in elastic
+        frozen[w0:] = "width" not in elastic
         return frozen
 
     def sample_elastic(self, rng: np.random.Generator, elastic: tuple[str, ...]) -> Genome:

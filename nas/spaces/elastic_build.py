@@ -1,8 +1,9 @@
 """Torch builders for the elastic CNN space: the weight-sharing supernet and stand-alone subnets.
 
 The supernet holds the largest of everything: for each stage ``max(depths)`` MBConv blocks
-with the largest expand ratio and kernel size. A subnet uses the first ``depth`` blocks of
-a stage, the first ``expand * C`` hidden channels, and the centre ``k x k`` crop of each
+with the widest channels, the largest expand ratio and kernel size. A subnet uses the first
+``depth`` blocks of a stage, its stage's first ``C`` channels (elastic width, as BigNAS slices
+them), the first ``expand * C_in`` hidden channels, and the centre ``k x k`` crop of each
 depthwise kernel. ``extract_subnet`` copies those slices into a plain static network that
 can be fine-tuned, measured and exported on its own.
 """
@@ -50,7 +51,8 @@ def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
 
 
 class DynamicMBConv(nn.Module):
-    """Inverted residual block whose hidden width and depthwise kernel are chosen per call."""
+    """Inverted residual block whose input and output channels, hidden width and depthwise kernel are
+    chosen per call (the input's channels are the input's own)."""
 
     def __init__(self, cin: int, cout: int, stride: int, kmax: int, emax: int, act: Callable[[], nn.Module] = nn.ReLU6):
         super().__init__()
@@ -64,15 +66,17 @@ class DynamicMBConv(nn.Module):
         self.project = nn.Conv2d(hidden, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
 
-    def forward(self, x: torch.Tensor, k: int, e: int) -> torch.Tensor:
-        h = self.cin * e
-        y = F.conv2d(x, self.expand.weight[:h])
+    def forward(self, x: torch.Tensor, k: int, e: int, cout: int | None = None) -> torch.Tensor:
+        cin = x.shape[1]
+        cout = self.cout if cout is None else cout
+        h = cin * e
+        y = F.conv2d(x, self.expand.weight[:h, :cin])
         y = self.act1(_bn(y, self.bn1, h))
         y = F.conv2d(y, _crop(self.depthwise.weight[:h], k), stride=self.stride, padding=k // 2, groups=h)
         y = self.act2(_bn(y, self.bn2, h))
-        y = F.conv2d(y, self.project.weight[:, :h])
-        y = _bn(y, self.bn3, self.cout)
-        return x + y if (self.stride == 1 and self.cin == self.cout) else y
+        y = F.conv2d(y, self.project.weight[:cout, :h])
+        y = _bn(y, self.bn3, cout)
+        return x + y if (self.stride == 1 and cin == cout) else y
 
 
 class Supernet(nn.Module):
@@ -85,7 +89,7 @@ class Supernet(nn.Module):
                                   nn.BatchNorm2d(cfg.stem_channels), act())
         self.stages = nn.ModuleList()
         cin = cfg.stem_channels
-        for cout, stride in zip(cfg.stage_channels, cfg.stage_strides):
+        for cout, stride in zip(space.max_channels, cfg.stage_strides):
             blocks = nn.ModuleList()
             for b in range(space.max_depth):
                 blocks.append(DynamicMBConv(cin, cout, stride if b == 0 else 1, max(cfg.kernel_sizes),
@@ -97,8 +101,9 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, genome: Genome) -> torch.Tensor:
         y = self.stem(x)
         for spec in self.space.decode(genome):
-            y = self.stages[spec.stage][spec.index](y, spec.kernel_size, spec.expand_ratio)
-        return self.classifier(F.adaptive_avg_pool2d(y, 1).flatten(1))
+            y = self.stages[spec.stage][spec.index](y, spec.kernel_size, spec.expand_ratio, spec.out_channels)
+        c = y.shape[1]
+        return F.linear(F.adaptive_avg_pool2d(y, 1).flatten(1), self.classifier.weight[:, :c], self.classifier.bias)
 
 
 class MBConv(nn.Module):
@@ -128,7 +133,7 @@ class SubNet(nn.Module):
                                   nn.BatchNorm2d(cfg.stem_channels), act())
         self.specs = space.decode(genome)
         self.blocks = nn.Sequential(*[MBConv(s, act) for s in self.specs])
-        self.classifier = nn.Linear(cfg.stage_channels[-1] if self.specs else cfg.stem_channels, num_classes)
+        self.classifier = nn.Linear(self.specs[-1].out_channels if self.specs else cfg.stem_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.blocks(self.stem(x))
@@ -159,13 +164,15 @@ def extract_subnet(supernet: Supernet, genome: Genome) -> SubNet:
         conv1, bn1, act1, dw, bn2, act2, conv3, bn3 = blk.body
         act1.load_state_dict(src.act1.state_dict())  # learnable activation scales (space.activation)
         act2.load_state_dict(src.act2.state_dict())
-        conv1.weight.copy_(src.expand.weight[:h])
+        conv1.weight.copy_(src.expand.weight[:h, :spec.in_channels])
         _copy_bn(bn1, src.bn1, h)
         dw.weight.copy_(_crop(src.depthwise.weight[:h], spec.kernel_size))
         _copy_bn(bn2, src.bn2, h)
-        conv3.weight.copy_(src.project.weight[:, :h])
+        conv3.weight.copy_(src.project.weight[:spec.out_channels, :h])
         _copy_bn(bn3, src.bn3, spec.out_channels)
-    net.classifier.load_state_dict(supernet.classifier.state_dict())
+    c = net.classifier.in_features
+    net.classifier.weight.copy_(supernet.classifier.weight[:, :c])
+    net.classifier.bias.copy_(supernet.classifier.bias)
     return net
 
 
@@ -217,12 +224,14 @@ def all_layers(space: ElasticSpace, input_shape: tuple[int, int, int], num_class
     import itertools
 
     cfg = space.cfg
-    choices = itertools.product(range(len(cfg.kernel_sizes)), range(len(cfg.expand_ratios)))
+    widths = list(itertools.product(range(len(cfg.width_multipliers)), repeat=space.n_width))
+    choices = itertools.product(range(len(cfg.kernel_sizes)), range(len(cfg.expand_ratios)), widths)
     layers: dict[str, "Layer"] = {}
-    # a block's shape depends on its stage, whether it is the stage's first, its kernel and expand ratio;
-    # genomes at full depth with every block set alike cover every combination
-    for ki, ei in choices:
-        values = [len(cfg.depths) - 1] * space.n_stages + [ki, ei] * (space.n_stages * space.max_depth)
+    # a block's shape depends on its stage, whether it is the stage's first, its kernel and expand ratio, and
+    # the widths of its stage and the one before; genomes at full depth with every block set alike, at every
+    # combination of stage widths, cover every combination
+    for ki, ei, w in choices:
+        values = [len(cfg.depths) - 1] * space.n_stages + [ki, ei] * (space.n_stages * space.max_depth) + list(w)
         for layer in subnet_layers(space, space.canonical(values), input_shape, num_classes):
             layers.setdefault(layer.key, layer)
     return list(layers.values())
