@@ -120,9 +120,9 @@ class ElasticSpace(IntegerVectorSpace):
 
     def describe(self, genome: Genome) -> str:
         stages = []
-        widths = self.channels(genome)
+        widths, blocks = self.channels(genome), self.decode(genome)
         for s in range(self.n_stages):
-            blks = [f"k{b.kernel_size}e{b.expand_ratio}" for b in self.decode(genome) if b.stage == s]
+            blks = [f"k{b.kernel_size}e{b.expand_ratio}" for b in blocks if b.stage == s]
             stages.append((f"c{widths[s]}:" if self.n_width else "") + "-".join(blks))
         return " | ".join(stages)
 
