@@ -58,7 +58,7 @@ class DynamicMBConv(nn.Module):
         super().__init__()
         hidden = cin * emax
         self.act1, self.act2 = act(), act()
-        self.cin, self.cout, self.stride, self.kmax = cin, cout, stride, kmax
+        self.cout, self.stride, self.kmax = cout, stride, kmax
         self.expand = nn.Conv2d(cin, hidden, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden)
         self.depthwise = nn.Conv2d(hidden, hidden, kmax, stride, kmax // 2, groups=hidden, bias=False)
