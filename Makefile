@@ -24,8 +24,10 @@ $(STAMP): requirements.lock pyproject.toml
 run: install
 	$(BIN)/evonas run --params params.yaml
 
+# Two test processes side by side (pytest-xdist): much of the suite waits on process start-up,
+# Prefect and DVC; whole files go to one process, so module fixtures are built once.
 test: install
-	$(BIN)/python -m pytest -ra --timeout=900 --durations=25 tests
+	$(BIN)/python -m pytest -ra -n 2 --dist loadfile --timeout=900 --durations=25 tests
 
 # The documentation site (MkDocs, Material theme) into site/: the reference pages are regenerated
 # from the code first; --strict turns a broken link or a missing page into an error.

@@ -20,6 +20,12 @@ class PreflightError(ValueError):
 def check(cfg: Config, stages: tuple[str, ...], resume: bool | None = None) -> None:
     """``stages``: the stages about to run (in order)."""
     first = stages[0] if stages else None
+    from nas.training import default_threads
+
+    try:
+        default_threads()  # EVONAS_TORCH_THREADS, read by every stage that trains
+    except ValueError as exc:
+        raise PreflightError(str(exc)) from None
     if "prepare" in stages:
         _check_data(cfg)
     from nas.backends import MissingInput, backend

@@ -19,13 +19,28 @@ class DivergedError(RuntimeError):
     """Training produced a non-finite loss."""
 
 
+THREADS_ENV = "EVONAS_TORCH_THREADS"
+
+
+def default_threads() -> int:
+    """Torch threads for training outside the Dask workers: ``EVONAS_TORCH_THREADS`` when set
+    (a machine shared with other jobs: several runs side by side each take that many cores),
+    else every CPU core."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{THREADS_ENV}={raw!r}: expected a whole number of threads >= 1")
+    return int(raw)
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None = None):
-    """Run a block with ``n`` torch threads (None: every CPU core), then restore the previous
-    count. The stages that train in the main process (supernet, fine-tuning) use this: the
-    environment pins ``OMP_NUM_THREADS=1`` for the Dask workers, which would leave cores idle."""
+    """Run a block with ``n`` torch threads (None: ``default_threads()``), then restore the
+    previous count. The stages that train in the main process (supernet, fine-tuning) use this:
+    the environment pins ``OMP_NUM_THREADS=1`` for the Dask workers, which would leave cores idle."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n or os.cpu_count() or 1))
+    torch.set_num_threads(max(1, n or default_threads()))
     try:
         yield
     finally:

@@ -20,6 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 configure_environment(ROOT)
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # `make test` runs test processes side by side (pytest-xdist, one per core): each, and every
+    # `evonas` process it starts, trains with its share of the cores, since torch threads beyond
+    # the cores make every process far slower than one at a time
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("EVONAS_TORCH_THREADS", str(_share))
+    import torch
+
+    torch.set_num_threads(_share)
+
 TINY = [
     # digits keep the shared fixtures fast; the default data (omniglot_pooled) has its own pipeline test
     "data.kind=digits", "data.image_size=null", "supernet.epochs=2", "surrogate.n_samples=12", "search.population=6", "search.generations=2",

@@ -139,17 +139,19 @@ def cases(tmp: Path, table: Path) -> list[tuple[str, list[str], str, dict[str, s
         ("search before pretrain", ["stage", "search", *P, *_sets(f"supernet.out_dir={tmp / 'nothing'}")],
          "supernet", {}),
         ("unknown stage", ["stage", "train", *P], "unknown stage 'train'", {}),
+        ("torch threads not a number", ["run", *P], "EVONAS_TORCH_THREADS='two'", {}, {"EVONAS_TORCH_THREADS": "two"}),
+        ("zero torch threads", ["stage", "pretrain", *P], "EVONAS_TORCH_THREADS='0'", {}, {"EVONAS_TORCH_THREADS": "0"}),
     ]
 
 
 def run_case(case, root: Path) -> tuple:
-    name, args, needle, files = case
+    name, args, needle, files, *extra_env = case  # a fifth item: environment variables to set
     work = root / name.replace(" ", "_")
     for rel, text in {**SENTINELS, **files}.items():
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text(text)
     before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
-    env = {**os.environ, "PREFECT_HOME": str(work / ".prefect")}
+    env = {**os.environ, "PREFECT_HOME": str(work / ".prefect"), **(extra_env[0] if extra_env else {})}
     t0 = time.perf_counter()
     proc = subprocess.run([EXE, *args], cwd=work, env=env, capture_output=True, text=True, timeout=120)
     took = time.perf_counter() - t0

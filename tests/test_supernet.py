@@ -162,3 +162,27 @@ def test_supernet_options_train_and_its_own_seed_sets_the_weights(trained):
     assert not torch.equal(net.state_dict()[first], other.state_dict()[first])
     # the run's seed (0) is untouched by the supernet's own: the data split and every other stage keep it
     assert cfg.seed == 0 and json.loads((Path(trained.supernet.out_dir) / "meta.json").read_text())["supernet_seed"] == 0
+
+
+def test_training_threads_follow_evonas_torch_threads(monkeypatch):
+    """Training outside the Dask workers takes every core unless EVONAS_TORCH_THREADS says
+    otherwise (runs side by side on one machine); the previous count comes back afterwards."""
+    import os
+
+    import torch
+
+    from nas.training import default_threads, torch_threads
+
+    monkeypatch.delenv("EVONAS_TORCH_THREADS", raising=False)
+    assert default_threads() == (os.cpu_count() or 1)
+    before = torch.get_num_threads()
+    monkeypatch.setenv("EVONAS_TORCH_THREADS", "3")
+    with torch_threads():
+        assert torch.get_num_threads() == 3
+    with torch_threads(2):  # an explicit count wins
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv("EVONAS_TORCH_THREADS", bad)
+        with pytest.raises(ValueError, match="EVONAS_TORCH_THREADS"):
+            default_threads()
