@@ -30,17 +30,6 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 
     torch.set_num_threads(_share)
 
-# The files whose tests take longest, first (from `--durations`): pytest-xdist hands out whole
-# files in collection order, so starting the long ones first keeps both processes busy until the end.
-_LONGEST_FIRST = ("test_dvc.py", "test_reliability.py", "test_meta_e2e.py", "test_codeepneat.py", "test_signals.py",
-                  "test_pipeline_e2e.py", "test_multitask.py", "test_table.py", "test_wann.py", "test_pooled_costs.py",
-                  "test_cells_e2e.py", "test_dask_runner.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: within a file, and the rest, as written
-
 TINY = [
     # digits keep the shared fixtures fast; the default data (omniglot_pooled) has its own pipeline test
     "data.kind=digits", "data.image_size=null", "supernet.epochs=2", "surrogate.n_samples=12", "search.population=6", "search.generations=2",
