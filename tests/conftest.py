@@ -28,7 +28,9 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("EVONAS_TORCH_THREADS", str(_share))
     import torch
 
-    torch.set_num_threads(_share)
+    from nas.training import default_threads
+
+    torch.set_num_threads(default_threads())  # this process too, as the evonas processes will read it
 
 TINY = [
     # digits keep the shared fixtures fast; the default data (omniglot_pooled) has its own pipeline test
