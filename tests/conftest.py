@@ -21,9 +21,9 @@ SHARED = ROOT.parent / "shared"
 configure_environment(ROOT)
 
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    # `make test` runs test processes side by side (pytest-xdist, one per core): each, and every
+    # `make test` runs test processes side by side (pytest-xdist, three on two cores): each, and every
     # `evonas` process it starts, trains with its share of the cores, since torch threads beyond
-    # the cores make every process far slower than one at a time
+    # the cores make every process far slower than one at a time (at least one thread each)
     _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("EVONAS_TORCH_THREADS", str(_share))
     import torch
