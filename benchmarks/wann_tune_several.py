@@ -1,0 +1,105 @@
+"""Does tuning several networks of a finished WANN classification search, and keeping the one
+that tunes best on validation, beat tuning the one network the select stage reports?
+
+Reads a finished run (run it from the folder the run was made in, with the same ``--params``
+and ``--set`` values). Of the ``4 K`` networks with the best search score (``mean_score``),
+the ``K`` best by mean validation accuracy over the shared weights are each tuned exactly as the
+select stage tunes (best shared weight chosen on validation, then ``evaluation.wann.tune_steps``
+Adam steps with the validation-kept iterate). Prints, per network: validation and test accuracy
+at the best shared weight, of the weights' ensemble and after tuning; then the network the select
+stage's ``best_accuracy`` rule would report (the best validation accuracy at the shared weights)
+against the one with the best tuned validation accuracy. Validation chooses; test is only reported.
+
+Usage (classification tasks only):
+  cd RUN && python benchmarks/wann_tune_several.py --params examples/wann_digits.yaml \\
+      [--set KEY=VALUE ...] [--k 8] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", type=Path, default=ROOT / "examples/wann_digits.yaml")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--k", type=int, default=8, help="networks to tune (default 8)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if args.k < 1:
+        sys.exit("error: --k must be at least 1")
+
+    from nas.config import load_config
+    from nas.genome import Genome, candidate_seed
+    from nas.io import atomic_write_json
+    from nas.wann.network import compile_plan
+    from nas.wann.select import _split_seed, front_table, scores, task_and_space
+    from nas.wann.tasks import ensemble_accuracy
+    from nas.wann.tune import best_shared_weight, tune_classifier
+
+    t0 = time.perf_counter()
+    cfg = load_config(args.params, args.sets)
+    task, space = task_and_space(cfg)
+    if task.kind != "classify":
+        sys.exit(f"error: task '{cfg.evaluation.wann.task}' is not a classification task")
+    all_df, _ = front_table(cfg)  # fails with a clear message when the run has no scored network
+    ok = all_df[all_df.status == "ok"].sort_values("mean_score", ascending=False).head(4 * args.k)
+    ev = cfg.evaluation.wann
+    shared = np.array(ev.weights)
+    pool = []
+    for r in ok.to_dict("records"):
+        g = Genome.from_json(r["genome"], space.name)
+        spec = space.spec(g)
+        pool.append((float(np.mean(scores(task, spec, shared, "val", _split_seed(cfg.seed, g, "val")))), r, g, spec))
+    pool.sort(key=lambda t: (-t[0], len(t[3]["conns"]), t[1]["candidate_id"]))
+    x, y = task.split("train")
+    xv, yv = task.split("val")
+    xt, yt = task.split("test")
+    rows = []
+    print(f"{'network':14s} {'conns':>5s} {'val shared':>10s} {'w':>5s} {'val best w':>10s} {'test best w':>11s} "
+          f"{'val ens':>7s} {'test ens':>8s} {'val tuned':>9s} {'test tuned':>10s}")
+    for v, r, g, spec in pool[:args.k]:
+        vs, ts = _split_seed(cfg.seed, g, "val"), _split_seed(cfg.seed, g, "test")
+        wb, vb = best_shared_weight(lambda ws: scores(task, spec, ws, "val", vs))
+        tuned = tune_classifier(spec, x, y, wb, ev.tune_steps, ev.tune_lr, candidate_seed(cfg.seed, g), val=(xv, yv),
+                                val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay)
+        plan = compile_plan(spec)
+        row = {"candidate_id": r["candidate_id"], "connections": len(spec["conns"]), "val_mean_shared": v,
+               "best_shared_weight": wb, "val_best_shared": vb,
+               "test_best_shared": float(scores(task, spec, np.array([wb]), "test", ts)[0]),
+               "val_ensemble": ensemble_accuracy(plan, xv, yv, shared),
+               "test_ensemble": ensemble_accuracy(plan, xt, yt, shared),
+               "val_tuned": float(scores(task, spec, tuned[None, :], "val", vs)[0]),
+               "test_tuned": float(scores(task, spec, tuned[None, :], "test", ts)[0])}
+        rows.append(row)
+        print(f"{row['candidate_id']:14s} {row['connections']:5d} {v:10.4f} {wb:5.2f} {vb:10.4f} "
+              f"{row['test_best_shared']:11.4f} {row['val_ensemble']:7.4f} {row['test_ensemble']:8.4f} "
+              f"{row['val_tuned']:9.4f} {row['test_tuned']:10.4f}", flush=True)
+    # the select stage's best_accuracy rule: best validation at the best shared weight, ties to fewer connections
+    one = max(rows, key=lambda d: (d["val_best_shared"], -d["connections"]))
+    several = max(rows, key=lambda d: (d["val_tuned"], -d["connections"]))
+    print(f"\ntuning the network best_accuracy reports ({one['candidate_id']}): val {one['val_tuned']:.4f}, "
+          f"test {one['test_tuned']:.4f}")
+    print(f"tuning {len(rows)}, keeping the best on validation ({several['candidate_id']}): val "
+          f"{several['val_tuned']:.4f}, test {several['test_tuned']:.4f}")
+    test = [d["test_tuned"] for d in rows]
+    print(f"test accuracy after tuning over the {len(rows)}: min {min(test):.4f}, max {max(test):.4f} (reported only)")
+    if args.json:
+        atomic_write_json(args.json, {"k": len(rows), "one": one, "several": several, "networks": rows,
+                                      "params": str(args.params), "sets": args.sets,
+                                      "seconds": time.perf_counter() - t0})
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
