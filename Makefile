@@ -25,9 +25,11 @@ run: install
 	$(BIN)/evonas run --params params.yaml
 
 # Three test processes side by side (pytest-xdist) on the 2-core reference machine: much of the
-# suite waits on process start-up, Prefect and DVC, so a third process fills the idle core time
-# (measured: 21:39 against 26:03 with two, same machine, same commit); whole files go to one
-# process, so module fixtures are built once.
+# suite waits on process start-up, Prefect and DVC, and a third process fills some of that idle
+# core time (measured: 87-88 % use of the two cores against 84 % with two processes, a gain of a
+# minute or so; the wall times, 21:39 and 27:41 with three, 26:03 with two, follow the machine's
+# speed, which varied by 60 % within one session). Whole files go to one process, so module
+# fixtures are built once.
 test: install
 	$(BIN)/python -m pytest -ra -n 3 --dist loadfile --timeout=900 --durations=25 tests
 
