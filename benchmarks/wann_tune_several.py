@@ -43,9 +43,9 @@ def main() -> None:
     from nas.genome import Genome, candidate_seed
     from nas.io import atomic_write_json
     from nas.wann.network import compile_plan
-    from nas.wann.select import _split_seed, front_table, scores, task_and_space
+    from nas.wann.select import _split_seed, front_table, scores, task_and_space, tune_selected_classifier, val_scores
     from nas.wann.tasks import ensemble_accuracy
-    from nas.wann.tune import best_shared_weight, tune_classifier
+    from nas.wann.tune import best_shared_weight
 
     t0 = time.perf_counter()
     cfg = load_config(args.params, args.sets)
@@ -62,7 +62,6 @@ def main() -> None:
         spec = space.spec(g)
         pool.append((float(np.mean(scores(task, spec, shared, "val", _split_seed(cfg.seed, g, "val")))), r, g, spec))
     pool.sort(key=lambda t: (-t[0], len(t[3]["conns"]), t[1]["candidate_id"]))
-    x, y = task.split("train")
     xv, yv = task.split("val")
     xt, yt = task.split("test")
     rows = []
@@ -70,9 +69,9 @@ def main() -> None:
           f"{'val ens':>7s} {'test ens':>8s} {'val tuned':>9s} {'test tuned':>10s}")
     for v, r, g, spec in pool[:args.k]:
         vs, ts = _split_seed(cfg.seed, g, "val"), _split_seed(cfg.seed, g, "test")
-        wb, vb = best_shared_weight(lambda ws: scores(task, spec, ws, "val", vs))
-        tuned = tune_classifier(spec, x, y, wb, ev.tune_steps, ev.tune_lr, candidate_seed(cfg.seed, g), val=(xv, yv),
-                                val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay)
+        # the select stage's own steps (nas/wann/select.py: finalize)
+        wb, vb = best_shared_weight(lambda ws: val_scores(task, spec, ws, vs, ev.rollouts))
+        tuned = tune_selected_classifier(task, spec, wb, ev, candidate_seed(cfg.seed, g))
         plan = compile_plan(spec)
         row = {"candidate_id": r["candidate_id"], "connections": len(spec["conns"]), "val_mean_shared": v,
                "best_shared_weight": wb, "val_best_shared": vb,

@@ -120,7 +120,7 @@ def select(cfg: Config) -> dict:
 def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) -> dict:
     """Test, tune and export one selected network; returns its card."""
     from nas.genome import candidate_seed
-    from nas.wann.tune import best_shared_weight, policy_returns, tune_classifier, tune_control
+    from nas.wann.tune import best_shared_weight, policy_returns, tune_control
 
     t0 = time.perf_counter()
     if task is None:
@@ -151,14 +151,12 @@ def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) ->
         card["tuned_weights"]["val"] = val_tuned
         card["metric"] = "return"
     else:
-        x, y = task.split("train")
         from nas.wann.network import compile_plan
         from nas.wann.tasks import ensemble_accuracy
 
         plan = compile_plan(spec)
         xv, yv = task.split("val")
-        tuned = tune_classifier(spec, x, y, w_best, ev.tune_steps, ev.tune_lr, seed, val=(xv, yv),
-                                val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay)
+        tuned = tune_selected_classifier(task, spec, w_best, ev, seed)
         xt, yt = task.split("test")
         card["val_performance"] = float(val_best)
         card["ensemble"] = {"val": ensemble_accuracy(plan, xv, yv, shared), "test": ensemble_accuracy(plan, xt, yt, shared)}
@@ -171,6 +169,17 @@ def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) ->
     card["seconds"] = time.perf_counter() - t0
     atomic_write_json(Path(cfg.selection.out_dir) / "models" / f"{row['candidate_id']}.json", card)
     return card
+
+
+def tune_selected_classifier(task, spec: dict, w_best: float, ev, seed: int) -> np.ndarray:
+    """Individual weights of a classifier tuned from its best shared weight, as the select stage
+    tunes every selected network: ``ev.tune_steps`` steps on the training images, keeping the
+    iterate that scores best on validation (``ev`` is ``evaluation.wann``)."""
+    from nas.wann.tune import tune_classifier
+
+    x, y = task.split("train")
+    return tune_classifier(spec, x, y, w_best, ev.tune_steps, ev.tune_lr, seed, val=task.split("val"),
+                           val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay)
 
 
 def _stats(v) -> dict:
