@@ -14,13 +14,16 @@ Prints, from one invocation:
    (the search budget, plus the surrogate stage's samples both hold): the hypervolume of each
    front (the search's validation score vs params, one normalisation box; also in argmax
    validation accuracy when the search ranks on ``val_soft_accuracy``) and the stand-alone test
-   accuracy (``--epochs`` from scratch) of the best-scored network each finds under each
-   size limit (``--limits``, fractions of the largest subnet's params).
+   accuracy (``--epochs`` from scratch, the mean of ``--train-seeds`` trainings) of the
+   best-scored network each finds under each size limit (``--limits``, fractions of the
+   largest subnet's params). ``--reuse-searches OLD.json`` takes the searches and picks of an
+   earlier comparison and trains only the stand-alone seeds it lacks.
 
 Usage:  python benchmarks/pipeline.py [--params params.yaml] [--reuse] [--subnets 24]
                                       [--epochs 20] [--json benchmarks/results/pipeline.json]
         python benchmarks/pipeline.py --compare random [--seeds 0 1 2] [--limits 0.25 0.6]
-                                      [--epochs 20] [--json benchmarks/results/compare_random.json]
+                                      [--epochs 20] [--train-seeds 1] [--reuse-searches OLD.json]
+                                      [--json benchmarks/results/compare_random.json]
 """
 
 from __future__ import annotations
@@ -50,6 +53,36 @@ def run_pipeline(params: Path, overrides: list[str]) -> float:
     return wall
 
 
+def reused_searches(args, limits: list[float], data) -> list[dict]:
+    """The searches (fronts, hypervolumes, picks) of a recorded ``--compare random`` JSON, each pick's
+    stand-alone runs kept as its first training seeds, after checking that it was made with the same
+    size limits, epochs, overrides and data."""
+    rec = json.loads(Path(args.reuse_searches).read_text())
+    problems = []
+    if [float(f) for f in rec["limits"]] != limits:
+        problems.append(f"size limits {rec['limits']} (these: {limits})")
+    if rec["standalone_epochs"] != args.epochs:
+        problems.append(f"{rec['standalone_epochs']} stand-alone epochs (these: {args.epochs})")
+    if rec.get("overrides", []) != args.overrides:
+        problems.append(f"overrides {rec.get('overrides')} (these: {args.overrides})")
+    if rec.get("dataset_hash") not in (None, data.dataset_hash):
+        problems.append(f"data {rec['dataset_hash']} (the prepared data here: {data.dataset_hash})")
+    if problems:
+        sys.exit(f"error: --reuse-searches {args.reuse_searches} was made with " + "; ".join(problems))
+    runs = rec["runs"]
+    checked = rec.get("dataset_hash") is not None
+    for r in runs:
+        for p in r["picks"].values():
+            if "standalone_runs" not in p:  # a record of one training seed per pick (before --train-seeds)
+                first = {"seed_index": 0, "val": p["standalone_val"], "test": p["standalone_test"]}
+                # without the record's data hash, its first seed is trained again and compared instead of reused
+                p["standalone_runs"], p["recorded_first_seed"] = ([first], None) if checked else ([], first)
+    print(f"reusing the {len(runs)} searches of {args.reuse_searches} (seeds {rec['seeds']})"
+          + ("" if checked else "; it does not record its data's hash, so each pick's first training seed is trained "
+             "again and compared with the record"), flush=True)
+    return runs
+
+
 def compare_random(args) -> None:
     """The default search against random search on the last run's supernet, same evaluations."""
     from concurrent.futures import ProcessPoolExecutor
@@ -57,7 +90,7 @@ def compare_random(args) -> None:
 
     import pandas as pd
 
-    from benchmarks.supernet_ranking import _init_worker, check_artifacts, standalone
+    from benchmarks.supernet_ranking import REPEAT_SEED_STEP, _init_worker, check_artifacts, standalone
     from nas.config import load_config
     from nas.genome import Genome, candidate_seed
     from nas.objectives import to_minimise
@@ -81,8 +114,11 @@ def compare_random(args) -> None:
           f"sampled subnets; size limits {[f'{f:.0%}' for f in limits]} of the largest subnet ({largest:.0f} params); "
           f"fronts and picks by {acc}",
           flush=True)
-    runs = []
-    for seed in args.seeds:
+    if args.reuse_searches:
+        runs = reused_searches(args, limits, data)
+    else:
+        runs = []
+    for seed in ([] if args.reuse_searches else args.seeds):
         for strategy in (default, "random"):
             out = ROOT / "artifacts" / "compare" / f"{strategy}-seed{seed}"
             cfg = load_config(args.params, args.overrides + [
@@ -116,16 +152,42 @@ def compare_random(args) -> None:
             print(f"  seed {seed} {strategy:8s} hypervolume {run['hypervolume']:.4f} ({run['n_front']} on the front of "
                   f"{run['n_candidates']}; in val_accuracy {run['hypervolume_val_accuracy']:.4f}) in "
                   f"{run['search_seconds']:.0f} s", flush=True)
-    # every distinct pick trained from scratch once (the same network picked twice is trained once)
-    todo = sorted({tuple(p["genome"]) for r in runs for p in r["picks"].values()})
-    print(f"training {len(todo)} distinct picks stand-alone for {args.epochs} epochs ...", flush=True)
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-        futs = {g: pool.submit(standalone, str(args.params), args.overrides, list(g),
-                               candidate_seed(base.seed, Genome(g, bundle.space.name)), args.epochs) for g in todo}
-        trained = {g: f.result() for g, f in futs.items()}
+    # every distinct pick trained from scratch --train-seeds times (the same network picked twice is
+    # trained once per seed; seed r is the candidate's seed + r * REPEAT_SEED_STEP, as supernet_ranking's
+    # repeats); stand-alone runs a reused comparison already holds are not trained again
+    known: dict[tuple, list[dict]] = {}
     for r in runs:
         for p in r["picks"].values():
-            p.update(standalone_val=trained[tuple(p["genome"])]["val"], standalone_test=trained[tuple(p["genome"])]["test"])
+            known.setdefault(tuple(p["genome"]), p.get("standalone_runs", []))
+    jobs = [(g, k) for k in range(args.train_seeds) for g in sorted(known)
+            if k not in {t["seed_index"] for t in known[g]}]
+    trained = {g: [t for t in v if t["seed_index"] < args.train_seeds] for g, v in known.items()}
+    size = {tuple(p["genome"]): p["params"] for r in runs for p in r["picks"].values()}
+    print(f"training {len(known)} distinct picks stand-alone for {args.epochs} epochs x {args.train_seeds} seed(s): "
+          f"{len(jobs)} trainings, {sum(len(v) for v in trained.values())} reused ...", flush=True)
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        futs = {pool.submit(standalone, str(args.params), args.overrides, list(g),
+                            candidate_seed(base.seed, Genome(g, bundle.space.name)) + k * REPEAT_SEED_STEP,
+                            args.epochs): (g, k) for g, k in jobs}
+        for done, fut in enumerate(futs, 1):
+            g, k = futs[fut]
+            res = fut.result()
+            trained[g].append({"seed_index": k, **res})
+            print(f"  [{done:3d}/{len(jobs)}] pick of {size[g]} params, seed {k}: val {res['val']:.4f} test {res['test']:.4f} "
+                  f"({res['seconds']:.0f} s)", flush=True)
+    for r in runs:
+        for p in r["picks"].values():
+            mine = sorted(trained[tuple(p["genome"])], key=lambda t: t["seed_index"])
+            if p.get("recorded_first_seed"):
+                again = mine[0]
+                same = abs(again["test"] - p["recorded_first_seed"]["test"]) < 1e-9 and \
+                    abs(again["val"] - p["recorded_first_seed"]["val"]) < 1e-9
+                print(f"  seed {r['seed']} {r['strategy']} pick of {p['params']} params, first seed trained again: "
+                      f"test {again['test']:.4f} (recorded {p['recorded_first_seed']['test']:.4f}) "
+                      f"{'reproduced' if same else 'DIFFERS'}", flush=True)
+                p["first_seed_reproduced"] = bool(same)
+            p.update(standalone_runs=mine, standalone_val=float(np.mean([t["val"] for t in mine])),
+                     standalone_test=float(np.mean([t["test"] for t in mine])))
 
     print(f"\n{'seed':>4s} {'strategy':8s} {'hypervolume':>11s} {'hv(acc)':>7s}" +
           "".join(f"  {'<= ' + format(f, '.0%'):>7s}: {'params':>7s} {'score':>6s} {'inh.val':>7s} {'test':>6s}"
@@ -147,10 +209,22 @@ def compare_random(args) -> None:
         f"{k}: hypervolume {v['hypervolume_mean']:.4f}, " + ", ".join(
             f"test of pick <= {float(lim):.0%} {v['test_at_' + lim]:.4f}" for lim in runs[0]["picks"])
         for k, v in summary.items()))
-    print(f"{default} has the larger hypervolume on {wins} of {len(args.seeds)} seeds ({ties} tied)")
-    result = {"default": default, "score": acc, "seeds": args.seeds, "limits": limits, "largest_params": largest,
-              "standalone_epochs": args.epochs, "runs": runs, "summary": summary, "default_hv_wins": wins,
-              "ties": ties, "overrides": args.overrides}
+    seeds = [r["seed"] for r in runs[::2]]
+    print(f"{default} has the larger hypervolume on {wins} of {len(seeds)} seeds ({ties} tied)")
+    picks_vs = {}
+    for lim in runs[0]["picks"]:
+        diffs = [a["picks"][lim]["standalone_test"] - b["picks"][lim]["standalone_test"]
+                 for a, b in zip(runs[::2], runs[1::2])]
+        picks_vs[lim] = {"above": sum(d > 0 for d in diffs), "same_or_tied": sum(d == 0 for d in diffs),
+                         "below": sum(d < 0 for d in diffs), "mean_difference": float(np.mean(diffs))}
+        print(f"picks <= {float(lim):.0%} (stand-alone test, mean of {args.train_seeds} training seed(s)): {default} "
+              f"above random on {picks_vs[lim]['above']}, equal on {picks_vs[lim]['same_or_tied']}, below on "
+              f"{picks_vs[lim]['below']} of {len(diffs)} seeds; mean difference {100 * picks_vs[lim]['mean_difference']:+.2f} points")
+    result = {"default": default, "score": acc, "seeds": seeds, "limits": limits, "largest_params": largest,
+              "standalone_epochs": args.epochs, "train_seeds": args.train_seeds, "dataset_hash": data.dataset_hash,
+              "runs": runs, "summary": summary, "default_hv_wins": wins, "ties": ties, "picks_vs_random": picks_vs,
+              "reused_searches": str(args.reuse_searches) if args.reuse_searches else None,
+              "overrides": args.overrides}
     if args.json:
         from nas.io import atomic_write_json
 
@@ -172,10 +246,19 @@ def main() -> None:
     ap.add_argument("--limits", nargs="+", default=["0.25", "0.6"],
                     help="--compare: size limits, fractions of the largest subnet's params")
     ap.add_argument("--workers", type=int, default=2, help="processes for stand-alone training")
+    ap.add_argument("--train-seeds", type=int, default=1,
+                    help="--compare: stand-alone trainings (seeds) of each pick, averaged")
+    ap.add_argument("--reuse-searches", type=Path, default=None,
+                    help="--compare: take the searches and picks of this earlier --compare JSON (same params), "
+                         "train only the stand-alone seeds it lacks")
     args = ap.parse_args()
     os.chdir(ROOT)
     from nas.config import load_config
 
+    if args.train_seeds < 1:
+        sys.exit("error: --train-seeds must be at least 1")
+    if args.reuse_searches and not args.compare:
+        sys.exit("error: --reuse-searches belongs to --compare random")
     if args.compare:
         return compare_random(args)
 
