@@ -16,13 +16,13 @@ Prints, from one invocation:
    validation accuracy when the search ranks on ``val_soft_accuracy``) and the stand-alone test
    accuracy (``--epochs`` from scratch, the mean of ``--train-seeds`` trainings) of the
    best-scored network each finds under each size limit (``--limits``, fractions of the
-   largest subnet's params). ``--reuse-searches OLD.json`` takes the searches and picks of an
-   earlier comparison and trains only the stand-alone seeds it lacks.
+   largest subnet's params). ``--reuse-searches OLD.json [...]`` takes the searches and picks of
+   earlier comparisons (different search seeds) and trains only the stand-alone seeds they lack.
 
 Usage:  python benchmarks/pipeline.py [--params params.yaml] [--reuse] [--subnets 24]
                                       [--epochs 20] [--json benchmarks/results/pipeline.json]
         python benchmarks/pipeline.py --compare random [--seeds 0 1 2] [--limits 0.25 0.6]
-                                      [--epochs 20] [--train-seeds 1] [--reuse-searches OLD.json]
+                                      [--epochs 20] [--train-seeds 1] [--reuse-searches OLD.json ...]
                                       [--json benchmarks/results/compare_random.json]
 """
 
@@ -54,32 +54,37 @@ def run_pipeline(params: Path, overrides: list[str]) -> float:
 
 
 def reused_searches(args, limits: list[float], data) -> list[dict]:
-    """The searches (fronts, hypervolumes, picks) of a recorded ``--compare random`` JSON, each pick's
-    stand-alone runs kept as its first training seeds, after checking that it was made with the same
-    size limits, epochs, overrides and data."""
-    rec = json.loads(Path(args.reuse_searches).read_text())
-    problems = []
-    if [float(f) for f in rec["limits"]] != limits:
-        problems.append(f"size limits {rec['limits']} (these: {limits})")
-    if rec["standalone_epochs"] != args.epochs:
-        problems.append(f"{rec['standalone_epochs']} stand-alone epochs (these: {args.epochs})")
-    if rec.get("overrides", []) != args.overrides:
-        problems.append(f"overrides {rec.get('overrides')} (these: {args.overrides})")
-    if rec.get("dataset_hash") not in (None, data.dataset_hash):
-        problems.append(f"data {rec['dataset_hash']} (the prepared data here: {data.dataset_hash})")
-    if problems:
-        sys.exit(f"error: --reuse-searches {args.reuse_searches} was made with " + "; ".join(problems))
-    runs = rec["runs"]
-    checked = rec.get("dataset_hash") is not None
-    for r in runs:
-        for p in r["picks"].values():
-            if "standalone_runs" not in p:  # a record of one training seed per pick (before --train-seeds)
-                first = {"seed_index": 0, "val": p["standalone_val"], "test": p["standalone_test"]}
-                # without the record's data hash, its first seed is trained again and compared instead of reused
-                p["standalone_runs"], p["recorded_first_seed"] = ([first], None) if checked else ([], first)
-    print(f"reusing the {len(runs)} searches of {args.reuse_searches} (seeds {rec['seeds']})"
-          + ("" if checked else "; it does not record its data's hash, so each pick's first training seed is trained "
-             "again and compared with the record"), flush=True)
+    """The searches (fronts, hypervolumes, picks) of recorded ``--compare random`` JSONs, in order,
+    each pick's stand-alone runs kept as its first training seeds, after checking that each was made
+    with the same size limits, epochs, overrides and data, and that no search seed is in two."""
+    runs, seen = [], set()
+    for path in args.reuse_searches:
+        rec = json.loads(Path(path).read_text())
+        problems = []
+        if [float(f) for f in rec["limits"]] != limits:
+            problems.append(f"size limits {rec['limits']} (these: {limits})")
+        if rec["standalone_epochs"] != args.epochs:
+            problems.append(f"{rec['standalone_epochs']} stand-alone epochs (these: {args.epochs})")
+        if rec.get("overrides", []) != args.overrides:
+            problems.append(f"overrides {rec.get('overrides')} (these: {args.overrides})")
+        if rec.get("dataset_hash") not in (None, data.dataset_hash):
+            problems.append(f"data {rec['dataset_hash']} (the prepared data here: {data.dataset_hash})")
+        if seen & set(rec["seeds"]):
+            problems.append(f"search seeds {sorted(seen & set(rec['seeds']))}, which an earlier file already holds")
+        if problems:
+            sys.exit(f"error: --reuse-searches {path} was made with " + "; ".join(problems))
+        seen |= set(rec["seeds"])
+        checked = rec.get("dataset_hash") is not None
+        for r in rec["runs"]:
+            for p in r["picks"].values():
+                if "standalone_runs" not in p:  # a record of one training seed per pick (before --train-seeds)
+                    first = {"seed_index": 0, "val": p["standalone_val"], "test": p["standalone_test"]}
+                    # without the record's data hash, its first seed is trained again and compared instead of reused
+                    p["standalone_runs"], p["recorded_first_seed"] = ([first], None) if checked else ([], first)
+        runs += rec["runs"]
+        print(f"reusing the {len(rec['runs'])} searches of {path} (seeds {rec['seeds']})"
+              + ("" if checked else "; it does not record its data's hash, so each pick's first training seed is "
+                 "trained again and compared with the record"), flush=True)
     return runs
 
 
@@ -109,7 +114,9 @@ def compare_random(args) -> None:
     boxes = {s: objective_bounds([s, "params"], prior) for s in scores}
     prior_rows = pd.DataFrame([{"genome": g.values, **{s: m[s] for s in scores}, "params": m["params"]}
                                for g, m in prior])
-    print(f"default search '{default}' against random search: seeds {args.seeds}, {base.search.population} x "
+    print(f"default search '{default}' against random search: "
+          f"{'the searches of ' + ', '.join(map(str, args.reuse_searches)) if args.reuse_searches else 'seeds ' + str(args.seeds)}, "
+          f"{base.search.population} x "
           f"{base.search.generations + 1} evaluations each, both also holding the surrogate stage's {len(prior)} "
           f"sampled subnets; size limits {[f'{f:.0%}' for f in limits]} of the largest subnet ({largest:.0f} params); "
           f"fronts and picks by {acc}",
@@ -223,7 +230,7 @@ def compare_random(args) -> None:
     result = {"default": default, "score": acc, "seeds": seeds, "limits": limits, "largest_params": largest,
               "standalone_epochs": args.epochs, "train_seeds": args.train_seeds, "dataset_hash": data.dataset_hash,
               "runs": runs, "summary": summary, "default_hv_wins": wins, "ties": ties, "picks_vs_random": picks_vs,
-              "reused_searches": str(args.reuse_searches) if args.reuse_searches else None,
+              "reused_searches": [str(p) for p in args.reuse_searches] if args.reuse_searches else None,
               "overrides": args.overrides}
     if args.json:
         from nas.io import atomic_write_json
@@ -248,9 +255,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes for stand-alone training")
     ap.add_argument("--train-seeds", type=int, default=1,
                     help="--compare: stand-alone trainings (seeds) of each pick, averaged")
-    ap.add_argument("--reuse-searches", type=Path, default=None,
-                    help="--compare: take the searches and picks of this earlier --compare JSON (same params), "
-                         "train only the stand-alone seeds it lacks")
+    ap.add_argument("--reuse-searches", type=Path, nargs="+", default=None,
+                    help="--compare: take the searches and picks of these earlier --compare JSONs (same params, "
+                         "different search seeds), train only the stand-alone seeds they lack")
     args = ap.parse_args()
     os.chdir(ROOT)
     from nas.config import load_config
