@@ -80,7 +80,9 @@ def reused_searches(args, limits: list[float], data) -> list[dict]:
                 if "standalone_runs" not in p:  # a record of one training seed per pick (before --train-seeds)
                     first = {"seed_index": 0, "val": p["standalone_val"], "test": p["standalone_test"]}
                     # without the record's data hash, its first seed is trained again and compared instead of reused
-                    p["standalone_runs"], p["recorded_first_seed"] = ([first], None) if checked else ([], first)
+                    p["standalone_runs"] = [first] if checked else []
+                    if not checked:
+                        p["recorded_first_seed"] = first
         runs += rec["runs"]
         print(f"reusing the {len(rec['runs'])} searches of {path} (seeds {rec['seeds']})"
               + ("" if checked else "; it does not record its data's hash, so each pick's first training seed is "
@@ -121,11 +123,8 @@ def compare_random(args) -> None:
           f"sampled subnets; size limits {[f'{f:.0%}' for f in limits]} of the largest subnet ({largest:.0f} params); "
           f"fronts and picks by {acc}",
           flush=True)
-    if args.reuse_searches:
-        runs = reused_searches(args, limits, data)
-    else:
-        runs = []
-    for seed in ([] if args.reuse_searches else args.seeds):
+    runs = reused_searches(args, limits, data) if args.reuse_searches else []
+    for seed in () if args.reuse_searches else args.seeds:
         for strategy in (default, "random"):
             out = ROOT / "artifacts" / "compare" / f"{strategy}-seed{seed}"
             cfg = load_config(args.params, args.overrides + [
@@ -162,15 +161,16 @@ def compare_random(args) -> None:
     # every distinct pick trained from scratch --train-seeds times (the same network picked twice is
     # trained once per seed; seed r is the candidate's seed + r * REPEAT_SEED_STEP, as supernet_ranking's
     # repeats); stand-alone runs a reused comparison already holds are not trained again
-    known: dict[tuple, list[dict]] = {}
+    trained: dict[tuple, list[dict]] = {}
+    size: dict[tuple, int] = {}
     for r in runs:
         for p in r["picks"].values():
-            known.setdefault(tuple(p["genome"]), p.get("standalone_runs", []))
-    jobs = [(g, k) for k in range(args.train_seeds) for g in sorted(known)
-            if k not in {t["seed_index"] for t in known[g]}]
-    trained = {g: [t for t in v if t["seed_index"] < args.train_seeds] for g, v in known.items()}
-    size = {tuple(p["genome"]): p["params"] for r in runs for p in r["picks"].values()}
-    print(f"training {len(known)} distinct picks stand-alone for {args.epochs} epochs x {args.train_seeds} seed(s): "
+            g = tuple(p["genome"])
+            size[g] = p["params"]
+            trained.setdefault(g, [t for t in p.get("standalone_runs", []) if t["seed_index"] < args.train_seeds])
+    jobs = [(g, k) for k in range(args.train_seeds) for g in sorted(trained)
+            if k not in {t["seed_index"] for t in trained[g]}]
+    print(f"training {len(trained)} distinct picks stand-alone for {args.epochs} epochs x {args.train_seeds} seed(s): "
           f"{len(jobs)} trainings, {sum(len(v) for v in trained.values())} reused ...", flush=True)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
         futs = {pool.submit(standalone, str(args.params), args.overrides, list(g),
