@@ -29,9 +29,11 @@ run: install
 # core time (measured: 87-88 % use of the two cores against 84 % with two processes, a gain of a
 # minute or so; the wall times, 21:39 and 27:41 with three, 26:03 with two, follow the machine's
 # speed, which varied by 60 % within one session). Whole files go to one process, so module
-# fixtures are built once.
+# fixtures are built once; the heaviest files go first (tests/conftest.py orders them by
+# tests/file_seconds.json; --no-loadscope-reorder keeps that order instead of xdist's "most tests
+# first", which left the long end-to-end files for last and one process running alone at the end).
 test: install
-	$(BIN)/python -m pytest -ra -n 3 --dist loadfile --timeout=900 --durations=25 tests
+	$(BIN)/python -m pytest -ra -n 3 --dist loadfile --no-loadscope-reorder --timeout=900 --durations=25 tests
 
 # The documentation site (MkDocs, Material theme) into site/: the reference pages are regenerated
 # from the code first; --strict turns a broken link or a missing page into an error.

@@ -127,21 +127,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(tmp_path_factory, name: str):
-    """A real Prefect server (API and UI) on a free 127.0.0.1 port, started with `evonas ui`."""
+def _start_server(home: Path):
+    """Start a real Prefect server (API and UI) with `evonas ui` on a free 127.0.0.1 port, its
+    PREFECT_HOME and log in ``home``, in a process group of its own; wait until it answers."""
     import subprocess
     import sys
     import time
     import urllib.request
 
     port = free_port()
-    home = tmp_path_factory.mktemp(name)
     env = {**os.environ, "PREFECT_HOME": str(home / ".prefect")}
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "w")
     exe = str(Path(sys.executable).parent / "evonas")
     proc = subprocess.Popen([exe, "ui", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    log.close()  # the server holds its own copy
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while True:
@@ -151,14 +152,22 @@ def _serve(tmp_path_factory, name: str):
                     break
         except OSError:
             pass
-        assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
-        assert time.time() < deadline, "the Prefect server did not answer within 180 s"
+        if proc.poll() is not None or time.time() > deadline:
+            if proc.poll() is None:
+                stop_group(proc, 5)
+            raise AssertionError("the Prefect server did not answer within 180 s:\n"
+                                 + (home / "server.log").read_text()[-3000:])
         time.sleep(0.5)
+    return proc, {"url": url, "api": f"{url}/api", "log": home / "server.log", "port": port}
+
+
+def _serve(tmp_path_factory, name: str):
+    """A real Prefect server for the session of this process, stopped at its end."""
+    proc, server = _start_server(tmp_path_factory.mktemp(name))
     try:
-        yield {"url": url, "api": f"{url}/api", "log": home / "server.log", "port": port}
+        yield server
     finally:
         stop_group(proc, 30)
-        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -172,9 +181,80 @@ def prefect_server(tmp_path_factory):
 def runs_api(tmp_path_factory) -> str:
     """The API URL of a second real Prefect server, for tests that start many `evonas` processes
     (`dvc repro` runs one per stage; killed and resumed searches): with ``PREFECT_API_URL`` set,
-    a process talks to it instead of starting Prefect's temporary server (several seconds each)."""
-    for server in _serve(tmp_path_factory, "prefect-runs"):
-        yield server["api"]
+    a process talks to it instead of starting Prefect's temporary server (several seconds each).
+
+    Under pytest-xdist one such server serves every test process: the first to ask starts it
+    (a file lock in the run's common temporary folder), the others read its address, and the
+    controller stops it when the whole run ends (``pytest_sessionfinish``). A Prefect server
+    costs about 17 s of CPU to start and 3 % of a core while idle, so one instead of three."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        for server in _serve(tmp_path_factory, "prefect-runs"):
+            yield server["api"]
+        return
+    import json
+
+    from filelock import FileLock
+
+    common = tmp_path_factory.getbasetemp().parent  # the controller's basetemp: one per `pytest -n` run
+    record = common / SHARED_RUNS_SERVER
+    with FileLock(str(common / (SHARED_RUNS_SERVER + ".lock"))):
+        if not record.is_file():
+            home = common / "prefect-runs"
+            home.mkdir(exist_ok=True)
+            proc, server = _start_server(home)
+            tmp = record.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"api": server["api"], "pgid": proc.pid}))
+            tmp.replace(record)
+    yield json.loads(record.read_text())["api"]
+
+
+SHARED_RUNS_SERVER = "prefect-runs-server.json"
+
+
+def pytest_sessionfinish(session):
+    """The xdist controller, once every test process has ended: stop the shared runs server (a
+    run without xdist writes no record; its server is the fixture's own)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    import json
+    import signal
+    import time
+
+    record = session.config._tmp_path_factory.getbasetemp() / SHARED_RUNS_SERVER
+    if not record.is_file():
+        return
+    pgid = json.loads(record.read_text())["pgid"]
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------- the order of the test files
+
+
+def file_order_key(seconds: dict[str, float]):
+    """Sort key of a test item: its file's measured seconds, heaviest first; a file not yet
+    measured goes first of all, as it may be heavy. Sorting is stable, so each file's tests stay
+    together and in their written order."""
+    return lambda item: -seconds.get(item.path.name, float("inf"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Heaviest test files first (tests/file_seconds.py says why and how to re-measure): with
+    `make test`'s three processes and ``--no-loadscope-reorder``, the long files start first and
+    the short ones fill in at the end."""
+    import json
+
+    items.sort(key=file_order_key(json.loads((ROOT / "tests/file_seconds.json").read_text())))
 
 
 # ---------------------------------------------------------------------------- DVC in a copy of the repository

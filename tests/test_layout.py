@@ -63,3 +63,23 @@ def test_the_entry_point_lives_with_the_flows_and_sets_the_environment(tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     last = out.stdout.strip().splitlines()[-1]
     assert last == f"{tmp_path / '.prefect'} 1", last
+
+
+def test_test_files_run_heaviest_first_and_every_file_is_measured(tmp_path):
+    """`make test` orders the files by tests/file_seconds.json (conftest.py): the parser reads a
+    `--durations=0` log per file, the key puts heavy and unmeasured files first, and the JSON
+    names every test file there is (a new file would otherwise go first until re-measured)."""
+    from types import SimpleNamespace
+
+    from tests.conftest import file_order_key
+    from tests.file_seconds import file_seconds
+
+    log = ("12.50s call     tests/test_a.py::test_x\n 1.25s setup    tests/test_a.py::test_x\n"
+           "30.00s call     tests/test_b.py::test_y[p-1]\n0.01s teardown tests/test_c.py::test_z\nnoise\n")
+    assert file_seconds(log) == {"test_b.py": 30.0, "test_a.py": 13.8, "test_c.py": 0.0}
+    items = [SimpleNamespace(path=Path(f"tests/{n}")) for n in ("test_c.py", "test_a.py", "test_a.py", "test_new.py",
+                                                              "test_b.py")]
+    ordered = sorted(items, key=file_order_key({"test_a.py": 13.8, "test_b.py": 30.0, "test_c.py": 0.0}))
+    assert [i.path.name for i in ordered] == ["test_new.py", "test_b.py", "test_a.py", "test_a.py", "test_c.py"]
+    measured = set(json.loads((ROOT / "tests/file_seconds.json").read_text()))
+    assert {p.name for p in (ROOT / "tests").glob("test_*.py")} <= measured
