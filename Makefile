@@ -31,7 +31,8 @@ run: install
 # speed, which varied by 60 % within one session). Whole files go to one process, so module
 # fixtures are built once; the heaviest files go first (tests/conftest.py orders them by
 # tests/file_seconds.json; --no-loadscope-reorder keeps that order instead of xdist's "most tests
-# first", which left the long end-to-end files for last and one process running alone at the end).
+# first", which left the long end-to-end files for last and one process running alone at the end;
+# measured on fresh clones, machine at about 0.6x its usual speed: pytest 30:37 before, 26:20 after).
 test: install
 	$(BIN)/python -m pytest -ra -n 3 --dist loadfile --no-loadscope-reorder --timeout=900 --durations=25 tests
 

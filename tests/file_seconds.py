@@ -1,6 +1,7 @@
 """Write tests/file_seconds.json from the output of a full run that printed every duration:
 ``.venv/bin/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=0 tests > LOG``,
-then ``.venv/bin/python tests/file_seconds.py LOG``.
+then ``.venv/bin/python tests/file_seconds.py LOG [LOG ...]`` (several logs: the mean per file; a
+file's seconds move with what runs beside it, by up to 2x between two runs).
 
 conftest.py orders the test files by these seconds, heaviest first, and `make test` keeps that
 order (``--no-loadscope-reorder``): with whole files sent to three processes, the long
@@ -26,18 +27,27 @@ def file_seconds(log_text: str) -> dict[str, float]:
     return dict(sorted(((f, round(s, 1)) for f, s in seconds.items()), key=lambda kv: -kv[1]))
 
 
+def mean_file_seconds(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The mean over the runs that measured each file."""
+    names = {f for r in runs for f in r}
+    mean = {f: sum(r[f] for r in runs if f in r) / sum(f in r for r in runs) for f in names}
+    return dict(sorted(((f, round(s, 1)) for f, s in mean.items()), key=lambda kv: -kv[1]))
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not Path(argv[0]).is_file():
-        print("usage: python tests/file_seconds.py LOG (the output of a `--durations=0` run)", file=sys.stderr)
+    if not argv or not all(Path(a).is_file() for a in argv):
+        print("usage: python tests/file_seconds.py LOG [LOG ...] (outputs of `--durations=0` runs)", file=sys.stderr)
         return 2
-    seconds = file_seconds(Path(argv[0]).read_text())
-    if not seconds:
-        print(f"{argv[0]}: no per-test durations found (was the run made with --durations=0?)", file=sys.stderr)
-        return 1
+    runs = [file_seconds(Path(a).read_text()) for a in argv]
+    for a, r in zip(argv, runs):
+        if not r:
+            print(f"{a}: no per-test durations found (was the run made with --durations=0?)", file=sys.stderr)
+            return 1
+    seconds = mean_file_seconds(runs)
     tmp = OUT.with_suffix(".tmp")
     tmp.write_text(json.dumps(seconds, indent=1) + "\n")
     tmp.replace(OUT)
-    print(f"{OUT}: {len(seconds)} files, {sum(seconds.values()):.0f} s in all")
+    print(f"{OUT}: {len(seconds)} files, {sum(seconds.values()):.0f} s in all (mean of {len(runs)} run(s))")
     return 0
 
 

@@ -72,11 +72,13 @@ def test_test_files_run_heaviest_first_and_every_file_is_measured(tmp_path):
     from types import SimpleNamespace
 
     from tests.conftest import file_order_key
-    from tests.file_seconds import file_seconds
+    from tests.file_seconds import file_seconds, mean_file_seconds
 
     log = ("12.50s call     tests/test_a.py::test_x\n 1.25s setup    tests/test_a.py::test_x\n"
            "30.00s call     tests/test_b.py::test_y[p-1]\n0.01s teardown tests/test_c.py::test_z\nnoise\n")
     assert file_seconds(log) == {"test_b.py": 30.0, "test_a.py": 13.8, "test_c.py": 0.0}
+    assert mean_file_seconds([{"test_a.py": 10.0, "test_b.py": 1.0}, {"test_a.py": 20.0}]) == {"test_a.py": 15.0,
+                                                                                              "test_b.py": 1.0}
     items = [SimpleNamespace(path=Path(f"tests/{n}")) for n in ("test_c.py", "test_a.py", "test_a.py", "test_new.py",
                                                               "test_b.py")]
     ordered = sorted(items, key=file_order_key({"test_a.py": 13.8, "test_b.py": 30.0, "test_c.py": 0.0}))
