@@ -21,14 +21,15 @@ OUT = Path(__file__).with_name("file_seconds.json")
 
 
 def file_seconds(log_text: str) -> dict[str, float]:
+    """Seconds per test file (setup, call and teardown of its tests) in one log."""
     seconds: dict[str, float] = defaultdict(float)
     for m in re.finditer(r"^\s*([\d.]+)s (?:setup|call|teardown)\s+tests/([^:\s]+\.py)::", log_text, re.M):
         seconds[m.group(2)] += float(m.group(1))
-    return dict(sorted(((f, round(s, 1)) for f, s in seconds.items()), key=lambda kv: -kv[1]))
+    return dict(seconds)
 
 
 def mean_file_seconds(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The mean over the runs that measured each file."""
+    """The mean over the runs that measured each file, rounded, heaviest first."""
     names = {f for r in runs for f in r}
     mean = {f: sum(r[f] for r in runs if f in r) / sum(f in r for r in runs) for f in names}
     return dict(sorted(((f, round(s, 1)) for f, s in mean.items()), key=lambda kv: -kv[1]))
