@@ -177,6 +177,9 @@ def prefect_server(tmp_path_factory):
     yield from _serve(tmp_path_factory, "prefect-server")
 
 
+SHARED_RUNS_SERVER = "prefect-runs-server.json"  # under xdist: the shared runs server's address and process group
+
+
 @pytest.fixture(scope="session")
 def runs_api(tmp_path_factory) -> str:
     """The API URL of a second real Prefect server, for tests that start many `evonas` processes
@@ -206,9 +209,6 @@ def runs_api(tmp_path_factory) -> str:
             tmp.write_text(json.dumps({"api": server["api"], "pgid": proc.pid}))
             tmp.replace(record)
     yield json.loads(record.read_text())["api"]
-
-
-SHARED_RUNS_SERVER = "prefect-runs-server.json"
 
 
 def pytest_sessionfinish(session):

@@ -67,7 +67,7 @@ def test_the_entry_point_lives_with_the_flows_and_sets_the_environment(tmp_path)
     assert last == f"{tmp_path / '.prefect'} 1", last
 
 
-def test_test_files_run_heaviest_first_and_every_file_is_measured(tmp_path):
+def test_test_files_run_heaviest_first_and_every_file_is_measured():
     """`make test` orders the files by tests/file_seconds.json (conftest.py): the parser reads a
     `--durations=0` log per file, the key puts heavy and unmeasured files first, and the JSON
     names every test file there is (a new file would otherwise go first until re-measured)."""
