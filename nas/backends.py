@@ -86,6 +86,9 @@ class Backend:
     #: evaluation draws from torch's process-wide generator (initial weights, dropout): a
     #: neighbour's draws would make its result depend on timing, and replay would not reproduce it.
     shares_process: bool = False
+    #: modules every worker of this kind imports (its evaluator's): a LocalCluster's workers are
+    #: forked from a process that imported them once (:func:`nas.evaluators.dask.fork_server_workers`)
+    worker_modules: tuple[str, ...] = ()
 
     def check_pool(self, cfg: "Config") -> None:
         """Raise :class:`~nas.config.ConfigError` when ``evaluation.threads_per_worker`` asks for
@@ -151,6 +154,7 @@ class InheritedBackend(_DataBackend):
 
     kind = "inherited"
     stages = ("prepare", "pretrain", "surrogate", "search", "select")
+    worker_modules = ("nas.evaluators.inherited",)
 
     def evaluator(self, cfg: "Config"):
         from nas.evaluators.inherited import InheritedEvaluator
@@ -208,6 +212,7 @@ class TrainBackend(_DataBackend):
 
     kind = "train"
     stages = ("prepare", "search", "select")
+    worker_modules = ("nas.evaluators.standalone",)
 
     def evaluator(self, cfg: "Config"):
         from nas.evaluators.standalone import StandaloneEvaluator
@@ -251,6 +256,7 @@ class TableBackend(Backend):
 
     kind = "table"
     stages = ("search", "select")
+    worker_modules = ("nas.evaluators.table",)
     shares_process = True  # a lookup draws nothing
 
     def evaluator(self, cfg: "Config"):
@@ -293,6 +299,7 @@ class WannBackend(Backend):
 
     kind = "wann"
     stages = ("prepare", "search", "select")
+    worker_modules = ("nas.evaluators.wann", "nas.wann.tasks", "nas.wann.network")
     shares_process = True  # scoring draws nothing from torch; rollout seeds come from the candidate's seed
 
     def evaluator(self, cfg: "Config"):
@@ -355,6 +362,7 @@ class MetaBackend(_DataBackend):
 
     kind = "meta"
     stages = ("prepare", "search", "select")
+    worker_modules = ("nas.evaluators.meta",)
 
     def evaluator(self, cfg: "Config"):
         from nas.evaluators.meta import MetaEvaluator

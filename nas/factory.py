@@ -106,7 +106,7 @@ def build_pool(cfg: Config) -> DaskPool:
     return DaskPool(workers=e.workers, threads_per_worker=e.threads_per_worker, scheduler_address=e.scheduler_address,
                     timeout_s=e.timeout_s, cluster=e.cluster, slurm=e.slurm.model_dump(), log=_console,
                     adaptive=(e.adaptive.minimum, e.adaptive.maximum) if e.adaptive else None,
-                    chunk_size=e.chunk_size)
+                    chunk_size=e.chunk_size, preload=backend(cfg).worker_modules)
 
 
 def _console(msg: str) -> None:

@@ -42,6 +42,54 @@ def test_generational_search_on_a_local_cluster(trained, tmp_path):
     assert hv == sorted(hv), "hypervolume of the evaluated set never decreases"
 
 
+FORKED_WORKER = """
+import json, os, sys
+import dask, psutil
+from nas.evaluators.dask import DaskPool
+
+def probe():
+    return {"preloaded": "nas.wann.network" in sys.modules, "parent": psutil.Process(os.getppid()).cmdline()}
+
+if __name__ == "__main__":
+    key = "distributed.worker.multiprocessing-method"
+    with DaskPool(workers=1, preload=("nas.wann.network",)) as pool:
+        out = pool.client.submit(probe, pure=False).result()
+        out["during"] = dask.config.get(key)
+    out["after"] = dask.config.get(key)
+    print(json.dumps(out))
+"""
+
+
+def test_local_workers_are_forked_from_a_server_that_imported_the_evaluator(tmp_path):
+    """A LocalCluster's worker is a fork of multiprocessing's fork server, which imported the
+    pool's ``preload`` (a backend's ``worker_modules``): the worker starts with them imported, in
+    a fraction of a spawned interpreter's time. In a fresh process, as the fork server is one per
+    process and keeps the preload of the first pool; the pool restores Dask's setting on exit."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(FORKED_WORKER)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["preloaded"], "the worker had to import what the fork server should have"
+    assert any("multiprocessing.forkserver" in part for part in out["parent"]), out["parent"]
+    assert (out["during"], out["after"]) == ("forkserver", "spawn")
+
+
+def test_backends_name_the_modules_their_workers_import():
+    import importlib
+
+    from nas.backends import BACKENDS
+
+    for b in BACKENDS.values():
+        assert b.worker_modules, b
+        for name in b.worker_modules:
+            importlib.import_module(name)
+
+
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(ClusterError, match="scheduler_address"):
         with DaskPool(scheduler_address="tcp://127.0.0.1:9", connect_timeout=2):
