@@ -36,8 +36,15 @@ def module_path(name: str, root: Path = ROOT) -> Path | None:
 
 def _imports(path: Path, name: str) -> set[str]:
     """Modules of :data:`PACKAGES` that the source at ``path`` (module ``name``) imports."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    return _imports_of_tree(tree, name if path.name == "__init__.py" else name.rpartition(".")[0])
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return set(_source_imports(path.read_text(encoding="utf-8"), str(path), pkg))
+
+
+@lru_cache(maxsize=None)
+def _source_imports(source: str, filename: str, pkg: str) -> frozenset[str]:
+    """:func:`_imports_of_tree` of a source text, parsed once per process (a stage's closure
+    reaches most modules through several entries; parsing them again each time cost seconds)."""
+    return frozenset(_imports_of_tree(ast.parse(source, filename), pkg))
 
 
 @lru_cache(maxsize=None)
