@@ -13,15 +13,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy.stats import kendalltau, spearmanr
-from sklearn.base import clone
-from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import KFold
-from sklearn.neighbors import KNeighborsRegressor
-from sklearn.neural_network import MLPRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 
 class Surrogate(Protocol):
@@ -31,6 +22,15 @@ class Surrogate(Protocol):
 
 
 def make_regressor(name: str, seed: int):
+    # scikit-learn and scipy load where models are fitted or ranked, not with the module: 1.6 s
+    # of import that every stage process paid (nas.stages imports this module)
+    from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import RidgeCV
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if name == "random_forest":
         return RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1)
     if name == "extra_trees":
@@ -47,6 +47,8 @@ def make_regressor(name: str, seed: int):
 
 
 def rank_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    from scipy.stats import kendalltau, spearmanr
+
     if len(y_true) < 3 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
         return {"kendall_tau": 0.0, "spearman": 0.0}
     return {"kendall_tau": float(kendalltau(y_true, y_pred).statistic),
@@ -65,6 +67,9 @@ class EnsembleSurrogate:
     _const: float | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> "EnsembleSurrogate":
+        from sklearn.base import clone
+        from sklearn.model_selection import KFold
+
         x, y = np.asarray(x, float), np.asarray(y, float)
         self._const = None
         if len(y) < 4 or np.ptp(y) == 0:
