@@ -1,4 +1,5 @@
-"""Offline-safe defaults for Prefect, Dask and DVC, applied before they are imported."""
+"""Offline-safe defaults for Prefect, Dask and DVC, applied before they are imported; the torch
+thread count the stages use (read without importing torch, so a bad value fails at once)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,18 @@ def configure_environment(project_dir: str | Path | None = None) -> None:
         os.environ.setdefault(k, v)
     root = Path(project_dir) if project_dir else Path.cwd()
     os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
+
+
+THREADS_ENV = "EVONAS_TORCH_THREADS"
+
+
+def default_threads() -> int:
+    """Torch threads for training outside the Dask workers: ``EVONAS_TORCH_THREADS`` when set
+    (a machine shared with other jobs: several runs side by side each take that many cores),
+    else every CPU core."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return os.cpu_count() or 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{THREADS_ENV}={raw!r}: expected a whole number of threads >= 1")
+    return int(raw)

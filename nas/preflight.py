@@ -20,7 +20,7 @@ class PreflightError(ValueError):
 def check(cfg: Config, stages: tuple[str, ...], resume: bool | None = None) -> None:
     """``stages``: the stages about to run (in order)."""
     first = stages[0] if stages else None
-    from nas.training import default_threads
+    from nas.env import default_threads
 
     try:
         default_threads()  # EVONAS_TORCH_THREADS, read by every stage that trains

@@ -12,26 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.env import THREADS_ENV, default_threads  # noqa: F401 - read here by the stages that train
 from nas.evaluators.base import check_deadline
 
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss."""
-
-
-THREADS_ENV = "EVONAS_TORCH_THREADS"
-
-
-def default_threads() -> int:
-    """Torch threads for training outside the Dask workers: ``EVONAS_TORCH_THREADS`` when set
-    (a machine shared with other jobs: several runs side by side each take that many cores),
-    else every CPU core."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return os.cpu_count() or 1
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{THREADS_ENV}={raw!r}: expected a whole number of threads >= 1")
-    return int(raw)
 
 
 @contextlib.contextmanager
