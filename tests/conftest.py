@@ -52,9 +52,26 @@ def tiny_config(root: Path, extra: list[str] | None = None):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """Prepared digits and a supernet trained for 2 epochs (shared by the tests that need weights)."""
+    """Prepared digits and a supernet trained for 2 epochs (shared by the tests that need weights;
+    they read it, and only test_export writes, into its own select folder). Under pytest-xdist
+    the first test process to ask trains it in the run's common temporary folder, under a file
+    lock, and the others wait for it and read the same files (25-50 s of training saved per
+    further process)."""
     from nas import stages
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from filelock import FileLock
+
+        common = tmp_path_factory.getbasetemp().parent  # the controller's basetemp: one per `pytest -n` run
+        root, done = common / "trained", common / "trained.done"
+        with FileLock(str(common / "trained.lock")):
+            cfg = tiny_config(root)
+            if not done.is_file():
+                shutil.rmtree(root, ignore_errors=True)  # a process that failed half-way left it
+                stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
+                stages.pretrain_supernet(cfg)
+                done.touch()
+        return cfg
     root = tmp_path_factory.mktemp("trained")
     cfg = tiny_config(root)
     stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
