@@ -144,13 +144,16 @@ class DaskPool:
                                              processes=True, host="127.0.0.1",
                                              dashboard_address="127.0.0.1:0" if _has_bokeh() else None,
                                              silence_logs=logging.ERROR)
-            except BaseException:
+                if self.adaptive:
+                    self._cluster.adapt(minimum=self.adaptive[0], maximum=self.adaptive[1], interval="500ms",
+                                        wait_count=2)
+                self.client = Client(self._cluster)
+            except BaseException:  # no `with` block to close what started: close it here
+                if self._cluster is not None:
+                    with contextlib.suppress(Exception):
+                        self._cluster.close()
                 self._settings.close()
                 raise
-            if self.adaptive:
-                self._cluster.adapt(minimum=self.adaptive[0], maximum=self.adaptive[1], interval="500ms",
-                                    wait_count=2)
-            self.client = Client(self._cluster)
             _LIVE.add(self)
         self._announce()
         return self
