@@ -59,24 +59,25 @@ def trained(tmp_path_factory):
     further process)."""
     from nas import stages
 
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        from filelock import FileLock
-
-        common = tmp_path_factory.getbasetemp().parent  # the controller's basetemp: one per `pytest -n` run
-        root, done = common / "trained", common / "trained.done"
-        with FileLock(str(common / "trained.lock")):
-            cfg = tiny_config(root)
-            if not done.is_file():
-                shutil.rmtree(root, ignore_errors=True)  # a process that failed half-way left it
-                stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
-                stages.pretrain_supernet(cfg)
-                done.touch()
+    def train(root: Path):
+        cfg = tiny_config(root)
+        stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
+        stages.pretrain_supernet(cfg)
         return cfg
-    root = tmp_path_factory.mktemp("trained")
-    cfg = tiny_config(root)
-    stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
-    stages.pretrain_supernet(cfg)
-    return cfg
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return train(tmp_path_factory.mktemp("trained"))
+    from filelock import FileLock
+
+    common = tmp_path_factory.getbasetemp().parent  # the controller's basetemp: one per `pytest -n` run
+    root, done = common / "trained", common / "trained.done"
+    with FileLock(str(common / "trained.lock")):
+        if done.is_file():
+            return tiny_config(root)
+        shutil.rmtree(root, ignore_errors=True)  # a process that failed half-way left it
+        cfg = train(root)
+        done.touch()
+        return cfg
 
 
 @pytest.fixture
