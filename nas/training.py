@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.env import THREADS_ENV, default_threads  # noqa: F401 - read here by the stages that train
+from nas.env import default_threads
 from nas.evaluators.base import check_deadline
 
 

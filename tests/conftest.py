@@ -28,7 +28,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("EVONAS_TORCH_THREADS", str(_share))
     import torch
 
-    from nas.training import default_threads
+    from nas.env import default_threads
 
     torch.set_num_threads(default_threads())  # this process too, as the evonas processes will read it
 
@@ -67,17 +67,31 @@ def trained(tmp_path_factory):
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return train(tmp_path_factory.mktemp("trained"))
+
+    def build(common: Path) -> str:
+        shutil.rmtree(common / "trained", ignore_errors=True)  # a process that failed half-way left it
+        train(common / "trained")
+        return "trained"
+
+    return tiny_config(tmp_path_factory.getbasetemp().parent / once_per_run(tmp_path_factory, "trained.done", build))
+
+
+def once_per_run(tmp_path_factory, record: str, build) -> str:
+    """Under pytest-xdist: ``build(common)`` runs in the first test process that asks for
+    ``record``, under a file lock in the run's common temporary folder ``common`` (the
+    controller's basetemp, one per `pytest -n` run); the text it returns is written to
+    ``common/record`` (temp file, then rename), and every process gets that text back."""
     from filelock import FileLock
 
-    common = tmp_path_factory.getbasetemp().parent  # the controller's basetemp: one per `pytest -n` run
-    root, done = common / "trained", common / "trained.done"
-    with FileLock(str(common / "trained.lock")):
-        if done.is_file():
-            return tiny_config(root)
-        shutil.rmtree(root, ignore_errors=True)  # a process that failed half-way left it
-        cfg = train(root)
-        done.touch()
-        return cfg
+    common = tmp_path_factory.getbasetemp().parent
+    path = common / record
+    with FileLock(str(common / (record + ".lock"))):
+        if not path.is_file():
+            text = build(common)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+    return path.read_text()
 
 
 @pytest.fixture
@@ -205,7 +219,7 @@ def runs_api(tmp_path_factory) -> str:
     a process talks to it instead of starting Prefect's temporary server (several seconds each).
 
     Under pytest-xdist one such server serves every test process: the first to ask starts it
-    (a file lock in the run's common temporary folder), the others read its address, and the
+    (:func:`once_per_run`), the others read its address, and the
     controller stops it when the whole run ends (``pytest_sessionfinish``). A Prefect server
     costs about 17 s of CPU to start and 3 % of a core while idle, so one instead of three."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
@@ -214,19 +228,13 @@ def runs_api(tmp_path_factory) -> str:
         return
     import json
 
-    from filelock import FileLock
+    def build(common: Path) -> str:
+        home = common / "prefect-runs"
+        home.mkdir(exist_ok=True)
+        proc, server = _start_server(home)
+        return json.dumps({"api": server["api"], "pgid": proc.pid})
 
-    common = tmp_path_factory.getbasetemp().parent  # the controller's basetemp: one per `pytest -n` run
-    record = common / SHARED_RUNS_SERVER
-    with FileLock(str(common / (SHARED_RUNS_SERVER + ".lock"))):
-        if not record.is_file():
-            home = common / "prefect-runs"
-            home.mkdir(exist_ok=True)
-            proc, server = _start_server(home)
-            tmp = record.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"api": server["api"], "pgid": proc.pid}))
-            tmp.replace(record)
-    yield json.loads(record.read_text())["api"]
+    yield json.loads(once_per_run(tmp_path_factory, SHARED_RUNS_SERVER, build))["api"]
 
 
 def pytest_sessionfinish(session):

@@ -171,7 +171,8 @@ def test_training_threads_follow_evonas_torch_threads(monkeypatch):
 
     import torch
 
-    from nas.training import default_threads, torch_threads
+    from nas.env import default_threads
+    from nas.training import torch_threads
 
     monkeypatch.delenv("EVONAS_TORCH_THREADS", raising=False)
     assert default_threads() == (os.cpu_count() or 1)
