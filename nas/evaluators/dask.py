@@ -41,6 +41,8 @@ def stand_down_local_workers() -> None:
     running, and that fresh worker would outlive the run, fail to reach the gone scheduler and
     print its traceback into the user's terminal.
     """
+    if not _LIVE:  # no pool open: nothing to stand down, and no reason to import distributed (1 s)
+        return
     from distributed.core import Status
 
     for pool in list(_LIVE):
