@@ -9,22 +9,23 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install run test docs bench ui ui-check clean
 
 install: $(STAMP)
 
-# Reinstall only when the pins or the package metadata change. pip would byte-compile all 20,000
-# modules it installs, on one core; most are never imported. Instead Python writes the byte code of
-# what is imported, once, on first import (PYTHONDONTWRITEBYTECODE is unset for every target below:
-# an environment that sets it makes every process compile every module it imports again, 0.8 s per
-# `evonas` process for evonas's own packages alone). On the 2-core reference machine a fresh install
-# took 244 s with pip compiling, 137 s + 62 s with compileall of everything, 137 s this way.
+# Reinstall only when the pins or the package metadata change. pip byte-compiles what it installs
+# on one core; compileall does it on every core (a fresh install on the 2-core reference machine:
+# 244 s with pip compiling, 137 s + 62 s this way). Two files that only Python 3.12 can compile
+# (torch's and whenever's, which pip skips too) make compileall exit 1, hence `|| true`. evonas's own
+# packages are compiled too: where PYTHONDONTWRITEBYTECODE is set, every `evonas` process (one per
+# DVC stage) would otherwise compile them from source again (0.8 s each on that machine); a module
+# edited later is compiled in memory from its newer source, as always.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --no-compile -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib nas flows tasks > /dev/null 2>&1 || true
 	@touch $(STAMP)
 
 run: install
