@@ -8,6 +8,7 @@ value; ``--set a.b=value`` overrides are parsed as YAML and applied before valid
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -374,6 +375,10 @@ class SupernetConfig(_Section):
         "progressive shrinking (Once-for-All): the epochs at which kernel size, depth, expand ratio and width, in "
         "that order, become elastic (three or four non-decreasing epochs; with three, width joins with expand; "
         "before the first only the largest subnet trains). Empty: every dimension is elastic from the start"))
+    progressive: list[float] = Field(default_factory=list, description=(
+        "progressive shrinking as fractions of supernet.epochs (each rounded to the nearest epoch, at most the "
+        "last): the same schedule as progressive_epochs, kept when supernet.epochs changes; e.g. [0.15, 0.3, 0.5, "
+        "0.7] is epochs [3, 7, 11, 15] of 22. Set this or progressive_epochs, not both"))
     seed: Optional[int] = Field(None, ge=0, description=(
         "the supernet training's own seed (weights' initialisation, batches, sampled subnets); default: the "
         "run's seed. Another value trains another supernet on the same data split"))
@@ -387,7 +392,23 @@ class SupernetConfig(_Section):
             raise ValueError(f"supernet.progressive_epochs must be empty or three or four non-decreasing epochs below "
                              f"supernet.epochs ({self.epochs}): the epochs at which kernel, depth, expand (and "
                              f"width; with three entries width joins with expand) become elastic; got {list(pe)}")
+        pf = self.progressive
+        if pf and (len(pf) not in (3, 4) or any(not 0 <= f < 1 for f in pf) or list(pf) != sorted(pf)):
+            raise ValueError(f"supernet.progressive must be empty or three or four non-decreasing fractions of "
+                             f"supernet.epochs in [0, 1): when kernel, depth, expand (and width) become elastic; "
+                             f"got {list(pf)}")
+        if pe and pf:
+            raise ValueError(f"supernet.progressive ({list(pf)}) and supernet.progressive_epochs ({list(pe)}) both "
+                             f"set: give the schedule once, as fractions or as epochs (set the other to [])")
         return self
+
+    def progressive_schedule(self) -> list[int]:
+        """The epochs at which the elastic dimensions are released: ``progressive_epochs``, or
+        ``progressive``'s fractions of ``epochs`` rounded to the nearest epoch (at most the last);
+        empty without progressive shrinking."""
+        if self.progressive_epochs:
+            return list(self.progressive_epochs)
+        return [min(self.epochs - 1, int(math.floor(f * self.epochs + 0.5))) for f in self.progressive]
 
 
 class SurrogateConfig(_Section):

@@ -5,9 +5,10 @@ the same batch, accumulating their gradients (the sandwich rule of BigNAS / OFA)
 set of weights ranks every subnet of the space. With ``supernet.distill`` (in-place
 distillation, BigNAS / OFA) the largest subnet learns the labels and every other subnet
 learns the largest one's predictions on the same batch (``supernet.distill_label_weight`` mixes
-the labels back in). ``supernet.progressive_epochs`` trains with Once-for-All's progressive
-shrinking: the largest subnet alone first, then kernel size, depth and expand ratio become
-elastic one after another. Trained once, then reused by the surrogate, search and selection
+the labels back in). ``supernet.progressive`` (fractions of the epochs) or
+``supernet.progressive_epochs`` trains with Once-for-All's progressive shrinking: the largest
+subnet alone first, then kernel size, depth, expand ratio and width become elastic one after
+another. Trained once, then reused by the surrogate, search and selection
 stages.
 """
 
@@ -90,9 +91,10 @@ def train_supernet(cfg: Config, data: Prepared,
 
     loss_fn, augment = _loss_and_augment(recipe(cfg), rng)  # evaluation.loss / evaluation.augmentation
     log: list[dict] = []
+    schedule = sc.progressive_schedule()
     for ep in range(sc.epochs):
         t0 = time.perf_counter()
-        elastic = elastic_dimensions(sc.progressive_epochs, ep)
+        elastic = elastic_dimensions(schedule, ep)
         net.train()
         total, n = 0.0, 0
         for xb, yb in batches(data.x_train, data.y_train, sc.batch_size, rng, device):

@@ -141,6 +141,22 @@ def test_progressive_shrinking_releases_kernel_then_depth_then_expand():
         Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 1, 5]}})
     with pytest.raises(ValueError, match="progressive_epochs must be"):
         Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 5, 10]}})
+    # the schedule as fractions of the epochs: the same epochs whatever supernet.epochs is set to
+    frac = [0.15, 0.3, 0.5, 0.7]
+    assert Config.model_validate({"supernet": {"epochs": 22, "progressive": frac}}).supernet.progressive_schedule() == [
+        3, 7, 11, 15]
+    assert Config.model_validate({"supernet": {"epochs": 40, "progressive": frac}}).supernet.progressive_schedule() == [
+        6, 12, 20, 28]
+    assert Config.model_validate({"supernet": {"epochs": 1, "progressive": frac}}).supernet.progressive_schedule() == [
+        0, 0, 0, 0]  # never past the last epoch: every dimension elastic in it
+    assert Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 4, 6]}}
+                                 ).supernet.progressive_schedule() == [2, 4, 6]
+    assert Config().supernet.progressive_schedule() == []
+    for bad in ([0.5, 0.3, 0.7], [0.1, 0.2, 1.0], [0.1, 0.2], [-0.1, 0.2, 0.3]):
+        with pytest.raises(ValueError, match="supernet.progressive must be"):
+            Config.model_validate({"supernet": {"progressive": bad}})
+    with pytest.raises(ValueError, match="both set"):
+        Config.model_validate({"supernet": {"epochs": 10, "progressive": frac, "progressive_epochs": [2, 4, 6]}})
 
 
 def test_supernet_options_train_and_its_own_seed_sets_the_weights(trained):
