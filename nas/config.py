@@ -408,7 +408,7 @@ class SupernetConfig(_Section):
         empty without progressive shrinking."""
         if self.progressive_epochs:
             return list(self.progressive_epochs)
-        return [min(self.epochs - 1, int(math.floor(f * self.epochs + 0.5))) for f in self.progressive]
+        return [min(self.epochs - 1, math.floor(f * self.epochs + 0.5)) for f in self.progressive]
 
 
 class SurrogateConfig(_Section):

@@ -141,7 +141,7 @@ def test_progressive_shrinking_releases_kernel_then_depth_then_expand():
         Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 1, 5]}})
     with pytest.raises(ValueError, match="progressive_epochs must be"):
         Config.model_validate({"supernet": {"epochs": 10, "progressive_epochs": [2, 5, 10]}})
-    # the schedule as fractions of the epochs: the same epochs whatever supernet.epochs is set to
+    # the schedule as fractions of the epochs: it scales with supernet.epochs, never past the last epoch
     frac = [0.15, 0.3, 0.5, 0.7]
     assert Config.model_validate({"supernet": {"epochs": 22, "progressive": frac}}).supernet.progressive_schedule() == [
         3, 7, 11, 15]
