@@ -1,0 +1,20 @@
+# Recorded copy: ran from scratch/arms3/ of the development checkout (outputs there, copied here).
+import json, sys, os
+from scipy.stats import kendalltau
+t = lambda a, b: kendalltau(a, b).statistic
+for n in sys.argv[1:]:
+    out, singles = [], []
+    for s in ("rec", "ho", "f23"):
+        p = f"scratch/arms3/{n}.{s}.json"
+        if not os.path.exists(p):
+            p = f"scratch/arms2/{n}.{s}.json"
+        if not os.path.exists(p):
+            continue
+        sub = json.load(open(p))["subnets"]
+        inh = [x["inherited_soft_val"] for x in sub]
+        seeds = [[x["runs"][r]["val"] for x in sub] for r in range(2)]
+        m = [x["standalone_val"] for x in sub]
+        ts = [t(inh, r) for r in seeds]
+        singles += ts
+        out.append(f"{s}: " + " ".join(f"{x:.3f}" for x in ts) + f" mean {t(inh, m):.3f}")
+    print(f"{n:14s}", " || ".join(out), f"|| avg single {sum(singles)/len(singles):.3f}")
