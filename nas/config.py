@@ -511,6 +511,10 @@ class SearchConfig(_Section):
                                                                              "max_latency_ms, min_val_accuracy, e.g."
                                                                              " {max_params: 40000, max_latency_ms: "
                                                                              "2.0}"))
+    seed: Optional[int] = Field(None, ge=0, description=(
+        "the search strategy's own seed (its proposals: sampling, mutation, crossover, selection); default: the "
+        "run's seed. Another value runs an independent search on the same data split, supernet and per-candidate "
+        "evaluation seeds"))
     surrogate_generations: int = Field(30, gt=0, description="MSuNAS: inner NSGA-II generations on the surrogate")
     surrogate_population: int = Field(60, gt=1, description="MSuNAS: inner NSGA-II population")
     aging_population: int = Field(20, gt=1, description="aging evolution: population (FIFO) size")
@@ -860,6 +864,10 @@ class Config(_Section):
             if isinstance(sec, dict) and "objectives" not in sec:
                 data = {**data, "search": {**sec, "objectives": ["val_accuracy"]}}
         return data
+
+    def search_seed(self) -> int:
+        """The seed of the search strategy's own random choices: ``search.seed``, else the run's seed."""
+        return self.seed if self.search.seed is None else self.search.seed
 
     @model_validator(mode="after")
     def _cross(self) -> "Config":

@@ -43,40 +43,41 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
     """``exact_costs(genome)``: the costs known without evaluation (the supernet's cost table), which
     surrogate-assisted strategies then compute instead of predicting."""
     s = cfg.search
+    seed = cfg.search_seed()  # search.seed, else the run's seed
     if s.strategy == "random":
-        return RandomStrategy(space, s.objectives, s.constraints, cfg.seed)
+        return RandomStrategy(space, s.objectives, s.constraints, seed)
     if s.strategy == "codeepneat":
         from nas.strategies.codeepneat import CoDeepNEATStrategy
 
-        return CoDeepNEATStrategy(space, s.objectives, s.constraints, cfg.seed, s.codeepneat, s.population)
+        return CoDeepNEATStrategy(space, s.objectives, s.constraints, seed, s.codeepneat, s.population)
     if s.strategy == "wann":
         from nas.strategies.wann import WANNStrategy
 
         w = s.wann
-        return WANNStrategy(space, s.objectives, s.constraints, cfg.seed, w.conn_rank_prob, w.elite_ratio,
+        return WANNStrategy(space, s.objectives, s.constraints, seed, w.conn_rank_prob, w.elite_ratio,
                             w.cull_ratio, w.tournament, w.mutations)
     if s.strategy == "cma":
         from nas.strategies.cma_es import CMAESStrategy
 
-        return CMAESStrategy(space, s.objectives, s.constraints, cfg.seed, s.population, cfg.space.meta.loss_sigma)
+        return CMAESStrategy(space, s.objectives, s.constraints, seed, s.population, cfg.space.meta.loss_sigma)
     if s.strategy == "aging":
-        return AgingEvolutionStrategy(space, s.objectives, s.constraints, cfg.seed, s.aging_population,
+        return AgingEvolutionStrategy(space, s.objectives, s.constraints, seed, s.aging_population,
                                       s.aging_tournament, s.aging_crossover_prob)
     if s.strategy == "reinforce":
         from nas.strategies.reinforce import ReinforceStrategy
 
-        return ReinforceStrategy(space, s.objectives, s.constraints, cfg.seed, s.reinforce_lr,
+        return ReinforceStrategy(space, s.objectives, s.constraints, seed, s.reinforce_lr,
                                  normalise=s.reinforce_normalise)
     if s.strategy == "local_search":
-        return LocalSearchStrategy(space, s.objectives, s.constraints, cfg.seed)
+        return LocalSearchStrategy(space, s.objectives, s.constraints, seed)
     if s.strategy == "thompson":
-        return ThompsonStrategy(space, s.objectives, s.constraints, cfg.seed, n_init=s.thompson_init,
+        return ThompsonStrategy(space, s.objectives, s.constraints, seed, n_init=s.thompson_init,
                                 prior_pair=s.thompson_interaction_prior, noise=s.thompson_noise,
                                 primary_every=s.thompson_primary_every, primary_start=s.thompson_primary_start)
     if s.strategy == "nsga2":
-        return NSGA2Strategy(space, s.objectives, s.constraints, s.population, cfg.seed,
+        return NSGA2Strategy(space, s.objectives, s.constraints, s.population, seed,
                              steady_state=s.mode == "async")
-    return MSuNASStrategy(space, s.objectives, s.constraints, cfg.seed, cfg.surrogate.models,
+    return MSuNASStrategy(space, s.objectives, s.constraints, seed, cfg.surrogate.models,
                           cfg.surrogate.ensemble_size, cfg.surrogate.cv_folds, s.surrogate_generations,
                           s.surrogate_population, prior,
                           refit_every=s.async_.surrogate_refit if s.mode == "async" else 0, exact_costs=exact_costs)

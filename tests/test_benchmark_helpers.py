@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.stats import kendalltau
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,3 +127,57 @@ def test_the_deployed_diagnostic_ranks_against_the_fine_tuned_networks_and_needs
     assert abs(d["test_kendall_tau_params"] - kendalltau([10, 20, 30, 40, 50], dtest).statistic) < 1e-12
     rows[2]["deployed_runs"] = []
     assert ranking.against_deployed(rows) == {} and ranking.against_deployed([]) == {}
+
+
+def _wann_metrics(seed, val_tuned, test_tuned, search_seed=None, conns=300, val_ens=0.85, n=1000, task="classify"):
+    m = {"candidate_id": f"net{seed}-{search_seed}", "connections": conns, "ensemble": {"val": val_ens, "test": 0.8},
+         "tuned_weights": {"mean": test_tuned, "val": val_tuned}}
+    out = {"task": task, "metric": "accuracy" if task == "classify" else "return", "seed": seed, "n_evaluated": n,
+           "reported_model": m["candidate_id"], "selected_models": [m], "stage_seconds": {"search": 1.0}}
+    if search_seed is not None:
+        out["search_seed"] = search_seed
+    return out
+
+
+def test_wann_lineages_keep_the_best_on_validation_and_refuse_what_is_not_comparable():
+    lin = _load("wann_lineages")
+    rows = [lin.lineage(_wann_metrics(s, v, t), f"run{s}") for s, v, t in [(0, 0.90, 0.95), (1, 0.93, 0.88), (2, 0.92, 0.99)]]
+    kept = lin.choose(rows)
+    assert kept["seed"] == 1 and kept["test_tuned"] == 0.88, "validation chooses, never test"
+    # ties on validation: the better validation ensemble, then fewer connections
+    tie = [lin.lineage(_wann_metrics(0, 0.9, 0.9, search_seed=s, conns=c, val_ens=e), "r")
+           for s, c, e in [(1, 300, 0.80), (2, 250, 0.85), (3, 200, 0.85)]]
+    assert lin.choose(tie)["search_seed"] == 3
+    # one split, several search seeds; a run from before search.seed existed reads its seed as its search seed
+    assert lin.lineage(_wann_metrics(4, 0.9, 0.9), "r")["search_seed"] == 4
+    with pytest.raises(ValueError, match="separate searches"):
+        lin.choose([rows[0], lin.lineage(_wann_metrics(0, 0.95, 0.9), "again")])
+    with pytest.raises(ValueError, match="different numbers"):
+        lin.choose([rows[0], lin.lineage(_wann_metrics(5, 0.95, 0.9, n=2000), "longer")])
+    with pytest.raises(ValueError, match="at least two"):
+        lin.choose(rows[:1])
+    with pytest.raises(ValueError, match="not a WANN classification run"):
+        lin.lineage(_wann_metrics(0, 0.9, 0.9, task="control"), "swingup")
+    with pytest.raises(ValueError, match="tuned weights"):
+        lin.lineage({**_wann_metrics(0, 0.9, 0.9), "reported_model": "other"}, "r")
+
+
+def test_wann_lineages_cli_reads_run_folders_and_fails_clearly(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    runs = []
+    for s, v in [(0, 0.91), (1, 0.94)]:
+        d = tmp_path / f"W{s}" / "reports" / "wann_digits"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps(_wann_metrics(s, v, 0.9)))
+        runs.append(str(tmp_path / f"W{s}"))
+    out = tmp_path / "lineages.json"
+    script = str(ROOT / "benchmarks" / "wann_lineages.py")
+    r = subprocess.run([sys.executable, script, *runs, "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["kept"]["seed"] == 1 and not doc["one_split"] and len(doc["lineages"]) == 2
+    bad = subprocess.run([sys.executable, script, runs[0], str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "expected one reports/*/metrics.json" in bad.stderr

@@ -158,3 +158,25 @@ def test_nsga2_requires_tell_between_asks():
     s.ask(12)
     with pytest.raises(RuntimeError, match="twice"):
         s.ask(12)
+
+
+def test_search_seed_reseeds_the_strategy_and_nothing_else():
+    """``search.seed`` runs another search on the same split, supernet and evaluation seeds: the
+    strategy draws as under that run seed, and the run's own seed is untouched."""
+    from pathlib import Path
+
+    from nas.config import load_config
+    from nas.factory import build_space, build_strategy
+
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+
+    def first_asks(*sets):
+        cfg = load_config(params, ["search.strategy=aging", *sets])
+        return cfg, [g.key() for g in build_strategy(cfg, build_space(cfg)).ask(8)]
+
+    cfg0, default = first_asks()
+    _, explicit = first_asks("search.seed=0")
+    cfg5, own = first_asks("search.seed=5")
+    _, run5 = first_asks("seed=5")
+    assert default == explicit and own == run5 and own != default
+    assert (cfg0.seed, cfg0.search_seed()) == (0, 0) and (cfg5.seed, cfg5.search_seed()) == (0, 5)

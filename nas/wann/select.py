@@ -250,6 +250,7 @@ def write_reports(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, picks:
         "selected_models": selected,
         "stage_seconds": {"search": summary["seconds"], "select": seconds},
         "objectives": cfg.search.objectives, "strategy": cfg.search.strategy, "seed": cfg.seed,
+        "search_seed": cfg.search_seed(),
     }
     if best and "ensemble" in best:
         metrics["test_ensemble"] = best["ensemble"]["test"]
