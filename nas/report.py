@@ -93,7 +93,7 @@ def write_report(cfg: Config, out: Path | None = None) -> Path:
              "</head><body>",
              f"<h1>evonas run report</h1><p class='sub'>space <code>{cfg.space.kind}</code>, strategy "
              f"<code>{cfg.search.strategy}</code> ({cfg.search.mode}), evaluation <code>{cfg.evaluation.kind}</code>, "
-             f"seed {cfg.seed}, objectives <code>{', '.join(cfg.search.objectives)}</code>; written "
+             f"seed {cfg.seed}{'' if cfg.search.seed is None else f', search seed {cfg.search.seed}'}, objectives <code>{', '.join(cfg.search.objectives)}</code>; written "
              f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>"]
     keys = ["n_evaluated", "n_failed", "n_timeout", "n_pareto", "n_selected", "hypervolume", "best_val_accuracy",
             "reported_model", "test_accuracy", "wall_seconds"]
