@@ -242,6 +242,10 @@ def test_checkpoint_from_other_params_is_refused_naming_the_keys(synthetic, tmp_
     changed = tiny_config(tmp_path, _table_sets(synthetic, extra=("search.population=7",)))
     with pytest.raises(CheckpointError, match=r"search\.population: checkpoint 6, params 7"):
         Checkpointer(tmp_path / "ck", fingerprint(changed)).load()
+    # another search seed is another search: resuming it from this one's checkpoint is refused
+    reseeded = tiny_config(tmp_path, _table_sets(synthetic, extra=("search.seed=3",)))
+    with pytest.raises(CheckpointError, match=r"search\.seed: checkpoint None, params 3"):
+        Checkpointer(tmp_path / "ck", fingerprint(reseeded)).load()
     # what does not change the trajectory may change: more generations extend a search
     longer = tiny_config(tmp_path, _table_sets(synthetic, extra=("search.generations=9", "evaluation.workers=3")))
     Checkpointer(tmp_path / "ck", fingerprint(longer)).load()
