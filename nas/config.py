@@ -869,6 +869,11 @@ class Config(_Section):
         """The seed of the search strategy's own random choices: ``search.seed``, else the run's seed."""
         return self.seed if self.search.seed is None else self.search.seed
 
+    def run_identity(self) -> dict[str, Any]:
+        """What every run's ``metrics.json`` records about how it searched."""
+        return {"objectives": self.search.objectives, "strategy": self.search.strategy, "seed": self.seed,
+                "search_seed": self.search_seed()}
+
     @model_validator(mode="after")
     def _cross(self) -> "Config":
         wann = self.space.kind == "wann"

@@ -705,8 +705,7 @@ def write_selection(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, pick
         "stage_seconds": stage_seconds,
         "search_evaluation_busy_seconds": summary["evaluation_busy_seconds"],
         "search_evaluation_wall_seconds": summary["evaluation_wall_seconds"],
-        "objectives": cfg.search.objectives, "strategy": cfg.search.strategy, "seed": cfg.seed,
-        "search_seed": cfg.search_seed(),
+        **cfg.run_identity(),
     }
     per_task = {c["candidate_id"]: c["per_task_test_accuracy"] for c in cards if "per_task_test_accuracy" in c}
     if per_task:

@@ -146,8 +146,7 @@ def select(cfg: Config, progress=None) -> dict:
         "test": {"found": _stats(found_test), "baseline": _stats(base_test),
                  "p_value": paired_p(found_test, base_test), "seeds": len(test_seeds)},
         "stage_seconds": {"search": summary["seconds"], "select": time.perf_counter() - t0},
-        "objectives": cfg.search.objectives, "strategy": cfg.search.strategy, "seed": cfg.seed,
-        "search_seed": cfg.search_seed(),
+        **cfg.run_identity(),
     }
     metrics["test_accuracy"] = metrics["test"]["found"]["mean"]
     metrics["headline"] = headline(metrics)

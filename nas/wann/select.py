@@ -249,8 +249,7 @@ def write_reports(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, picks:
         "test_tuned_weights": best["tuned_weights"]["mean"] if best else None,
         "selected_models": selected,
         "stage_seconds": {"search": summary["seconds"], "select": seconds},
-        "objectives": cfg.search.objectives, "strategy": cfg.search.strategy, "seed": cfg.seed,
-        "search_seed": cfg.search_seed(),
+        **cfg.run_identity(),
     }
     if best and "ensemble" in best:
         metrics["test_ensemble"] = best["ensemble"]["test"]
