@@ -13,3 +13,12 @@ done
 # The choice on validation:
 python benchmarks/wann_lineages.py scratch/wl2/L1 scratch/wl2/L2 scratch/wl2/L3 scratch/wl2/L4 \
     --json benchmarks/results/wann_long_lineages/one_split.json     # one_split.txt
+# 2. A fifth lineage, started after the four were known (scratch/wl2/run3.sh), and the choice over five:
+python benchmarks/wann.py --task digits --set search.seed=5 --set search.population=256 --set search.generations=1000 \
+   --workdir scratch/wl2/L5 --json scratch/wl2/lseed5.json > scratch/wl2/lseed5.txt 2>&1
+python benchmarks/wann_lineages.py scratch/wl2/L1 scratch/wl2/L2 scratch/wl2/L3 scratch/wl2/L4 scratch/wl2/L5 \
+    --json benchmarks/results/wann_long_lineages/five.json    # five.txt
+# 3. Diagnostics: the tuning trajectory (in scratch/wl2/L5 and L2) and the regularised recipes on the five networks
+(cd scratch/wl2/L5 && python ../../../benchmarks/results/wann_long_lineages/trace_tuning.py 07e2910ae5d4)   # trace_seed5.txt
+python benchmarks/results/wann_long_lineages/tune_regularised.py scratch/wl2/L1 scratch/wl2/L2 scratch/wl2/L3 \
+    scratch/wl2/L4 scratch/wl2/L5                                                               # tune_regularised.txt
