@@ -22,3 +22,5 @@ python benchmarks/wann_lineages.py scratch/wl2/L1 scratch/wl2/L2 scratch/wl2/L3 
 (cd scratch/wl2/L5 && python ../../../benchmarks/results/wann_long_lineages/trace_tuning.py 07e2910ae5d4)   # trace_seed5.txt
 python benchmarks/results/wann_long_lineages/tune_regularised.py scratch/wl2/L1 scratch/wl2/L2 scratch/wl2/L3 \
     scratch/wl2/L4 scratch/wl2/L5                                                               # tune_regularised.txt
+python benchmarks/results/wann_long_lineages/tune_augmented.py scratch/wl2/L1 scratch/wl2/L2 scratch/wl2/L3 \
+    scratch/wl2/L4 scratch/wl2/L5                                                               # tune_augmented.txt
