@@ -793,8 +793,9 @@ class EvaluationConfig(_Section):
         None, description="a LocalCluster that Dask scales between adaptive.minimum and adaptive.maximum workers "
         "(evaluation.workers is then ignored); null: a fixed evaluation.workers")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description=("device for training and accuracy (auto: "
-                                                                        "CUDA if available); latency is always "
-                                                                        "measured on CPU"))
+                                                                        "CUDA if available; on CUDA, torch's "
+                                                                        "deterministic algorithms, so a rerun "
+                                                                        "repeats); latency is always measured on CPU"))
     bn_batches: int = Field(4, gt=0, description="training batches used to recalibrate BatchNorm of a subnet")
     batch_size: int = Field(128, gt=0, description="batch size for BN recalibration and inherited-weight scoring")
     inherited_finetune_epochs: int = Field(

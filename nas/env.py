@@ -13,6 +13,7 @@ DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_LOG_PRINTS": "false",
     "OMP_NUM_THREADS": "1",
+    "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # repeatable cuBLAS products on a GPU (nas.training.deterministic_cuda)
     "PREFECT_LOGGING_EXTRA_LOGGERS": "evonas",  # our log lines (e.g. the Dask dashboard address) reach the UI
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # ... and outside a flow run they only go to the terminal
 }

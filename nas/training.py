@@ -34,11 +34,32 @@ def torch_threads(n: int | None = None):
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of ``evaluation.device`` (auto: CUDA when available). On CUDA, torch is made
+    deterministic first (:func:`deterministic_cuda`), so a rerun on the same GPU repeats a run."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("evaluation.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        deterministic_cuda()
+    return device
+
+
+CUBLAS_WORKSPACE = ":4096:8"
+"""cuBLAS's workspace setting that makes its matrix products repeatable (CUDA >= 10.2)."""
+
+
+def deterministic_cuda() -> None:
+    """Make this process's CUDA work repeatable: cuDNN's deterministic convolution algorithms (no
+    benchmarking, which picks algorithms by timing), cuBLAS's fixed workspace, and torch's
+    deterministic implementations wherever one exists (an op without one warns and runs anyway).
+    On CPU torch is repeatable already; called before the first CUDA operation of the process
+    (``resolve_device`` does), since cuBLAS reads its setting when it starts."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,

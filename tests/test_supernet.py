@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,45 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_cuda_is_made_deterministic(monkeypatch):
+    """On CUDA torch is switched to its repeatable algorithms before the first CUDA operation (the
+    flags need no GPU to set, so this runs everywhere; on a GPU machine resolve_device sets them)."""
+    from nas.training import CUBLAS_WORKSPACE, deterministic_cuda, resolve_device
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch.backends.cudnn.benchmark = True
+    try:
+        resolve_device("cpu")  # CPU work is repeatable as it is: nothing changes
+        assert not torch.backends.cudnn.deterministic or before[2]
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+        if torch.cuda.is_available():
+            resolve_device("auto")
+        else:
+            deterministic_cuda()
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
+
+
+def test_supernet_pools_by_mean_as_adaptive_pooling_does():
+    """The supernet's global pooling is a mean (deterministic gradient on CUDA): the same numbers as
+    adaptive average pooling, forward and backward, bit for bit."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    for shape in [(64, 32, 3, 3), (7, 16, 6, 6), (5, 24, 12, 12), (3, 8, 1, 1)]:
+        y = torch.randn(*shape, requires_grad=True)
+        a, b = F.adaptive_avg_pool2d(y, 1).flatten(1), y.mean(dim=(2, 3))
+        g = torch.randn_like(a)
+        assert torch.equal(a, b)
+        assert torch.equal(*(torch.autograd.grad(o, y, g)[0] for o in (a, b)))
 
 
 def test_inherited_fine_tuning_adapts_a_copy_and_is_seeded(trained):
