@@ -4,10 +4,11 @@ Runs on a machine with CUDA (``evaluation.device: auto`` picks it); it exits wit
 elsewhere. On the default ``params.yaml`` (its data prepared into ``--workdir``):
 
 - **repeatability**: the default supernet trained for ``--epochs`` epochs twice, each in a fresh
-  process, with the product's CUDA settings (:func:`nas.training.deterministic_cuda`, the supernet
-  pooling by a mean), and twice without them (cuDNN free to choose and benchmark algorithms, the
-  supernet pooling by ``adaptive_avg_pool2d`` as before 2026-12-04): are the two weight sets equal
-  bit for bit, and how far apart are they?
+  process, with the product's CUDA settings (:func:`nas.training.deterministic_cuda`), and twice
+  without them, as before 2026-12-04 (torch's defaults: cuDNN and other kernels free to use
+  non-deterministic algorithms): are the two weight sets equal bit for bit, and how far apart?
+  (The "before" arm also restores ``adaptive_avg_pool2d`` as the supernet's pooling: the recorded
+  run's product code pooled by ``mean`` for a while; torch computes both alike, so it is a no-op.)
 - **agreement with the CPU**: ``--subnets`` size-stratified subnets of that supernet scored with
   inherited weights (BatchNorm recalibrated as the search does it) on CUDA and on the CPU: the
   largest difference of validation (soft) accuracy and the Kendall tau between the two.
@@ -61,7 +62,7 @@ def train_one(workdir: Path, epochs: int, arm: str, threads: int, out: Path) -> 
     from nas.spaces.elastic_build import Supernet
     from nas.supernet import train_supernet
 
-    if arm == "before":  # the code before the CUDA settings: nothing made deterministic, adaptive pooling
+    if arm == "before":  # the code before the CUDA settings: nothing made deterministic (the pooling as the product's)
         nas.training.deterministic_cuda = lambda: None
 
         def forward(self, x, genome):
