@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.env import default_threads
+from nas.env import DEFAULTS, default_threads
 from nas.evaluators.base import check_deadline
 
 
@@ -46,8 +46,9 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-CUBLAS_WORKSPACE = ":4096:8"
-"""cuBLAS's workspace setting that makes its matrix products repeatable (CUDA >= 10.2)."""
+CUBLAS_WORKSPACE = DEFAULTS["CUBLAS_WORKSPACE_CONFIG"]
+"""cuBLAS's workspace setting that makes its matrix products repeatable (CUDA >= 10.2); the
+environment defaults set it for every process evonas starts, Dask workers included."""
 
 
 def deterministic_cuda() -> None:
