@@ -92,7 +92,8 @@ def baselines(cfg, spec: dict, seed: int) -> dict:
     else:
         x, y = task.split("train")
         tuned = tune_classifier(spec, x, y, init, ev.tune_steps, ev.tune_lr, seed, val=task.split("val"),
-                                val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay)
+                                val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay,
+                                input_noise=ev.tune_input_noise)
         out["fixed_trained"] = float(scores(task, spec, tuned[None, :], "test", ts)[0])
     return out
 

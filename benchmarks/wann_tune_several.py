@@ -143,7 +143,8 @@ def tune_variant(spec: dict, task, w0: float, ev, seed: int, straight_through: f
 
     x, y = task.split("train")
     kw = {"val": task.split("val"), "val_every": ev.tune_val_every,
-          "weight_decay": ev.tune_weight_decay if weight_decay is None else weight_decay}
+          "weight_decay": ev.tune_weight_decay if weight_decay is None else weight_decay,
+          "input_noise": ev.tune_input_noise}
     steps, lr = ev.tune_steps * steps_factor, ev.tune_lr * lr_factor
     if straight_through is None:
         return tune_mod.tune_classifier(spec, x, y, w0, steps, lr, seed, **kw)

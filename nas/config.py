@@ -679,6 +679,11 @@ class WANNEvaluationConfig(_Section):
     tune_lr: float = Field(0.05, gt=0, description="learning rate of the weight tuning (Adam)")
     tune_weight_decay: float = Field(0.0, ge=0, description="classify: decoupled weight decay of the tuning "
                                      "(AdamW; 0 = plain Adam)")
+    tune_input_noise: float = Field(0.0, ge=0, description="classify: standard deviation of Gaussian noise added "
+                                    "to the training inputs at every tuning step (fresh each step, seeded by the "
+                                    "candidate; prepared inputs are standardised, so 0.4 is 0.4 of a pixel's "
+                                    "spread); 0 = none. A regulariser: long-searched networks otherwise fit the "
+                                    "training images exactly and lose on validation")
     tune_val_every: int = Field(10, ge=0, description="classify: tuning steps between scorings on the validation "
                                 "images; the best weights seen (the start included) are kept. 0 = keep the last "
                                 "step's weights")

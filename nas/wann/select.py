@@ -179,7 +179,8 @@ def tune_selected_classifier(task, spec: dict, w_best: float, ev, seed: int) -> 
 
     x, y = task.split("train")
     return tune_classifier(spec, x, y, w_best, ev.tune_steps, ev.tune_lr, seed, val=task.split("val"),
-                           val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay)
+                           val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay,
+                           input_noise=ev.tune_input_noise)
 
 
 def _stats(v) -> dict:
