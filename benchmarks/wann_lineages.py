@@ -40,6 +40,36 @@ def metrics_file(run: Path) -> Path:
     return found[0]
 
 
+def reported_network(run: Path, params: Path, sets: list[str]) -> dict:
+    """The reported network of a finished WANN classification run, ready to be tuned again: its
+    config (``params`` with ``sets``, read inside ``run``, as the run was made), task, spec and genome,
+    the seeds of its validation and test scoring, and its best shared weight on validation."""
+    import os
+
+    from nas.config import load_config
+    from nas.genome import Genome
+    from nas.wann.select import _split_seed, front_table, task_and_space, val_scores
+    from nas.wann.tune import best_shared_weight
+
+    metrics = json.loads(metrics_file(run).read_text())
+    here = os.getcwd()
+    os.chdir(run)
+    try:
+        cfg = load_config(str(Path(here, params)), sets)
+        task, space = task_and_space(cfg)
+        table, _ = front_table(cfg)
+        _ = task.data  # read the prepared data while inside the run
+    finally:
+        os.chdir(here)
+    row = table[table.candidate_id == metrics["reported_model"]].iloc[0]
+    genome = Genome.from_json(row["genome"], space.name)
+    spec = space.spec(genome)
+    vs, ts = _split_seed(cfg.seed, genome, "val"), _split_seed(cfg.seed, genome, "test")
+    w_best, _ = best_shared_weight(lambda ws: val_scores(task, spec, ws, vs, cfg.evaluation.wann.rollouts))
+    return {"metrics": metrics, "cfg": cfg, "task": task, "spec": spec, "genome": genome,
+            "val_seed": vs, "test_seed": ts, "w_best": w_best}
+
+
 def lineage(metrics: dict, source: str) -> dict:
     """One lineage's figures: the reported network of a WANN classification run."""
     if metrics.get("task") != "classify" or metrics.get("metric") != "accuracy":

@@ -416,6 +416,22 @@ def test_digits_example_runs_end_to_end_on_prefect_and_dask_with_exports(tmp_pat
             assert (models / card["files"][f]).stat().st_size > 0
         assert len(card["random_shared"]["per_weight"]) == 6 and card["best_shared_weight"] != 0
     assert (tmp_path / "reports/wann_digits/pareto.png").is_file()
+    # the benchmarks' helper finds the reported network again, and tuning it as the select stage
+    # does (the example's input noise, seeded by the candidate) gives the same weights
+    import sys
+
+    from nas.genome import candidate_seed
+    from nas.wann.select import tune_selected_classifier
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from wann_lineages import reported_network
+
+    n = reported_network(tmp_path, ROOT / "examples/wann_digits.yaml", sets)
+    assert n["cfg"].evaluation.wann.tune_input_noise > 0
+    card = json.loads((models / f"{metrics['reported_model']}.json").read_text())
+    assert n["w_best"] == card["best_shared_weight"]
+    tuned = tune_selected_classifier(n["task"], n["spec"], n["w_best"], n["cfg"].evaluation.wann,
+                                     candidate_seed(n["cfg"].seed, n["genome"]))
+    assert np.array_equal(tuned, np.asarray(card["tuned_weight_values"]))
 
 
 def test_swingup_search_on_dask_then_reinforce_tuning_and_exports(tmp_path):

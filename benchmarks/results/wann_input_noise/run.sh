@@ -20,3 +20,12 @@ python benchmarks/results/wann_input_noise/check_noise.py 0.4 600 \
 # 3. the record, the same command as session 11's with the example's new tuning (about an hour)
 python benchmarks/wann.py --task digits --set search.population=256 --set search.generations=2000 \
   --workdir WORK --json benchmarks/results/wann_digits.json
+# 4. after the record (0.939) was known: two fresh data splits at 1,000 generations (about 19 minutes each)
+for s in 5 6; do
+  python benchmarks/wann.py --task digits --set seed=$s --set search.population=256 --set search.generations=1000 \
+    --workdir F$s --json benchmarks/results/wann_input_noise/fresh_seed$s.json \
+    > benchmarks/results/wann_input_noise/fresh_seed$s.txt
+  cp F$s/reports/wann_digits/metrics.json benchmarks/results/wann_input_noise/fresh_seed${s}_metrics.json
+done
+python benchmarks/wann_lineages.py F5 F6 --json benchmarks/results/wann_input_noise/fresh_lineages.json \
+  > benchmarks/results/wann_input_noise/fresh_lineages.txt

@@ -2,12 +2,11 @@
 noise, input dropout, label smoothing (validation chooses; test printed only)."""
 import json, os, sys, pathlib
 import numpy as np, torch
-sys.path.insert(0, os.getcwd())
-from nas.config import load_config
-from nas.genome import Genome, candidate_seed
+sys.path[:0] = [os.getcwd(), os.path.join(os.getcwd(), "benchmarks")]
+from nas.genome import candidate_seed
 from nas.wann.network import WannNet
-from nas.wann.select import _split_seed, front_table, scores, task_and_space, val_scores
-from nas.wann.tune import best_shared_weight
+from nas.wann.select import scores
+from wann_lineages import reported_network
 
 RECIPES = {"select stage": dict(),
            "noise 0.05": dict(noise=0.05), "noise 0.1": dict(noise=0.1), "noise 0.2": dict(noise=0.2),
@@ -54,15 +53,8 @@ out = {}
 for run in sys.argv[1:]:
     m = json.load(open(sorted(pathlib.Path(run).glob("reports/*/metrics.json"))[0]))
     sets = [f"search.seed={m['search_seed']}", "search.population=256", "search.generations=1000"]
-    here = os.getcwd(); os.chdir(run)
-    cfg = load_config(os.path.join(here, "examples/wann_digits.yaml"), sets)
-    task, space = task_and_space(cfg)
-    all_df, _ = front_table(cfg)
-    os.chdir(here)
-    r = all_df[all_df.candidate_id == m["reported_model"]].iloc[0]
-    g = Genome.from_json(r["genome"], space.name); spec = space.spec(g)
-    vs, ts = _split_seed(cfg.seed, g, "val"), _split_seed(cfg.seed, g, "test")
-    wb, _ = best_shared_weight(lambda ws: val_scores(task, spec, ws, vs, cfg.evaluation.wann.rollouts))
+    n = reported_network(pathlib.Path(run), pathlib.Path("examples/wann_digits.yaml"), sets)
+    cfg, task, spec, g, vs, ts, wb = (n[k] for k in ("cfg", "task", "spec", "genome", "val_seed", "test_seed", "w_best"))
     x, y = task.split("train"); xv, yv = task.split("val")
     if run == sys.argv[1]:
         print("x range", x.min(), x.max(), "mean", x.mean(), "std", x.std(), flush=True)
