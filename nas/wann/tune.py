@@ -47,11 +47,11 @@ def tune_classifier(spec: dict, x: np.ndarray, y: np.ndarray, w0, steps: int, lr
     best seen (the start included) are returned, ranked by validation accuracy, then by mean
     log-likelihood; an equal score keeps the earlier weights. Tuning then never ends worse on
     validation than it began, as the control tuners promise."""
+    if input_noise < 0:
+        raise ValueError(f"input_noise must be >= 0, got {input_noise}")
     net = WannNet(spec, w0, trainable=True).double()
     if steps <= 0 or net.plan.n_conns == 0:
         return net.weight.detach().numpy().astype(np.float64)
-    if input_noise < 0:
-        raise ValueError(f"input_noise must be >= 0, got {input_noise}")
     best = _BestClassifier(net, val) if val is not None and val_every > 0 else None
     noise_gen = torch.Generator().manual_seed(int(seed))
     with torch.random.fork_rng(devices=[]):
