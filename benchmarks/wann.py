@@ -62,9 +62,9 @@ def fixed_topology(n_in: int, n_out: int, connections: int) -> dict:
 def baselines(cfg, spec: dict, seed: int) -> dict:
     """The fixed topology at the shared weights, and trained."""
     from nas.genome import Genome, canonical_json
-    from nas.wann.select import _split_seed, scores, val_scores
+    from nas.wann.select import _split_seed, scores, tune_selected_classifier, val_scores
     from nas.wann.tasks import make_task
-    from nas.wann.tune import best_shared_weight, policy_returns, tune_classifier, tune_control
+    from nas.wann.tune import best_shared_weight, policy_returns, tune_control
 
     ev = cfg.evaluation.wann
     task = make_task(ev, cfg.data.out_dir)
@@ -90,10 +90,7 @@ def baselines(cfg, spec: dict, seed: int) -> dict:
         r = policy_returns(task, spec, tuned, ts, ev.test_rollouts)
         out["fixed_trained"] = {"mean": float(r.mean()), "std": float(r.std())}
     else:
-        x, y = task.split("train")
-        tuned = tune_classifier(spec, x, y, init, ev.tune_steps, ev.tune_lr, seed, val=task.split("val"),
-                                val_every=ev.tune_val_every, weight_decay=ev.tune_weight_decay,
-                                input_noise=ev.tune_input_noise)
+        tuned = tune_selected_classifier(task, spec, init, ev, seed)  # the select stage's tuner, from init
         out["fixed_trained"] = float(scores(task, spec, tuned[None, :], "test", ts)[0])
     return out
 

@@ -171,10 +171,11 @@ def finalize(cfg: Config, row: dict, rules: list[str], task=None, space=None) ->
     return card
 
 
-def tune_selected_classifier(task, spec: dict, w_best: float, ev, seed: int) -> np.ndarray:
-    """Individual weights of a classifier tuned from its best shared weight, as the select stage
-    tunes every selected network: ``ev.tune_steps`` steps on the training images, keeping the
-    iterate that scores best on validation (``ev`` is ``evaluation.wann``)."""
+def tune_selected_classifier(task, spec: dict, w_best, ev, seed: int) -> np.ndarray:
+    """Individual weights of a classifier tuned from its best shared weight (or from per-connection
+    starting weights), as the select stage tunes every selected network: ``ev.tune_steps`` steps on
+    the training images, keeping the iterate that scores best on validation (``ev`` is
+    ``evaluation.wann``)."""
     from nas.wann.tune import tune_classifier
 
     x, y = task.split("train")
