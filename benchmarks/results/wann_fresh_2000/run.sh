@@ -7,3 +7,4 @@ python benchmarks/wann.py --task digits --set seed=7 --set search.population=256
   --json benchmarks/results/wann_fresh_2000/seed7.json > benchmarks/results/wann_fresh_2000/seed7.txt
 cp scratch/s26/F7/reports/wann_digits/metrics.json benchmarks/results/wann_fresh_2000/seed7_metrics.json
 python benchmarks/results/wann_fresh_2000/ensemble_front.py scratch/s26/F7 seed=7 search.population=256 search.generations=2000 > benchmarks/results/wann_fresh_2000/ensemble_front.txt   # after the outcome, 37 s
+python benchmarks/results/wann_fresh_2000/ensemble_generations.py scratch/s26/F7 seed=7 search.population=256 search.generations=2000 > benchmarks/results/wann_fresh_2000/ensemble_generations.txt   # after the outcome, 10 s
