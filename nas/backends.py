@@ -315,7 +315,7 @@ class WannBackend(Backend):
 
         task, space = task_and_space(cfg)  # from the params, not evaluator.task: fault injection may wrap it
         low, high = task_score_range(task)
-        box = {"mean_score": (-high, -low), "max_score": (-high, -low),
+        box = {"mean_score": (-high, -low), "ensemble_score": (-high, -low), "max_score": (-high, -low),
                "connections": (0.0, float(space.connections(space.largest())))}
         ideal = np.array([box[o][0] for o in cfg.search.objectives])
         nadir = np.array([box[o][1] for o in cfg.search.objectives])

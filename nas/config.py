@@ -29,7 +29,9 @@ def accuracy_objective(objectives: list[str]) -> str:
     """The validation score among ``objectives`` (``val_accuracy`` where they name none)."""
     return next((o for o in objectives if o in ACCURACY_OBJECTIVES), "val_accuracy")
 
-WANN_OBJECTIVES = ("mean_score", "max_score", "connections")
+WANN_OBJECTIVES = ("mean_score", "ensemble_score", "max_score", "connections")
+WANN_SCORES = ("mean_score", "ensemble_score")
+"""The WANN objectives a search ranks on first (the first of them in ``search.objectives``)."""
 """Objectives of a weight-agnostic search (``space.kind: wann``): the performance over the shared
 weights (mean and best; accuracy or return, maximised) and the enabled connections (minimised)."""
 
@@ -504,7 +506,9 @@ class SearchConfig(_Section):
             "of the true class, which ranks networks with less noise on a small validation split) is maximised, the "
             "others minimised; one validation score per search. elastic_cnn and other trained spaces: "
             "val_accuracy or val_soft_accuracy, params, flops, latency_ms; evaluation.kind table: val_accuracy and "
-            "the names in evaluation.table.cost_columns; wann: mean_score, max_score, connections; meta-learning: "
+            "the names in evaluation.table.cost_columns; wann: mean_score, ensemble_score (classify: the shared "
+            "weights' ensemble; the search ranks on the first of the two it is given), max_score, connections; "
+            "meta-learning: "
             "[val_accuracy]"))
     constraints: dict[str, float] = Field(default_factory=dict, description=("hard constraints during search and for"
                                                                              " the front: max_params, max_flops, "
@@ -965,13 +969,16 @@ class Config(_Section):
                              "search.strategy 'wann' (or 'random'); got space.kind "
                              f"'{self.space.kind}', evaluation.kind '{self.evaluation.kind}', search.strategy "
                              f"'{self.search.strategy}'")
-        if "mean_score" not in self.search.objectives:
-            raise ValueError("search.objectives must include mean_score on space.kind 'wann' (the mean performance "
-                             "over the shared weights)")
         bad = [o for o in self.search.objectives if o not in WANN_OBJECTIVES]
         if bad:
             raise ValueError(f"unknown objective(s) {bad} in search.objectives on space.kind 'wann'; choose from "
                              f"{list(WANN_OBJECTIVES)}")
+        if not any(o in WANN_SCORES for o in self.search.objectives):
+            raise ValueError("search.objectives must include mean_score (the mean performance over the shared "
+                             "weights) or ensemble_score (classify: the weights' ensemble) on space.kind 'wann'")
+        if "ensemble_score" in self.search.objectives and self.evaluation.wann.task != "classify":
+            raise ValueError("search.objectives: ensemble_score scores the shared weights' ensemble of a classifier; "
+                             f"evaluation.wann.task {self.evaluation.wann.task!r} is a control task (use mean_score)")
         if self.search.constraints:
             raise ValueError("search.constraints are not read by the weight-agnostic search: leave them empty")
         if self.data.kind in ("omniglot", "multi"):

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas.config import CONSTRAINT_OBJECTIVE
 
-MAXIMISE = {"val_accuracy", "val_soft_accuracy", "mean_score", "max_score"}
+MAXIMISE = {"val_accuracy", "val_soft_accuracy", "mean_score", "ensemble_score", "max_score"}
 
 
 def count_params(model: nn.Module) -> int:

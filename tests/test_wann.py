@@ -196,6 +196,13 @@ def test_classification_scores_every_weight_in_one_pass(tmp_path):
     low, high = task_score_range(ll_ev.task)
     assert (low, high) == (pytest.approx(-2 * np.log(ll_ev.task.n_out)), 0.0)
 
+    # ensemble_score: the same measure of the weights' ensemble (their softmax probabilities averaged)
+    probs = np.stack([torch.softmax(WannNet(space.spec(g), w).double()(torch.tensor(x)), dim=1).numpy()
+                      for w in SHARED_WEIGHTS]).mean(axis=0)
+    assert m["ensemble_score"] == pytest.approx(float((probs.argmax(1) == y).mean()))
+    assert ll["ensemble_score"] == pytest.approx(float(np.maximum(np.log(probs[np.arange(len(y)), y]), -50).mean()))
+    assert ll["ensemble_score"] >= ll["mean_score"]  # the log of a mean is at least the mean of the logs
+
 
 def test_log_likelihood_floors_each_image_and_non_finite_outputs():
     from nas.wann.network import compile_plan
@@ -227,6 +234,35 @@ def test_ranking_rule_is_non_dominated_sorting_on_the_drawn_pair():
            {"mean_score": 0.5, "max_score": 0.9, "connections": 20}]
     assert list(wann_rank(ms2, True)) == [0, 1], "(mean, connections): 0 dominates 1"
     assert sorted(wann_rank(ms2, False)) == [0, 1]
+
+
+def test_the_search_ranks_on_the_ensemble_when_its_objectives_say_so(tmp_path):
+    """ensemble_score before (or instead of) mean_score in search.objectives: the ranking puts the
+    better ensemble first where the mean over the weights says the opposite; the select stage then
+    chooses on the validation ensemble; control tasks refuse it."""
+    from nas.genome import EvaluationResult
+    from tests.conftest import tiny_config
+
+    ms = [{"mean_score": -1.0, "ensemble_score": -0.9, "max_score": -0.5, "connections": 10},
+          {"mean_score": -0.8, "ensemble_score": -0.95, "max_score": -0.5, "connections": 10}]
+    assert list(wann_rank(ms, True)) == [1, 0] and list(wann_rank(ms, True, "ensemble_score")) == [0, 1]
+    space = WANNSpace(2, 1)
+    a, b = _genome(2, 1, [], [(0, 3)]), _genome(2, 1, [], [(1, 3)])
+    for objectives, first in ((["mean_score", "connections"], b), (["ensemble_score", "connections"], a),
+                              (["ensemble_score", "mean_score", "connections"], a)):
+        s = WANNStrategy(space, objectives, {}, seed=0)
+        s.archive.add([EvaluationResult(a, ms[0]), EvaluationResult(b, ms[1])])
+        assert s._rank([a, b])[0] == first, objectives
+
+    cfg = tiny_config(tmp_path, ["space.kind=wann", "search.objectives=[ensemble_score, connections]"])
+    from nas.wann.select import search_score
+
+    assert search_score(cfg) == "ensemble_score"
+    with pytest.raises(Exception, match="ensemble_score .* control task"):
+        tiny_config(tmp_path, ["space.kind=wann", "evaluation.wann.task=swingup",
+                               "search.objectives=[ensemble_score, connections]"])
+    with pytest.raises(Exception, match="must include mean_score .* or ensemble_score"):
+        tiny_config(tmp_path, ["space.kind=wann", "search.objectives=[max_score, connections]"])
 
 
 def test_the_connection_objective_is_drawn_with_its_probability():
@@ -457,6 +493,37 @@ def test_swingup_search_on_dask_then_reinforce_tuning_and_exports(tmp_path):
     # the same rollouts again: seeded by the base seed and the genome, never by the worker
     again = stages.select_own(cfg)
     assert again["test_tuned_weights"] == metrics["test_tuned_weights"]
+
+
+def test_a_search_on_the_ensemble_score_ranks_fronts_and_selects_on_it(tmp_path):
+    """search.objectives [ensemble_score, connections] end to end in this process: every scored
+    network carries its ensemble's score, the front is non-dominated on it, and best_accuracy picks
+    the front member with the best validation ensemble."""
+    import pandas as pd
+
+    from nas import stages
+    from nas.objectives import to_minimise
+    from nas.pareto import non_dominated
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path, ["space.kind=wann", "search.objectives=[ensemble_score, connections]",
+                                 "evaluation.wann.classify_score=log_likelihood", "evaluation.wann.tune_steps=5",
+                                 "space.wann.init_connection_prob=0.3", "selection.rules=[best_accuracy]"])
+    stages.write_prepared(cfg, stages.prepare_data(cfg), 0.0)
+    summary = stages.run_search(cfg)
+    assert summary["n_failed"] == 0
+    from nas.runners import read_populations
+
+    df = read_populations(tmp_path / "artifacts/search/populations")
+    ok = df[df.status == "ok"]
+    assert (ok.ensemble_score >= ok.mean_score - 1e-12).all(), "log of a mean >= mean of the logs"
+    metrics = stages.select_own(cfg)
+    front = pd.read_csv(tmp_path / "artifacts/select/pareto.csv")
+    F = np.array([to_minimise(r, cfg.search.objectives) for r in front.to_dict("records")])
+    assert len(non_dominated(F)) == len(front) and front.val_ensemble.between(0, 1).all()
+    pick = front[front.selected_by.fillna("").str.contains("best_accuracy")]
+    assert len(pick) == 1 and pick.val_ensemble.iloc[0] == front.val_ensemble.max()
+    assert metrics["reported_model"] == pick.candidate_id.iloc[0] and 0 <= metrics["test_ensemble"] <= 1
 
 
 def test_gymnasium_tasks_roll_out_every_weight_and_refuse_unknown_ids():

@@ -1,8 +1,9 @@
 """Weight-agnostic evaluation: a topology scored at every shared weight in one batched pass.
 
 ``metrics`` returns ``mean_score`` and ``max_score`` (performance over the shared weights:
-training-split accuracy for classification, mean return for control), ``min_score``,
-``connections`` and ``hidden_nodes``. Nothing is trained and nothing draws from torch's
+training-split accuracy or mean log-likelihood for classification, mean return for control),
+``min_score``, ``connections`` and ``hidden_nodes``; for classification also ``ensemble_score``
+(the same measure of the weights' ensemble, their softmax probabilities averaged). Nothing is trained and nothing draws from torch's
 generator: rollout seeds come from the candidate's seed, so two candidates may share a worker
 process. The task (data, environment) is built once per worker process.
 """
@@ -52,6 +53,10 @@ class WannEvaluator:
         if (spec["inputs"], spec["outputs"]) != (task.n_in, task.n_out):
             raise ValueError(f"the genome has {spec['inputs']} inputs and {spec['outputs']} outputs; the task has "
                              f"{task.n_in} and {task.n_out}")
-        perf = np.asarray(task.performance(compile_plan(spec), self.weights, seed), dtype=float)
-        return {"mean_score": float(perf.mean()), "max_score": float(perf.max()), "min_score": float(perf.min()),
-                "connections": float(len(spec["conns"])), "hidden_nodes": float(len(spec["hidden"]))}
+        perf, ensemble = task.scores(compile_plan(spec), self.weights, seed)
+        perf = np.asarray(perf, dtype=float)
+        out = {"mean_score": float(perf.mean()), "max_score": float(perf.max()), "min_score": float(perf.min()),
+               "connections": float(len(spec["conns"])), "hidden_nodes": float(len(spec["hidden"]))}
+        if ensemble is not None:
+            out["ensemble_score"] = float(ensemble)
+        return out

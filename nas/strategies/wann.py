@@ -2,10 +2,12 @@
 
 Each candidate is scored at every shared weight (:data:`nas.wann.network.SHARED_WEIGHTS`); its
 metrics are ``mean_score`` (mean performance over the weights), ``max_score`` (the best weight)
-and ``connections``. The population is **ranked** by non-dominated sorting (pymoo), with
-probability ``conn_rank_prob`` (0.8) on (mean performance, fewer connections) and otherwise on
-(mean performance, max performance), the choice drawn once per ranking, as in the paper's
-release; inside a front, a larger crowding distance ranks first. Then:
+and ``connections`` (and, for classification, ``ensemble_score``: the weights' ensemble). The
+population is **ranked** by non-dominated sorting (pymoo), with probability ``conn_rank_prob``
+(0.8) on (mean performance, fewer connections) and otherwise on (mean performance, max
+performance), the choice drawn once per ranking, as in the paper's release; inside a front, a
+larger crowding distance ranks first. With ``ensemble_score`` before ``mean_score`` in the
+objectives (or without it), the ensemble's performance takes the mean's place. Then:
 
 - **elitism**: the best ``elite_ratio`` of the population stay (they are not evaluated again);
 - **culling**: the worst ``cull_ratio`` may not reproduce;
@@ -27,20 +29,23 @@ import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
+from nas.config import WANN_SCORES
 from nas.genome import EvaluationResult, Genome
 from nas.strategies.base import Archive
 
 
-def wann_rank(metrics: list[dict | None], use_connections: bool) -> np.ndarray:
-    """Rank (0 = best) of each candidate: non-dominated sorting on (mean performance, fewer
-    connections) when ``use_connections``, else on (mean performance, max performance);
-    crowding distance breaks ties inside a front; failed candidates (``None``) come last."""
+def wann_rank(metrics: list[dict | None], use_connections: bool, score: str = "mean_score") -> np.ndarray:
+    """Rank (0 = best) of each candidate: non-dominated sorting on (``score``, fewer connections)
+    when ``use_connections``, else on (``score``, max performance); ``score`` is the mean
+    performance over the shared weights (the paper) or, for classification, their ensemble's
+    (``ensemble_score``). Crowding distance breaks ties inside a front; failed candidates
+    (``None``) come last."""
     n = len(metrics)
     ok = [i for i, m in enumerate(metrics) if m is not None]
     rank = np.empty(n, dtype=np.int64)
     if ok:
         second = ("connections", 1.0) if use_connections else ("max_score", -1.0)
-        F = np.array([[-metrics[i]["mean_score"], second[1] * metrics[i][second[0]]] for i in ok], dtype=float)
+        F = np.array([[-metrics[i][score], second[1] * metrics[i][second[0]]] for i in ok], dtype=float)
         order: list[int] = []
         for front in NonDominatedSorting().do(F):
             if len(front) > 2:
@@ -62,6 +67,8 @@ class WANNStrategy:
                  conn_rank_prob: float = 0.8, elite_ratio: float = 0.2, cull_ratio: float = 0.2,
                  tournament: int = 8, mutations: int = 1):
         self.space = space
+        # the performance ranked first: the first of mean_score / ensemble_score in the objectives
+        self.score = next((o for o in objectives if o in WANN_SCORES), "mean_score")
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.conn_rank_prob, self.elite_ratio, self.cull_ratio = conn_rank_prob, elite_ratio, cull_ratio
@@ -79,7 +86,7 @@ class WANNStrategy:
 
     def _rank(self, members: list[Genome]) -> list[Genome]:
         use_conn = bool(self.rng.random() < self.conn_rank_prob)
-        rank = wann_rank([self._metrics(g) for g in members], use_conn)
+        rank = wann_rank([self._metrics(g) for g in members], use_conn, self.score)
         return [members[i] for i in np.argsort(rank, kind="stable")]
 
     def ask(self, n: int) -> list[Genome]:

@@ -3,7 +3,8 @@
 1. The front: non-dominated successfully scored networks over ``search.objectives``.
 2. Every front member is scored on **validation** (validation images; for control, fresh
    rollouts whose seeds the search never used) at the shared weights. Rules: ``best_accuracy``
-   (the best validation mean performance), ``knee`` and ``spread`` (on the front's objectives).
+   (the best validation mean performance; the best validation ensemble accuracy when the search
+   ranked on ``ensemble_score``), ``knee`` and ``spread`` (on the front's objectives).
 3. Each selected network (:func:`finalize`) is reported on **test** (test images, or another set of
    fresh rollouts) as the paper reports it: at random shared weights (mean ± std over the weights
    and rollouts), the weights' ensemble (classification: they vote), the best single shared weight
@@ -85,7 +86,15 @@ def front_table(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
                            f"{Path(cfg.search.out_dir) / 'populations'}")
     F = np.array([to_minimise(r, cfg.search.objectives) for r in ok.to_dict("records")])
     front = ok.iloc[non_dominated(F)].copy()
-    return df, front.sort_values(["mean_score", "connections"], ascending=[False, True]).reset_index(drop=True)
+    return df, front.sort_values([search_score(cfg), "connections"], ascending=[False, True]).reset_index(drop=True)
+
+
+def search_score(cfg: Config) -> str:
+    """What the search ranked on first: ``mean_score`` or ``ensemble_score`` (the first of them in
+    ``search.objectives``)."""
+    from nas.config import WANN_SCORES
+
+    return next((o for o in cfg.search.objectives if o in WANN_SCORES), "mean_score")
 
 
 def select(cfg: Config) -> dict:
@@ -93,11 +102,20 @@ def select(cfg: Config) -> dict:
     task, space = task_and_space(cfg)
     all_df, front = front_table(cfg)
     w = np.array(cfg.evaluation.wann.weights)
-    val = []
+    val, val_ens = [], []
+    on_ensemble = search_score(cfg) == "ensemble_score"
     for r in front.to_dict("records"):
         g = Genome.from_json(r["genome"], space.name)
         val.append(float(np.mean(scores(task, space.spec(g), w, "val", _split_seed(cfg.seed, g, "val")))))
+        if on_ensemble:  # the search ranked on the ensemble: best_accuracy chooses on its validation accuracy
+            from nas.wann.network import compile_plan
+            from nas.wann.tasks import ensemble_accuracy
+
+            val_ens.append(ensemble_accuracy(compile_plan(space.spec(g)), *task.split("val"), w))
     front["val_mean_score"] = val
+    if on_ensemble:
+        front["val_ensemble"] = val_ens
+        val = val_ens
     F = np.array([to_minimise(r, cfg.search.objectives) for r in front.to_dict("records")])
     picks: dict[str, list[str]] = {}
     for rule in cfg.selection.rules:
@@ -221,9 +239,9 @@ def write_reports(cfg: Config, all_df: pd.DataFrame, front: pd.DataFrame, picks:
     front["selected_by"] = [";".join(picks.get(c, [])) for c in front.candidate_id]
     front["test_tuned_shared"] = [by_id[c]["tuned_shared"]["mean"] if c in by_id else np.nan for c in front.candidate_id]
     front["test_tuned_weights"] = [by_id[c]["tuned_weights"]["mean"] if c in by_id else np.nan for c in front.candidate_id]
-    cols = ["candidate_id", "genome", "mean_score", "max_score", "min_score", "connections", "hidden_nodes",
-            "val_mean_score", "selected", "selected_by", "test_tuned_shared", "test_tuned_weights", "generation",
-            "worker", "eval_seconds"]
+    cols = ["candidate_id", "genome", "mean_score", "ensemble_score", "max_score", "min_score", "connections",
+            "hidden_nodes", "val_mean_score", "val_ensemble", "selected", "selected_by", "test_tuned_shared",
+            "test_tuned_weights", "generation", "worker", "eval_seconds"]
     front = front[[c for c in cols if c in front.columns]]
     atomic_write_text(Path(sel.out_dir) / "pareto.csv", front.to_csv(index=False))
     reports = Path(sel.reports_dir)
@@ -280,16 +298,18 @@ def plot_front(path: Path, all_df: pd.DataFrame, front: pd.DataFrame, cfg: Confi
     import matplotlib.pyplot as plt
 
     ok = all_df[all_df.status == "ok"]
+    score = search_score(cfg)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(ok.connections, ok.mean_score, s=8, c="lightgray", label="evaluated")
-    f = front.iloc[non_dominated(np.column_stack([-front.mean_score.to_numpy(), front.connections.to_numpy()]))]
+    ax.scatter(ok.connections, ok[score], s=8, c="lightgray", label="evaluated")
+    f = front.iloc[non_dominated(np.column_stack([-front[score].to_numpy(), front.connections.to_numpy()]))]
     f = f.sort_values("connections")
-    ax.step(f.connections, f.mean_score, "o-", where="post", ms=4, c="tab:blue", label="non-dominated")
+    ax.step(f.connections, f[score], "o-", where="post", ms=4, c="tab:blue", label="non-dominated")
     s = front[front.selected]
-    ax.scatter(s.connections, s.mean_score, s=90, facecolors="none", edgecolors="tab:red", linewidths=2,
+    ax.scatter(s.connections, s[score], s=90, facecolors="none", edgecolors="tab:red", linewidths=2,
                label="selected")
     ax.set_xlabel("connections")
-    ax.set_ylabel("mean performance over shared weights (search)")
+    ax.set_ylabel("mean performance over shared weights (search)" if score == "mean_score"
+                  else "the shared weights' ensemble (search)")
     ax.set_title(f"WANN front: {cfg.evaluation.wann.task}")
     ax.legend(fontsize=8)
     return atomic_save_figure(fig, path)

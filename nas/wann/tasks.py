@@ -72,10 +72,32 @@ class ClassifyTask:
     def performance(self, plan: Plan, weights: np.ndarray, seed: int) -> np.ndarray:
         """Accuracy (or mean log-likelihood, as ``score`` says) on the (fixed) fitness images of
         the training split, one per weight row."""
+        return self.scores(plan, weights, seed)[0]
+
+    def scores(self, plan: Plan, weights: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+        """:meth:`performance` and the weights' ensemble in the same measure (its accuracy, or the
+        mean log of its probability of the true class), from one forward pass."""
         x, y = self._fitness_data
-        if self.score == "log_likelihood":
-            return log_likelihoods(plan, x, y, weights)
-        return accuracies(plan, x, y, weights)
+        return classify_scores(forward_numpy(plan, x, weights), y, self.score)
+
+
+def classify_scores(out: np.ndarray, y: np.ndarray, score: str = "accuracy") -> tuple[np.ndarray, float]:
+    """From the outputs ``(W, N, C)`` at W weight rows: the performance at each row and the rows'
+    ensemble (each row's softmax probabilities, averaged). ``score`` accuracy: accuracies and the
+    ensemble's vote accuracy; log_likelihood: the mean log-likelihood of the true class at each row
+    and of the ensemble, ``mean_i log(mean_w p_w(y_i))`` (every image's term floored at
+    :data:`LOG_LIKELIHOOD_FLOOR`, a non-finite one counting as the floor)."""
+    with np.errstate(all="ignore"):
+        logp = _log_softmax(out)
+    if score == "accuracy":
+        per = (out.argmax(axis=2) == y[None, :]).mean(axis=1)
+        return per, float((np.exp(logp).sum(axis=0).argmax(axis=1) == y).mean())
+    with np.errstate(all="ignore"):
+        ll = np.take_along_axis(logp, y[None, :, None].astype(np.int64), axis=2)[..., 0]
+        ens = np.logaddexp.reduce(ll, axis=0) - np.log(len(ll))
+    ll = np.where(np.isfinite(ll), np.maximum(ll, LOG_LIKELIHOOD_FLOOR), LOG_LIKELIHOOD_FLOOR)
+    ens = np.where(np.isfinite(ens), np.maximum(ens, LOG_LIKELIHOOD_FLOOR), LOG_LIKELIHOOD_FLOOR)
+    return ll.mean(axis=1), float(ens.mean())
 
 
 def accuracies(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -91,18 +113,12 @@ def log_likelihoods(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarra
     """Mean log softmax probability of the true class, one per weight row (each image's term
     floored at :data:`LOG_LIKELIHOOD_FLOOR`, so one overflowing output cannot sink a network to
     minus infinity)."""
-    out = forward_numpy(plan, x, weights)
-    with np.errstate(all="ignore"):
-        logp = _log_softmax(out)
-        ll = np.take_along_axis(logp, y[None, :, None].astype(np.int64), axis=2)[..., 0]
-    ll = np.where(np.isfinite(ll), np.maximum(ll, LOG_LIKELIHOOD_FLOOR), LOG_LIKELIHOOD_FLOOR)
-    return ll.mean(axis=1)
+    return classify_scores(forward_numpy(plan, x, weights), y, "log_likelihood")[0]
 
 
 def ensemble_accuracy(plan: Plan, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
     """The weights vote (the paper's ensemble): each weight's softmax probabilities, summed."""
-    p = np.exp(_log_softmax(forward_numpy(plan, x, weights)))
-    return float((p.sum(axis=0).argmax(axis=1) == y).mean())
+    return classify_scores(forward_numpy(plan, x, weights), y, "accuracy")[1]
 
 
 def _log_softmax(out: np.ndarray) -> np.ndarray:
@@ -144,6 +160,10 @@ class SwingUpTask:
     def performance(self, plan: Plan, weights: np.ndarray, seed: int) -> np.ndarray:
         w = np.asarray(weights, dtype=np.float64)
         return self.returns(lambda o: forward_numpy(plan, o, w)[..., 0], len(w), seed).mean(axis=1)
+
+    def scores(self, plan: Plan, weights: np.ndarray, seed: int) -> tuple[np.ndarray, None]:
+        """:meth:`performance`; a controller has no ensemble of its weights (None)."""
+        return self.performance(plan, weights, seed), None
 
 
 @dataclass(frozen=True)
@@ -200,6 +220,10 @@ class GymTask:
     def performance(self, plan: Plan, weights: np.ndarray, seed: int) -> np.ndarray:
         w = np.asarray(weights, dtype=np.float64)
         return self.returns(lambda o: forward_numpy(plan, o, w), len(w), seed).mean(axis=1)
+
+    def scores(self, plan: Plan, weights: np.ndarray, seed: int) -> tuple[np.ndarray, None]:
+        """:meth:`performance`; a controller has no ensemble of its weights (None)."""
+        return self.performance(plan, weights, seed), None
 
 
 def make_env(env_id: str):
