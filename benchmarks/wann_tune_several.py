@@ -2,7 +2,8 @@
 that tunes best on validation, beat tuning the one network the select stage reports?
 
 Reads a finished run (run it from the folder the run was made in, with the same ``--params``
-and ``--set`` values). Of the ``4 K`` networks with the best search score (``mean_score``),
+and ``--set`` values). Of the ``4 K`` networks with the best search score (``mean_score`` or
+``ensemble_score``, what the search ranked on),
 the ``K`` best by mean validation accuracy over the shared weights are each tuned exactly as the
 select stage tunes (best shared weight chosen on validation, then ``evaluation.wann.tune_steps``
 Adam steps with the validation-kept iterate). Prints, per network: validation and test accuracy
@@ -50,7 +51,8 @@ def main() -> None:
     from nas.genome import Genome, candidate_seed
     from nas.io import atomic_write_json
     from nas.wann.network import compile_plan
-    from nas.wann.select import _split_seed, front_table, scores, task_and_space, tune_selected_classifier, val_scores
+    from nas.wann.select import (_split_seed, front_table, scores, search_score, task_and_space,
+                                  tune_selected_classifier, val_scores)
     from nas.wann.tasks import ensemble_accuracy
     from nas.wann.tune import best_shared_weight
 
@@ -60,7 +62,7 @@ def main() -> None:
     if task.kind != "classify":
         sys.exit(f"error: task '{cfg.evaluation.wann.task}' is not a classification task")
     all_df, _ = front_table(cfg)  # fails with a clear message when the run has no scored network
-    ok = all_df[all_df.status == "ok"].sort_values("mean_score", ascending=False).head(4 * args.k)
+    ok = all_df[all_df.status == "ok"].sort_values(search_score(cfg), ascending=False).head(4 * args.k)
     ev = cfg.evaluation.wann
     shared = np.array(ev.weights)
     pool = []
