@@ -30,10 +30,11 @@ def accuracy_objective(objectives: list[str]) -> str:
     return next((o for o in objectives if o in ACCURACY_OBJECTIVES), "val_accuracy")
 
 WANN_OBJECTIVES = ("mean_score", "ensemble_score", "max_score", "connections")
+"""Objectives of a weight-agnostic search (``space.kind: wann``): the performance over the shared
+weights (mean and best; accuracy or return, maximised), for classification that of their
+ensemble (maximised), and the enabled connections (minimised)."""
 WANN_SCORES = ("mean_score", "ensemble_score")
 """The WANN objectives a search ranks on first (the first of them in ``search.objectives``)."""
-"""Objectives of a weight-agnostic search (``space.kind: wann``): the performance over the shared
-weights (mean and best; accuracy or return, maximised) and the enabled connections (minimised)."""
 
 WANN_ACTIVATIONS = ("linear", "step", "sin", "cos", "gaussian", "tanh", "sigmoid", "inverse", "abs", "relu")
 

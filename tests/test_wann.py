@@ -217,6 +217,15 @@ def test_log_likelihood_floors_each_image_and_non_finite_outputs():
     assert got[1] == pytest.approx((0.0 + LOG_LIKELIHOOD_FLOOR) / 2)  # right with certainty once, floored once
     assert np.isfinite(got).all() and got[2] <= 0
 
+    # the ensemble's term: log of the rows' mean probability; a non-finite row makes the image's term the floor
+    from nas.wann.tasks import classify_scores
+
+    out = np.array([[[0.0, 0.0], [np.nan, 0.0]], [[np.log(3.0), 0.0], [0.0, 0.0]]])  # 2 rows, 2 images, 2 classes
+    with np.errstate(all="ignore"):
+        per, ens = classify_scores(out, np.array([0, 1]), "log_likelihood")
+    assert per == pytest.approx([(np.log(0.5) + LOG_LIKELIHOOD_FLOOR) / 2, (np.log(0.75) + np.log(0.5)) / 2])
+    assert ens == pytest.approx((np.log((0.5 + 0.75) / 2) + LOG_LIKELIHOOD_FLOOR) / 2)
+
 
 # ----------------------------------------------------------------------------- ranking
 

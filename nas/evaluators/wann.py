@@ -3,9 +3,10 @@
 ``metrics`` returns ``mean_score`` and ``max_score`` (performance over the shared weights:
 training-split accuracy or mean log-likelihood for classification, mean return for control),
 ``min_score``, ``connections`` and ``hidden_nodes``; for classification also ``ensemble_score``
-(the same measure of the weights' ensemble, their softmax probabilities averaged). Nothing is trained and nothing draws from torch's
-generator: rollout seeds come from the candidate's seed, so two candidates may share a worker
-process. The task (data, environment) is built once per worker process.
+(the same measure of the weights' ensemble, their softmax probabilities averaged). Nothing is
+trained and nothing draws from torch's generator: rollout seeds come from the candidate's seed,
+so two candidates may share a worker process. The task (data, environment) is built once per
+worker process.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def classify_scores(out: np.ndarray, y: np.ndarray, score: str = "accuracy") -> 
     ensemble (each row's softmax probabilities, averaged). ``score`` accuracy: accuracies and the
     ensemble's vote accuracy; log_likelihood: the mean log-likelihood of the true class at each row
     and of the ensemble, ``mean_i log(mean_w p_w(y_i))`` (every image's term floored at
-    :data:`LOG_LIKELIHOOD_FLOOR`, a non-finite one counting as the floor)."""
+    :data:`LOG_LIKELIHOOD_FLOOR`, a non-finite one counting as the floor: an image on which any
+    row's outputs are not finite gives the ensemble the floor, its average being undefined)."""
     with np.errstate(all="ignore"):
         logp = _log_softmax(out)
     if score == "accuracy":
