@@ -36,6 +36,12 @@ ensemble (maximised), and the enabled connections (minimised)."""
 WANN_SCORES = ("mean_score", "ensemble_score")
 """The WANN objectives a search ranks on first (the first of them in ``search.objectives``)."""
 
+
+def wann_score(objectives: list[str]) -> str:
+    """What a weight-agnostic search ranks on first: the first of :data:`WANN_SCORES` in
+    ``objectives`` (``mean_score`` where they name neither)."""
+    return next((o for o in objectives if o in WANN_SCORES), "mean_score")
+
 WANN_ACTIVATIONS = ("linear", "step", "sin", "cos", "gaussian", "tanh", "sigmoid", "inverse", "abs", "relu")
 
 META_KINDS = ("activation", "loss", "augmentation")

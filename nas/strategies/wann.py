@@ -29,7 +29,7 @@ import numpy as np
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from nas.config import WANN_SCORES
+from nas.config import wann_score
 from nas.genome import EvaluationResult, Genome
 from nas.strategies.base import Archive
 
@@ -67,8 +67,7 @@ class WANNStrategy:
                  conn_rank_prob: float = 0.8, elite_ratio: float = 0.2, cull_ratio: float = 0.2,
                  tournament: int = 8, mutations: int = 1):
         self.space = space
-        # the performance ranked first: the first of mean_score / ensemble_score in the objectives
-        self.score = next((o for o in objectives if o in WANN_SCORES), "mean_score")
+        self.score = wann_score(objectives)  # mean_score or ensemble_score
         self.archive = Archive(objectives, constraints)
         self.rng = np.random.default_rng(seed)
         self.conn_rank_prob, self.elite_ratio, self.cull_ratio = conn_rank_prob, elite_ratio, cull_ratio

@@ -90,11 +90,10 @@ def front_table(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def search_score(cfg: Config) -> str:
-    """What the search ranked on first: ``mean_score`` or ``ensemble_score`` (the first of them in
-    ``search.objectives``)."""
-    from nas.config import WANN_SCORES
+    """What the search ranked on first: ``mean_score`` or ``ensemble_score``."""
+    from nas.config import wann_score
 
-    return next((o for o in cfg.search.objectives if o in WANN_SCORES), "mean_score")
+    return wann_score(cfg.search.objectives)
 
 
 def select(cfg: Config) -> dict:
@@ -103,15 +102,20 @@ def select(cfg: Config) -> dict:
     all_df, front = front_table(cfg)
     w = np.array(cfg.evaluation.wann.weights)
     val, val_ens = [], []
-    on_ensemble = search_score(cfg) == "ensemble_score"
+    on_ensemble = search_score(cfg) == "ensemble_score"  # then best_accuracy chooses on the validation ensemble
+    if on_ensemble:
+        from nas.wann.network import compile_plan, forward_numpy
+        from nas.wann.tasks import classify_scores
+
+        xv, yv = task.split("val")
     for r in front.to_dict("records"):
         g = Genome.from_json(r["genome"], space.name)
-        val.append(float(np.mean(scores(task, space.spec(g), w, "val", _split_seed(cfg.seed, g, "val")))))
-        if on_ensemble:  # the search ranked on the ensemble: best_accuracy chooses on its validation accuracy
-            from nas.wann.network import compile_plan
-            from nas.wann.tasks import ensemble_accuracy
-
-            val_ens.append(ensemble_accuracy(compile_plan(space.spec(g)), *task.split("val"), w))
+        if on_ensemble:  # the accuracies at each weight and the ensemble's from one forward pass
+            per, ens = classify_scores(forward_numpy(compile_plan(space.spec(g)), xv, w), yv)
+            val.append(float(np.mean(per)))
+            val_ens.append(ens)
+        else:
+            val.append(float(np.mean(scores(task, space.spec(g), w, "val", _split_seed(cfg.seed, g, "val")))))
     front["val_mean_score"] = val
     if on_ensemble:
         front["val_ensemble"] = val_ens
