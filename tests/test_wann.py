@@ -204,6 +204,44 @@ def test_classification_scores_every_weight_in_one_pass(tmp_path):
     assert ll["ensemble_score"] >= ll["mean_score"]  # the log of a mean is at least the mean of the logs
 
 
+def test_the_ensemble_module_and_its_onnx_vote_as_the_search_scores(tmp_path):
+    """WannEnsemble (the select stage's ensemble export): softmax of its output is the shared
+    weights' mean probability, its argmax is the vote classify_scores counts, and the ONNX file
+    gives the same."""
+    import onnxruntime as ort
+
+    from nas.export import export_onnx
+    from nas.wann.network import WannEnsemble
+    from nas.wann.tasks import classify_scores
+
+    space, rng = WANNSpace(12, 4), np.random.default_rng(3)
+    g = space.sample(rng)
+    for _ in range(25):
+        g = space.mutate(g, rng)
+    spec = space.spec(g)
+    assert spec["hidden"], "the test needs hidden nodes"
+    x = rng.normal(size=(200, 12))
+    y = rng.integers(0, 4, size=200)
+    out = forward_numpy(compile_plan(spec), x, np.array(SHARED_WEIGHTS))
+    probs = np.exp(out - out.max(2, keepdims=True))
+    probs = (probs / probs.sum(2, keepdims=True)).mean(axis=0)
+    ens = WannEnsemble(spec, SHARED_WEIGHTS).double()
+    with torch.no_grad():
+        got = ens(torch.tensor(x))
+    assert np.allclose(torch.softmax(got, 1).numpy(), probs, atol=1e-12)
+    vote = classify_scores(out, y)[1]
+    assert float((got.argmax(1).numpy() == y).mean()) == vote
+    assert 0 < vote < 1, "the check would not tell a vote from its negation"
+
+    path = export_onnx(WannEnsemble(spec, SHARED_WEIGHTS), (12,), tmp_path / "e.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_out = sess.run(None, {"input": x.astype(np.float32)})[0]
+    assert np.abs(onnx_out - got.numpy()).max() < 1e-4
+    assert (onnx_out.argmax(1) == got.argmax(1).numpy()).mean() > 0.99  # float32 may flip a near tie
+    with pytest.raises(ValueError, match="at least one shared weight"):
+        WannEnsemble(spec, [])
+
+
 def test_log_likelihood_floors_each_image_and_non_finite_outputs():
     from nas.wann.network import compile_plan
     from nas.wann.tasks import LOG_LIKELIHOOD_FLOOR, log_likelihoods
@@ -456,8 +494,8 @@ def test_digits_example_runs_end_to_end_on_prefect_and_dask_with_exports(tmp_pat
     for m in metrics["selected_models"]:
         card = json.loads((models / f"{m['candidate_id']}.json").read_text())
         WANNSpace(64, 10).validate(Genome((), "wann", canonical_json(card["genome"])))
-        assert card["files"]["onnx_max_abs_diff"]["shared"] < 1e-4 and card["files"]["onnx_max_abs_diff"]["tuned"] < 1e-4
-        for f in ("onnx_shared", "onnx_tuned", "drawing"):
+        assert max(card["files"]["onnx_max_abs_diff"][k] for k in ("shared", "tuned", "ensemble")) < 1e-4
+        for f in ("onnx_shared", "onnx_tuned", "onnx_ensemble", "drawing"):
             assert (models / card["files"][f]).stat().st_size > 0
         assert len(card["random_shared"]["per_weight"]) == 6 and card["best_shared_weight"] != 0
     assert (tmp_path / "reports/wann_digits/pareto.png").is_file()
@@ -477,6 +515,13 @@ def test_digits_example_runs_end_to_end_on_prefect_and_dask_with_exports(tmp_pat
     tuned = tune_selected_classifier(n["task"], n["spec"], n["w_best"], n["cfg"].evaluation.wann,
                                      candidate_seed(n["cfg"].seed, n["genome"]))
     assert np.array_equal(tuned, np.asarray(card["tuned_weight_values"]))
+    # the exported ensemble, run by onnxruntime on the test images, scores what the card reports
+    import onnxruntime as ort
+
+    xt, yt = n["task"].split("test")
+    sess = ort.InferenceSession(str(models / card["files"]["onnx_ensemble"]), providers=["CPUExecutionProvider"])
+    votes = sess.run(None, {"input": xt.astype(np.float32)})[0].argmax(1)
+    assert float((votes == yt).mean()) == pytest.approx(card["ensemble"]["test"], abs=2 / len(yt))
 
 
 def test_swingup_search_on_dask_then_reinforce_tuning_and_exports(tmp_path):

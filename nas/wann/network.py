@@ -336,3 +336,28 @@ class WannNet(_module_base()):
             out = sum(f(pre) * mask.to(pre.dtype) for f, mask in acts)
             vals = torch.cat([vals, out], dim=1)
         return vals[:, self._tp.out_pos]
+
+
+class WannEnsemble(_module_base()):
+    """The shared weights' ensemble of one classifier as a torch module (the paper's vote, as
+    :func:`nas.wann.tasks.classify_scores` scores it): ``forward(x)`` returns ``(B, n_out)`` log
+    probabilities ``log(mean_w softmax(net_w(x)))``, so softmax of the output is the ensemble's
+    mean probability and argmax its vote. One :class:`WannNet` per shared weight, each folded
+    into matrices, so the exported ONNX graph is matrix products, elementwise activations and a
+    log-sum-exp."""
+
+    def __init__(self, spec: dict, weights):
+        import torch
+
+        super().__init__()
+        weights = [float(w) for w in np.atleast_1d(np.asarray(weights, dtype=float))]
+        if not weights:
+            raise ValueError("a WANN ensemble needs at least one shared weight")
+        self.nets = torch.nn.ModuleList(WannNet(spec, w) for w in weights)
+        self.log_n = float(np.log(len(weights)))
+
+    def forward(self, x):
+        import torch
+
+        logp = torch.stack([torch.log_softmax(net(x), dim=1) for net in self.nets])
+        return torch.logsumexp(logp, dim=0) - self.log_n

@@ -212,18 +212,22 @@ def _stats(v) -> dict:
 
 
 def export(cfg: Config, cid: str, space, genome: Genome, w_best: float, tuned: np.ndarray, task) -> dict:
-    """ONNX with the best shared weight and with the tuned weights (checked against NumPy), and a drawing."""
+    """ONNX with the best shared weight and with the tuned weights, and for a classifier the shared
+    weights' ensemble (each checked against torch with onnxruntime); and a drawing."""
     from nas.export import export_onnx, onnx_max_abs_diff
     from nas.wann.draw import draw_wann
-    from nas.wann.network import WannNet
+    from nas.wann.network import WannEnsemble, WannNet
 
     out = Path(cfg.selection.out_dir) / "models"
     spec = space.spec(genome)
     shape = (space.n_in,)
     x = np.random.default_rng(0).normal(size=(8, space.n_in)).astype(np.float32)
     files, diffs = {}, {}
-    for name, w in (("shared", w_best), ("tuned", tuned)):
-        net = WannNet(spec, w).float()
+    nets = {"shared": WannNet(spec, w_best), "tuned": WannNet(spec, tuned)}
+    if task.kind == "classify":  # what the digits example ranks on and reports: deployable as one file
+        nets["ensemble"] = WannEnsemble(spec, cfg.evaluation.wann.weights)
+    for name, net in nets.items():
+        net = net.float()
         path = export_onnx(net, shape, out / f"{cid}.{name}.onnx")
         files[f"onnx_{name}"] = path.name
         diffs[name] = onnx_max_abs_diff(net, path, x)
