@@ -111,7 +111,7 @@ class Front2D:
         return float(sum((xs[k + 1] - xs[k]) * (1.0 - self.ys[k]) for k in range(len(self.ys))))
 
 
-def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0):
+def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0, elitist: bool = False):
     from nas.spaces.nb201 import NB201Space
     from nas.strategies import AgingEvolutionStrategy, RandomStrategy
 
@@ -120,7 +120,7 @@ def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0
     if name == "aging":
         pop = max(20, workers)
         return AgingEvolutionStrategy(space, obj, {}, seed, population=pop, tournament=max(5, pop // 20),
-                                      duration_weight=duration_weight)
+                                      duration_weight=duration_weight, elitist=elitist)
     if name == "nsga2":
         return None  # built per mode (steady-state in async)
     if name == "random":
@@ -150,7 +150,8 @@ def run_one(job: dict) -> dict:
     if name == "nsga2":
         inner = NSGA2Strategy(NB201Space(), ["val_accuracy", job["cost"]], {}, W, seed, steady_state=mode == "async")
     else:
-        inner = make_strategy(name, seed, W, job.get("aging_duration_weight", 0.0) if mode == "async" else 0.0)
+        inner = make_strategy(name, seed, W, job.get("aging_duration_weight", 0.0) if mode == "async" else 0.0,
+                              job.get("aging_elitist", False))
     strat = TimedStrategy(inner)
     budget = job["budget_per_worker"] * W
     t0 = time.perf_counter()
@@ -332,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aging-duration-weight", type=float, default=0.0,
                     help="async aging runs draw tournament members with probability proportional to their "
                          "evaluation seconds to this power (0: uniformly; counters the evaluation-time bias)")
+    ap.add_argument("--aging-elitist", action="store_true",
+                    help="aging runs (both modes) select as NSGA-II does, from the population and the non-dominated "
+                         "set of everything evaluated (AgingEvolutionStrategy(elitist=True))")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed ... first-seed + seeds - 1")
     ap.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                     help="skip the calibration runs (generational given async's longer budget; see reach_cross_gen)")
     ap.add_argument("--jobs", type=int, default=2, help="simulations run side by side (processes)")
@@ -345,18 +350,19 @@ def main(argv: list[str] | None = None) -> int:
         km = [(a.k, a.m)] + [tuple(float(x) for x in p.split(":")) for p in a.km.split(",") if p]
     except ValueError:
         ap.error("--workers takes integers, --km pairs K/W:M/W")
-    if not workers or min(workers) < 1 or a.seeds < 1 or a.budget_per_worker < 2:
-        ap.error("need workers >= 1, --seeds >= 1 and --budget-per-worker >= 2")
+    if not workers or min(workers) < 1 or a.seeds < 1 or a.budget_per_worker < 2 or a.first_seed < 0:
+        ap.error("need workers >= 1, --seeds >= 1, --first-seed >= 0 and --budget-per-worker >= 2")
     if a.aging_duration_weight < 0:
         ap.error(f"--aging-duration-weight must be >= 0, got {a.aging_duration_weight}")
     strategies = [s for s in a.strategies.split(",") if s]
     base = {"table": str(a.table), "cost": a.cost, "sigma": a.sigma, "mean_seconds": a.mean_seconds,
             "failure_rate": a.failure_rate, "restart_s": a.restart_s, "budget_per_worker": a.budget_per_worker,
-            "async_factor": a.async_factor, "aging_duration_weight": a.aging_duration_weight}
+            "async_factor": a.async_factor, "aging_duration_weight": a.aging_duration_weight,
+            "aging_elitist": a.aging_elitist}
     jobs = []
     for W in workers:
         for name in strategies:
-            for seed in range(a.seeds):
+            for seed in range(a.first_seed, a.first_seed + a.seeds):
                 jobs.append({**base, "workers": W, "mode": "generational", "seed": seed, "strategy": name,
                              "k": 0.0, "m": 0.0})
                 if a.calibrate:
@@ -381,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i}/{len(jobs)}] W={r['workers']} {r['strategy']} {r['mode']} seed {r['seed']}: "
                   f"util {r['utilisation']:.3f}, {r['real_s']:.1f} s real", file=sys.stderr, flush=True)
     out = summarise(runs, workers, a.k, a.m)
-    out["settings"] = {**base, "workers": workers, "seeds": a.seeds, "strategies": strategies, "km": km,
+    out["settings"] = {**base, "workers": workers, "seeds": a.seeds, "first_seed": a.first_seed, "strategies": strategies,
+                       "km": km,
                        "command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     out["seconds"] = time.perf_counter() - t0
     print_summary(out)

@@ -16,6 +16,13 @@ suits both generational and asynchronous runners.
 unit of time): tournament members are drawn with probability proportional to their evaluation
 seconds to the power α instead of uniformly. It is for asynchronous runs; a generation is told all
 at once, so there the bias does not arise.
+
+``elitist=True`` makes the selection NSGA-II's, for several objectives: tournament members are drawn
+from the living population together with the non-dominated set of everything told so far (kept
+incrementally), and the winner is the member of best non-domination rank *in that whole pool*, then
+of largest crowding distance in its front (ties at random), instead of the best rank within the
+sample. Old members still die, so the population keeps aging, but the best trade-offs found stay
+parents. With one objective the elite is the best genome found and the order is the objective's.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nas.genome import EvaluationResult, Genome
@@ -34,7 +42,7 @@ class AgingEvolutionStrategy:
 
     def __init__(self, space, objectives: list[str], constraints: dict[str, float], seed: int,
                  population: int = 20, tournament: int = 5, crossover_prob: float = 0.0,
-                 mutate_after_crossover: float = 0.5, duration_weight: float = 0.0):
+                 mutate_after_crossover: float = 0.5, duration_weight: float = 0.0, elitist: bool = False):
         if tournament > population:
             raise ValueError(f"tournament ({tournament}) cannot exceed population ({population})")
         self.space = space
@@ -48,6 +56,9 @@ class AgingEvolutionStrategy:
             raise ValueError(f"duration_weight must be >= 0, got {duration_weight}")
         self.duration_weight = duration_weight
         self._seconds: dict[Genome, float] = {}  # evaluation seconds of the members, for duration_weight
+        self.elitist = elitist
+        self._elite: list[Genome] = []  # the non-dominated genomes of everything told (elitist)
+        self._order: tuple[list[Genome], np.ndarray, np.ndarray] | None = None  # pool, rank, crowding; per tell
 
     def _fitness(self, g: Genome) -> np.ndarray:
         F = self.archive.F(g)
@@ -55,7 +66,10 @@ class AgingEvolutionStrategy:
         return F + (np.maximum(G, 0).sum() > 0) * 1e9  # infeasible members lose every tournament
 
     def _winner(self) -> Genome:
-        members = list(self.population)
+        if self.elitist:
+            members, rank, crowd = self._ranked_pool()
+        else:
+            members = list(self.population)
         # while the first population is still arriving (asynchronous runs) it may be smaller than a tournament
         size = min(self.tournament, len(members))
         if self.duration_weight > 0:
@@ -63,10 +77,40 @@ class AgingEvolutionStrategy:
             pick = self.rng.choice(len(members), size=size, replace=False, p=d / d.sum())
         else:
             pick = self.rng.choice(len(members), size=size, replace=False)
+        if self.elitist:
+            r, c = rank[pick], crowd[pick]
+            first = r == r.min()
+            best = np.flatnonzero(first & (c == c[first].max()))
+            return members[pick[int(self.rng.choice(best))]]
         F = np.array([self._fitness(members[i]) for i in pick])
         best = NonDominatedSorting().do(F, only_non_dominated_front=True) if F.shape[1] > 1 \
             else np.flatnonzero(F[:, 0] == F[:, 0].min())
         return members[pick[int(self.rng.choice(best))]]
+
+    def _ranked_pool(self) -> tuple[list[Genome], np.ndarray, np.ndarray]:
+        """The elitist selection pool (population, then elite members not in it) with each
+        member's non-domination rank in the pool and crowding distance in its front; computed once
+        per tell."""
+        if self._order is None:
+            members = list(self.population)
+            inside = set(members)
+            members += [g for g in self._elite if g not in inside]
+            F = np.array([self._fitness(m) for m in members])
+            rank, crowd = np.zeros(len(members)), np.zeros(len(members))
+            if F.shape[1] > 1:
+                for k, front in enumerate(NonDominatedSorting().do(F)):
+                    rank[front] = k
+                    crowd[front] = calc_crowding_distance(F[front]) if len(front) > 2 else np.inf
+            else:
+                rank = F[:, 0].copy()
+            self._order = (members, rank, np.nan_to_num(crowd, nan=0.0))
+        return self._order
+
+    def _update_elite(self, g: Genome) -> None:
+        f = self._fitness(g)
+        if any((self._fitness(e) <= f).all() for e in self._elite):
+            return  # dominated by (or equal to) a member of the elite
+        self._elite = [e for e in self._elite if not (f <= self._fitness(e)).all()] + [g]
 
     def ask(self, n: int) -> list[Genome]:
         taken = set(self.archive.results) | self._asked
@@ -105,10 +149,16 @@ class AgingEvolutionStrategy:
 
     def tell(self, results: list[EvaluationResult]) -> None:
         self.archive.add(results)
+        if self.elitist:
+            self._order = None
+            for r in results:
+                self._update_elite(r.genome)
         for r in results:
             self._asked.discard(r.genome)
             self.population.append(r.genome)
             if self.duration_weight > 0:
                 self._seconds[r.genome] = r.eval_seconds
             while len(self.population) > self.population_size:  # a genome is evaluated once: no duplicates
-                self._seconds.pop(self.population.popleft(), None)
+                dead = self.population.popleft()
+                if not self.elitist:  # an elite member outlives its place in the population
+                    self._seconds.pop(dead, None)
