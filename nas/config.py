@@ -532,6 +532,11 @@ class SearchConfig(_Section):
     aging_tournament: int = Field(5, gt=0, description="aging evolution: tournament size")
     aging_crossover_prob: float = Field(
         0.0, ge=0, le=1, description="aging evolution: share of children made by crossover (space.crossover)")
+    aging_elitist: bool = Field(
+        False, description=("aging evolution, several objectives: draw tournament members from the population and the "
+                            "non-dominated set of everything evaluated, and pick by rank in that pool, then crowding "
+                            "distance (NSGA-II's order), so the best trade-offs stay parents after they age out; "
+                            "recommended for asynchronous search at scale (benchmarks/results/README.md)"))
     reinforce_lr: float = Field(0.1, gt=0, description="reinforce: learning rate of the controller's logits")
     reinforce_normalise: bool = Field(
         True, description="reinforce: divide the advantage by the rewards' running standard deviation (so the learning "

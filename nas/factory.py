@@ -62,7 +62,7 @@ def build_strategy(cfg: Config, space, prior: list[tuple[Genome, dict[str, float
         return CMAESStrategy(space, s.objectives, s.constraints, seed, s.population, cfg.space.meta.loss_sigma)
     if s.strategy == "aging":
         return AgingEvolutionStrategy(space, s.objectives, s.constraints, seed, s.aging_population,
-                                      s.aging_tournament, s.aging_crossover_prob)
+                                      s.aging_tournament, s.aging_crossover_prob, elitist=s.aging_elitist)
     if s.strategy == "reinforce":
         from nas.strategies.reinforce import ReinforceStrategy
 

@@ -34,7 +34,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nas.genome import EvaluationResult, Genome
-from nas.strategies.base import Archive, fresh_samples
+from nas.strategies.base import Archive, feasibility_first, fresh_samples
 
 
 class AgingEvolutionStrategy:
@@ -61,9 +61,8 @@ class AgingEvolutionStrategy:
         self._order: tuple[list[Genome], np.ndarray, np.ndarray] | None = None  # pool, rank, crowding; per tell
 
     def _fitness(self, g: Genome) -> np.ndarray:
-        F = self.archive.F(g)
-        G = self.archive.G(g)
-        return F + (np.maximum(G, 0).sum() > 0) * 1e9  # infeasible members lose every tournament
+        # infeasible members lose to every feasible one, and to those that violate the limits less
+        return feasibility_first(self.archive.F(g), self.archive.G(g))
 
     def _winner(self) -> Genome:
         if self.elitist:

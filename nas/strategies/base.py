@@ -21,6 +21,17 @@ PENALTY = 1e12
 """Objective and constraint value given to failed candidates (worse than any real one)."""
 
 
+def feasibility_first(F: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """Deb's constrained domination written as plain objectives (for non-dominated sorting and
+    tournaments): a feasible point keeps its objectives; an infeasible one gets 1e9 plus its total
+    violation in every objective, so every feasible point dominates it and, among infeasible
+    points, exactly those that violate less do (so a search with nothing feasible yet is steered
+    towards the limits, not away from them). ``F`` and ``G`` are one point's vectors or
+    row-per-point arrays; no constraints (``G`` with no columns) leaves ``F`` as it is."""
+    v = np.expand_dims(np.maximum(np.asarray(G, dtype=float), 0).sum(axis=-1), -1)
+    return np.where(v > 0, 1e9 + v, F)
+
+
 @runtime_checkable
 class Strategy(Protocol):
     name: str
@@ -66,12 +77,13 @@ class Archive:
         return constraint_violations(r.metrics, self.constraints)
 
     def ranked(self) -> list[Genome]:
-        """Every told genome, best first: feasible before infeasible, then by non-domination
-        rank, then (several objectives) by crowding distance, largest first; failed last."""
+        """Every told genome, best first: feasible before infeasible (those by total violation,
+        ``feasibility_first``), then by non-domination rank, then (several objectives) by crowding
+        distance, largest first; failed last."""
         gs = list(self.results)
         if not gs:
             return []
-        F = np.array([self.F(g) + (np.maximum(self.G(g), 0).sum() > 0) * 1e9 for g in gs])
+        F = np.array([feasibility_first(self.F(g), self.G(g)) for g in gs])
         order: list[int] = []
         for front in NonDominatedSorting().do(F):
             if F.shape[1] > 1 and len(front) > 2:

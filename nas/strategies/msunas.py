@@ -21,7 +21,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from nas.config import CONSTRAINT_OBJECTIVE
 from nas.genome import EvaluationResult, Genome
 from nas.objectives import MAXIMISE, constraint_violations
-from nas.strategies.base import Archive, fresh_samples
+from nas.strategies.base import Archive, feasibility_first, fresh_samples
 from nas.strategies.nsga2 import integer_nsga2
 from nas.surrogates import MultiObjectiveSurrogate
 
@@ -152,8 +152,8 @@ class MSuNASStrategy:
         out: dict = {}
         problem._evaluate(np.array([g.values for g in cands], dtype=float), out)
         F = out["F"]
-        if "G" in out:  # infeasible (predicted) candidates go last
-            F = F + (np.maximum(out["G"], 0).sum(axis=1, keepdims=True) > 0) * 1e9
+        if "G" in out:  # infeasible (predicted) candidates go last, the least violating first
+            F = feasibility_first(F, out["G"])
         fronts = NonDominatedSorting().do(F)
         order: list[int] = []
         for front in fronts:
