@@ -35,6 +35,8 @@ def _strategy(name, seed=0):
     space = NB201Space()
     return {"random": lambda: RandomStrategy(space, OBJ, {}, seed),
             "aging": lambda: AgingEvolutionStrategy(space, OBJ, {}, seed, population=8, tournament=3),
+            "aging_elitist": lambda: AgingEvolutionStrategy(space, OBJ, {}, seed, population=8, tournament=3,
+                                                            elitist=True),
             "local_search": lambda: LocalSearchStrategy(space, OBJ, {}, seed, n_init=6),
             "thompson": lambda: ThompsonStrategy(space, OBJ, {}, seed),
             "nsga2": lambda: NSGA2Strategy(space, OBJ, {}, 8, seed, steady_state=True),
@@ -42,7 +44,7 @@ def _strategy(name, seed=0):
                                              inner_population=20, refit_every=6)}[name]()
 
 
-@pytest.mark.parametrize("name", ["random", "aging", "local_search", "thompson", "nsga2", "msunas"])
+@pytest.mark.parametrize("name", ["random", "aging", "aging_elitist", "local_search", "thompson", "nsga2", "msunas"])
 def test_async_search_completes_the_budget_with_distinct_recorded_results(synthetic, pool, tmp_path, name):
     runner = AsyncRunner(_strategy(name), pool, _evaluator(synthetic), budget=30, in_flight=6, batch=2,
                          out_dir=tmp_path)
