@@ -387,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i}/{len(jobs)}] W={r['workers']} {r['strategy']} {r['mode']} seed {r['seed']}: "
                   f"util {r['utilisation']:.3f}, {r['real_s']:.1f} s real", file=sys.stderr, flush=True)
     out = summarise(runs, workers, a.k, a.m)
-    out["settings"] = {**base, "workers": workers, "seeds": a.seeds, "first_seed": a.first_seed, "strategies": strategies,
-                       "km": km,
+    out["settings"] = {**base, "workers": workers, "seeds": a.seeds, "first_seed": a.first_seed,
+                       "strategies": strategies, "km": km,
                        "command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     out["seconds"] = time.perf_counter() - t0
     print_summary(out)

@@ -57,8 +57,8 @@ def make(name, seed=0, constraints=None, prior=None):
     return MSuNASStrategy(space, OBJ, c, seed, ["random_forest", "ridge"], 1, 3, 10, 24, prior)
 
 
-STRATEGIES = ["random", "aging", "aging_elitist", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "wann", "cma",
-              "reinforce"]
+STRATEGIES = ["random", "aging", "aging_elitist", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "wann",
+              "cma", "reinforce"]
 IMPROVERS = ["aging", "aging_elitist", "local_search", "nsga2", "msunas", "thompson", "codeepneat", "reinforce"]
 
 
