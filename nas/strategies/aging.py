@@ -23,6 +23,8 @@ incrementally), and the winner is the member of best non-domination rank *in tha
 of largest crowding distance in its front (ties at random), instead of the best rank within the
 sample. Old members still die, so the population keeps aging, but the best trade-offs found stay
 parents. With one objective the elite is the best genome found and the order is the objective's.
+It is off by default: with noisy evaluations an elite member that scored high by luck stays a parent
+for good, which is what aging's deaths guard against.
 """
 
 from __future__ import annotations
