@@ -20,7 +20,9 @@ simulated second, the hypervolume of the evaluated set (validation error and cos
 at generational's budget, time to generational's final hypervolume and the speed-up
 (generational's wall time over async's time to reach it; 0 when async never does; also to
 99.5 % of it, ``speedup_995``), the mean
-duration of evaluated candidates (async favours fast ones), the real seconds per 1,000
+duration of evaluated candidates (async favours fast ones), the hypervolume of the searched front
+scored in the table's report column (``report_hv_*``: NAS-Bench-201's 200-epoch accuracy of the cells
+the 12-epoch signal put on the front), the real seconds per 1,000
 evaluations, and the driver overhead: the real seconds spent in the strategy's ask and tell
 over the simulated wall time (a driver that takes longer than that would idle the cluster).
 
@@ -111,6 +113,20 @@ class Front2D:
         return float(sum((xs[k + 1] - xs[k]) * (1.0 - self.ys[k]) for k in range(len(self.ys))))
 
 
+def report_hv(points: list[tuple[float, float, float]]) -> float:
+    """Hypervolume, in the report column, of the front the search saw: ``points`` are (searched error,
+    cost, report error); the members non-dominated in (searched error, cost) are scored by
+    (report error, cost). On NAS-Bench-201 the search sees the 12-epoch validation accuracy, a noisy
+    stand-in for the 200-epoch accuracy reported here, so this shows whether a strategy's front holds
+    up beyond the signal it was chosen on (nothing is chosen on it)."""
+    front, best = Front2D(), float("inf")
+    for x, y, rep in sorted(points, key=lambda p: (p[0], p[1])):  # of exact ties, the first evaluated counts
+        if y < best:  # not dominated by a point of smaller (or equal) searched error
+            best = y
+            front.add(rep, y)
+    return front.hv()
+
+
 def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0, elitist: bool = False):
     from nas.spaces.nb201 import NB201Space
     from nas.strategies import AgingEvolutionStrategy, RandomStrategy
@@ -174,11 +190,16 @@ def run_one(job: dict) -> dict:
         times.append(r.extra["sim_finish"])
         hvs.append(front.hv())
     n_at_budget = min(budget, len(done))
+    ok = [r for r in done[:n_at_budget] if r.ok]
+    err = (lambda v: 1.0 - v / 100.0) if ok and ok[0].metrics["val_accuracy"] > 1 else (lambda v: 1.0 - v)
+    report_at_budget = report_hv([(err(r.metrics["val_accuracy"]), r.metrics[job["cost"]] / max_cost,
+                                   err(r.metrics["report_accuracy"])) for r in ok])
     wall = float(pool.clock)
     durations = [r.extra["sim_finish"] - r.extra["sim_start"] for r in results]
     return {**{k: job[k] for k in ("workers", "mode", "seed", "strategy", "k", "m")},
             "evaluations": len(results), "sim_wall_s": wall, "utilisation": pool.utilisation,
             "evals_per_sim_s": len(results) / wall if wall else 0.0, "hv_at_budget": hvs[n_at_budget - 1],
+            "report_hv_at_budget": report_at_budget,
             "time_at_budget": times[n_at_budget - 1], "final_hv": hvs[-1], "mean_duration_s": float(np.mean(durations)),
             "retries": pool.retries, "real_s": real, "real_s_per_1000": 1000 * real / len(results),
             "driver_s": strat.seconds, "driver_overhead_fraction": strat.seconds / wall if wall else 0.0,
@@ -239,6 +260,8 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
             **cross_seed_reach(a, g, [r for r in long if r["workers"] == W]),
             "hv_gen": float(np.mean([r["hv_at_budget"] for r in g])),
             "hv_async_at_same_evaluations": float(np.mean([r["hv_at_budget"] for r in a])),
+            "report_hv_gen": float(np.mean([r["report_hv_at_budget"] for r in g])),
+            "report_hv_async_at_same_evaluations": float(np.mean([r["report_hv_at_budget"] for r in a])),
             "mean_duration_gen": float(np.mean([r["mean_duration_s"] for r in g])),
             "mean_duration_async": float(np.mean([r["mean_duration_s"] for r in a])),
             "real_s_per_1000_async": float(np.mean([r["real_s_per_1000"] for r in a])),
@@ -271,6 +294,9 @@ def print_summary(out: dict) -> None:
               f"{s['speedup_worst']:>6.2f}x {s['reached_share']:>8.0%} {s['hv_gen']:>7.4f} "
               f"{s['hv_async_at_same_evaluations']:>9.4f} {s['mean_duration_gen']:>8.0f} {s['mean_duration_async']:>10.0f} "
               f"{s['driver_overhead_fraction']:>8.2%} {s['real_s_per_1000_async']:>10.2f}")
+    print("hypervolume in the report column of the front searched on, at generational's budget (gen / async): "
+          + "; ".join(f"W={W}: {s['report_hv_gen']:.4f} / {s['report_hv_async_at_same_evaluations']:.4f}"
+                      for W, s in out["summary"].items()))
     if any(s.get("reach_cross_gen") is not None for s in out["summary"].values()):
         print("reaching another seed's generational hypervolume within the longer budget (every ordered pair of seeds):")
         for W, s in out["summary"].items():

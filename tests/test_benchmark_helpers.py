@@ -50,6 +50,20 @@ def test_cross_seed_reach_counts_pairs_of_different_seeds_only():
     assert scale.cross_seed_reach(asynch, gen, [])["reach_cross_gen"] is None
 
 
+def test_report_hypervolume_scores_the_front_searched_on_not_the_report_columns_own():
+    """The members non-dominated in (searched error, cost) are scored by (report error, cost); a point
+    with the best report error but off the searched front does not count."""
+    scale = _load("scale")
+    pts = [(0.2, 0.5, 0.10),   # on the searched front
+           (0.1, 0.9, 0.05),   # on the searched front
+           (0.3, 0.6, 0.01),   # dominated by the first in the search: its report error must not count
+           (0.2, 0.5, 0.00)]   # ties the first in the search, evaluated later: not a second member
+    hv = scale.report_hv(pts)
+    # report points (0.10, 0.5) and (0.05, 0.9): (0.10-0.05)*(1-0.9) + (1-0.10)*(1-0.5)
+    assert abs(hv - (0.05 * 0.1 + 0.9 * 0.5)) < 1e-12
+    assert scale.report_hv([]) == 0.0
+
+
 def test_combining_supernets_averages_their_scores_and_refuses_other_subnets():
     import pytest
 
