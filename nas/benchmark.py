@@ -31,8 +31,8 @@ from nas.evaluators.base import evaluate
 from nas.evaluators.table import Table, TableEvaluator
 from nas.genome import Genome
 
-OURS = ("evonas-random", "evonas-aging", "evonas-aging-sep", "evonas-nsga2", "evonas-msunas", "evonas-local",
-        "evonas-thompson")
+OURS = ("evonas-random", "evonas-aging", "evonas-aging-sep", "evonas-aging-elitist", "evonas-nsga2", "evonas-msunas",
+        "evonas-local", "evonas-thompson")
 PEERS = ("random", "pymoo-nsga2", "optuna-tpe", "optuna-nsga2")
 ALL = OURS + PEERS
 MAX_PEER_REPEATS = 500
@@ -107,6 +107,8 @@ def _ours(name: str, spec: BenchmarkSpec, seed: int, budget: int) -> _Budgeted:
         strategy, batch = RandomStrategy(space, obj, {}, seed), 10
     elif name == "evonas-aging":
         strategy, batch = AgingEvolutionStrategy(space, obj, {}, seed, population=20, tournament=5), 1
+    elif name == "evonas-aging-elitist":  # NSGA-II's selection order over the population and the front
+        strategy, batch = AgingEvolutionStrategy(space, obj, {}, seed, population=20, tournament=5, elitist=True), 1
     elif name == "evonas-aging-sep":  # half the children by Shortest-Edit-Path crossover
         strategy = AgingEvolutionStrategy(NB201Space(crossover="sep"), obj, {}, seed, population=20, tournament=5,
                                           crossover_prob=0.5)

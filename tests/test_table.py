@@ -68,8 +68,8 @@ def test_hv_fraction_is_one_for_the_true_front(synthetic):
     assert bm.hv_fraction(table, spec, front[:1], ref) < 1.0
 
 
-@pytest.mark.parametrize("strategy", ["evonas-aging", "evonas-aging-sep", "evonas-nsga2", "evonas-msunas", "evonas-local",
-                                      "evonas-thompson"])
+@pytest.mark.parametrize("strategy", ["evonas-aging", "evonas-aging-sep", "evonas-aging-elitist", "evonas-nsga2",
+                                      "evonas-msunas", "evonas-local", "evonas-thompson"])
 def test_our_strategies_find_the_optimum_of_a_synthetic_table(synthetic, strategy):
     spec = bm.BenchmarkSpec(str(synthetic), "final_acc", "final_acc", (), "cell")
     table = spec.evaluator().table()
