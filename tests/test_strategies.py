@@ -216,7 +216,7 @@ def test_elitist_aging_keeps_the_front_as_parents_and_orders_the_whole_pool():
         assert genomes[0] not in s.population
         wins[elitist] = sum(s._winner() == genomes[0] for _ in range(200))
         if elitist:
-            assert s._elite == [genomes[0]]  # dominated newcomers never enter the elite
+            assert list(s._elite) == [genomes[0]]  # dominated newcomers never enter the elite
     assert wins[False] == 0 and 120 < wins[True] < 200  # drawn with 4 of the pool's 5: about 160
 
     # one front on a line: the classic tournament picks any member, the elitist one only the two ends
@@ -225,7 +225,7 @@ def test_elitist_aging_keeps_the_front_as_parents_and_orders_the_whole_pool():
     assert sorted(s._elite, key=genomes.index) == genomes[:5]
     assert {s._winner() for _ in range(50)} == {genomes[0], genomes[4]}
     s.tell([res(genomes[5], 0.95, 50.0)])  # dominates every member: the elite is that genome alone
-    assert s._elite == [genomes[5]]
+    assert list(s._elite) == [genomes[5]]
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "params.yaml",
                       ["search.strategy=aging", "search.aging_elitist=true"])

@@ -60,7 +60,7 @@ class AgingEvolutionStrategy:
         self.duration_weight = duration_weight
         self._seconds: dict[Genome, float] = {}  # evaluation seconds of the members, for duration_weight
         self.elitist = elitist
-        self._elite: list[Genome] = []  # the non-dominated genomes of everything told (elitist)
+        self._elite: dict[Genome, np.ndarray] = {}  # the non-dominated genomes of everything told, with their fitness
         self._order: tuple[list[Genome], np.ndarray, np.ndarray] | None = None  # pool, rank, crowding; per tell
 
     def _fitness(self, g: Genome) -> np.ndarray:
@@ -110,9 +110,10 @@ class AgingEvolutionStrategy:
 
     def _update_elite(self, g: Genome) -> None:
         f = self._fitness(g)
-        if any((self._fitness(e) <= f).all() for e in self._elite):
+        if any((fe <= f).all() for fe in self._elite.values()):
             return  # dominated by (or equal to) a member of the elite
-        self._elite = [e for e in self._elite if not (f <= self._fitness(e)).all()] + [g]
+        self._elite = {e: fe for e, fe in self._elite.items() if not (f <= fe).all()}
+        self._elite[g] = f
 
     def ask(self, n: int) -> list[Genome]:
         taken = set(self.archive.results) | self._asked
