@@ -22,7 +22,9 @@ at generational's budget, time to generational's final hypervolume and the speed
 99.5 % of it, ``speedup_995``), the mean
 duration of evaluated candidates (async favours fast ones), the hypervolume of the searched front
 scored in the table's report column (``report_hv_*``: NAS-Bench-201's 200-epoch accuracy of the cells
-the 12-epoch signal put on the front), the real seconds per 1,000
+the 12-epoch signal put on the front), which of the table's own Pareto-optimal cells each run evaluated
+(``table_front_cells_*``; for an async run that missed, the front cells generational found and it did not,
+and whether it would have reached with them: ``reaches_with_gen_table_front_cells``), the real seconds per 1,000
 evaluations, and the driver overhead: the real seconds spent in the strategy's ask and tell
 over the simulated wall time (a driver that takes longer than that would idle the cluster).
 
@@ -127,6 +129,18 @@ def report_hv(points: list[tuple[float, float, float]]) -> float:
     return front.hv()
 
 
+def table_front(err: np.ndarray, cost: np.ndarray) -> list[int]:
+    """Rows of the table on its own Pareto front in (searched error, cost), both minimised: no other
+    row is at least as good in both and better in one. Exact ties are all kept."""
+    order = np.lexsort((cost, err))
+    out, best = [], float("inf")
+    for i in order:
+        if cost[i] < best or (out and err[i] == err[out[-1]] and cost[i] == cost[out[-1]]):
+            best = min(best, float(cost[i]))
+            out.append(int(i))
+    return sorted(out)
+
+
 def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0, elitist: bool = False):
     from nas.spaces.nb201 import NB201Space
     from nas.strategies import AgingEvolutionStrategy, RandomStrategy
@@ -190,6 +204,12 @@ def run_one(job: dict) -> dict:
         times.append(r.extra["sim_finish"])
         hvs.append(front.hv())
     n_at_budget = min(budget, len(done))
+    # which of the table's own Pareto-optimal cells the run evaluated: a run on a discrete table reaches the
+    # full front's hypervolume only by sampling every one of them, and some have no good neighbour
+    opt = set(table_front(1.0 - t.signal / (100.0 if t.signal.max() > 1 else 1.0), cost / max_cost))
+    cells = [t.index[r.genome] for r in done if r.ok]
+    front_at_budget = sorted(opt & set(cells[:len([r for r in done[:n_at_budget] if r.ok])]))
+    front_final = sorted(opt & set(cells))
     ok = [r for r in done[:n_at_budget] if r.ok]
     err = (lambda v: 1.0 - v / 100.0) if ok and ok[0].metrics["val_accuracy"] > 1 else (lambda v: 1.0 - v)
     report_at_budget = report_hv([(err(r.metrics["val_accuracy"]), r.metrics[job["cost"]] / max_cost,
@@ -202,6 +222,11 @@ def run_one(job: dict) -> dict:
             "report_hv_at_budget": report_at_budget,
             "time_at_budget": times[n_at_budget - 1], "final_hv": hvs[-1], "mean_duration_s": float(np.mean(durations)),
             "retries": pool.retries, "real_s": real, "real_s_per_1000": 1000 * real / len(results),
+            "table_front_size": len(opt), "table_front_cells_at_budget": front_at_budget,
+            "table_front_cells_final": front_final,
+            "table_front_points": {str(i): [float(1.0 - t.signal[i] / (100.0 if t.signal.max() > 1 else 1.0)),
+                                            float(cost[i] / max_cost)] for i in sorted(opt)},
+            "final_front": [[x, y] for x, y in zip(front.xs, front.ys)] if mode == "async" else [],
             "driver_s": strat.seconds, "driver_overhead_fraction": strat.seconds / wall if wall else 0.0,
             "times": times if mode == "async" else [], "hvs": hvs if mode == "async" else []}
 
@@ -240,9 +265,20 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
         r["speedup"] = g["sim_wall_s"] / t if t else 0.0
         t995 = time_to(r["times"], r["hvs"], 0.995 * g["hv_at_budget"])  # a target a discrete table can be near
         r["speedup_995"] = g["sim_wall_s"] / t995 if t995 else 0.0
+        # the table's Pareto-optimal cells generational had evaluated by its budget and async never did
+        r["gen_table_front_cells_async_missed"] = sorted(set(g.get("table_front_cells_at_budget", []))
+                                                         - set(r.get("table_front_cells_final", [])))
+        # would async have reached had it also evaluated those cells? (what a miss is made of)
+        with_cells = Front2D()
+        for x, y in r.get("final_front", []) + [r["table_front_points"][str(i)]
+                                                 for i in r["gen_table_front_cells_async_missed"]]:
+            with_cells.add(x, y)
+        r["reaches_with_gen_table_front_cells"] = with_cells.hv() >= g["hv_at_budget"] - 1e-12
     long = [r for r in runs if r["mode"] == "generational_long"]
     for r in runs:  # the hypervolume curves stay out of the JSON (tens of thousands of points)
-        out["per_run"].append({k: v for k, v in r.items() if k not in ("times", "hvs")})
+        out["per_run"].append({k: v for k, v in r.items() if k not in ("times", "hvs", "table_front_points")})
+    if runs:
+        out["table_front_points"] = runs[0]["table_front_points"]
     for W in workers:
         a = [r for r in runs if r["workers"] == W and r["mode"] == "async" and r["k"] == k and r["m"] == m]
         g = [r for r in runs if r["workers"] == W and r["mode"] == "generational"]
@@ -256,6 +292,14 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
             "speedup_995_median": float(np.median([r["speedup_995"] for r in a])),
             "speedup_995_worst": float(np.min([r["speedup_995"] for r in a])),
             "reached_share": float(np.mean([s > 0 for s in sp])),
+            "misses": int(sum(s == 0 for s in sp)),
+            "misses_gen_had_a_table_front_cell_async_missed": int(sum(
+                r["speedup"] == 0 and bool(r["gen_table_front_cells_async_missed"]) for r in a)),
+            "misses_reached_with_gen_table_front_cells": int(sum(
+                r["speedup"] == 0 and r["reaches_with_gen_table_front_cells"] for r in a)),
+            "table_front_cells_gen": float(np.mean([len(r["table_front_cells_at_budget"]) for r in g])),
+            "table_front_cells_async_final": float(np.mean([len(r["table_front_cells_final"]) for r in a])),
+            "table_front_size": a[0]["table_front_size"],
             "driver_overhead_fraction": float(max(r["driver_overhead_fraction"] for r in a)),
             **cross_seed_reach(a, g, [r for r in long if r["workers"] == W]),
             "hv_gen": float(np.mean([r["hv_at_budget"] for r in g])),
@@ -297,6 +341,14 @@ def print_summary(out: dict) -> None:
     print("hypervolume in the report column of the front searched on, at generational's budget (gen / async): "
           + "; ".join(f"W={W}: {s['report_hv_gen']:.4f} / {s['report_hv_async_at_same_evaluations']:.4f}"
                       for W, s in out["summary"].items()))
+    print("the table's own Pareto-optimal cells evaluated, of "
+          + str(next(iter(out["summary"].values()))["table_front_size"] if out["summary"] else 0)
+          + " (gen at its budget / async at the end); async runs that missed, and of those how many missed a cell "
+          "generational had found:")
+    for W, s in out["summary"].items():
+        print(f"  W={W}: {s['table_front_cells_gen']:.1f} / {s['table_front_cells_async_final']:.1f}; misses "
+              f"{s['misses']}, of them {s['misses_gen_had_a_table_front_cell_async_missed']} missing such a cell, "
+              f"{s['misses_reached_with_gen_table_front_cells']} of which would reach with those cells added")
     if any(s.get("reach_cross_gen") is not None for s in out["summary"].values()):
         print("reaching another seed's generational hypervolume within the longer budget (every ordered pair of seeds):")
         for W, s in out["summary"].items():

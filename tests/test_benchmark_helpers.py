@@ -64,6 +64,28 @@ def test_report_hypervolume_scores_the_front_searched_on_not_the_report_columns_
     assert scale.report_hv([]) == 0.0
 
 
+def test_the_tables_front_keeps_exact_ties_and_drops_dominated_rows():
+    scale = _load("scale")
+    err = np.array([0.3, 0.1, 0.2, 0.1, 0.4, 0.2, 0.1])
+    cost = np.array([0.1, 0.9, 0.5, 0.9, 0.05, 0.6, 0.95])
+    # rows 1 and 3 tie exactly; row 5 is dominated by row 2, row 6 by row 1
+    assert scale.table_front(err, cost) == [0, 1, 2, 3, 4]
+
+
+def test_neighbours_at_one_and_two_edges_of_a_cell():
+    front = _load("nb201_front")
+    codes = [tuple(c) for c in np.ndindex(3, 3, 3)]
+    index = {c: i for i, c in enumerate(codes)}
+    one = front.neighbours((0, 1, 2), index, 3, 1)
+    two = front.neighbours((0, 1, 2), index, 3, 2)
+    assert len(one) == 3 * 2 and len(two) == 3 * 2 * 2
+    assert all(sum(a != b for a, b in zip(codes[j], (0, 1, 2))) == 1 for j in one)
+    assert all(sum(a != b for a, b in zip(codes[j], (0, 1, 2))) == 2 for j in two)
+    # cells missing from the table are skipped
+    del index[(1, 1, 2)]
+    assert len(front.neighbours((0, 1, 2), index, 3, 1)) == 5
+
+
 def test_combining_supernets_averages_their_scores_and_refuses_other_subnets():
     import pytest
 
