@@ -83,12 +83,12 @@ def hv(rows, err, cost) -> float:
 def pareto_local_search(rng, start: list[int], codes, index, n_ops, err, cost) -> set[int]:
     seen, done = set(start), {1: set(), 2: set()}
     while True:
-        front = table_front(err[sorted(seen)], cost[sorted(seen)])
-        front = [sorted(seen)[i] for i in front]
+        rows = np.array(sorted(seen))
+        front = rows[table_front(err[rows], cost[rows])]
         for edges in (1, 2):
             todo = [i for i in front if i not in done[edges]]
             if todo:
-                i = todo[int(rng.integers(len(todo)))]
+                i = int(todo[int(rng.integers(len(todo)))])
                 done[edges].add(i)
                 seen.update(neighbours(codes[i], index, n_ops, edges))
                 break

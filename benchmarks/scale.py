@@ -207,9 +207,8 @@ def run_one(job: dict) -> dict:
     # which of the table's own Pareto-optimal cells the run evaluated: a run on a discrete table reaches the
     # full front's hypervolume only by sampling every one of them, and some have no good neighbour
     opt = set(table_front(1.0 - t.signal / (100.0 if t.signal.max() > 1 else 1.0), cost / max_cost))
-    cells = [t.index[r.genome] for r in done if r.ok]
-    front_at_budget = sorted(opt & set(cells[:len([r for r in done[:n_at_budget] if r.ok])]))
-    front_final = sorted(opt & set(cells))
+    front_at_budget = sorted(opt & {t.index[r.genome] for r in done[:n_at_budget] if r.ok})
+    front_final = sorted(opt & {t.index[r.genome] for r in done if r.ok})
     ok = [r for r in done[:n_at_budget] if r.ok]
     err = (lambda v: 1.0 - v / 100.0) if ok and ok[0].metrics["val_accuracy"] > 1 else (lambda v: 1.0 - v)
     report_at_budget = report_hv([(err(r.metrics["val_accuracy"]), r.metrics[job["cost"]] / max_cost,
