@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scale import DEFAULT_TABLE, Front2D, table_front  # noqa: E402
+from benchmarks.scale import DEFAULT_TABLE, Front2D, signal_error, table_front  # noqa: E402
 
 
 def load(table: Path, signal: str, cost: str):
@@ -44,10 +44,8 @@ def load(table: Path, signal: str, cost: str):
     if missing:
         raise SystemExit(f"{table}: missing column(s) {missing}; it has {list(df.columns)}")
     codes = [parse_arch(str(s)).values for s in df["arch_str"]]
-    sig = df[signal].to_numpy(float)
-    err = 1.0 - sig / (100.0 if sig.max() > 1 else 1.0)
     c = df[cost].to_numpy(float)
-    return codes, err, c / c.max()
+    return codes, signal_error(df[signal].to_numpy(float)), c / c.max()
 
 
 def neighbours(code: tuple[int, ...], index: dict, n_ops: int, edges: int) -> list[int]:
@@ -113,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     index = {c: i for i, c in enumerate(codes)}
     n_ops = max(max(c) for c in codes) + 1
     opt = table_front(err, cost)
+    on_front = set(opt)
     full = hv(range(len(err)), err, cost)
     rank = layers(err, cost)
     print(f"{len(codes)} cells; {len(opt)} on the front (searched error against cost); full front hypervolume {full:.5f}")
@@ -123,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         n1, n2 = neighbours(codes[i], index, n_ops, 1), neighbours(codes[i], index, n_ops, 2)
         row = {"row": i, "error": float(err[i]), "cost": float(cost[i]),
                "best_layer_1_edge": int(rank[n1].min()), "best_layer_2_edges": int(rank[n2].min()),
-               "front_within_1": int(sum(j in set(opt) for j in n1)),
-               "front_within_2": int(sum(j in set(opt) for j in n1 + n2))}
+               "front_within_1": int(sum(j in on_front for j in n1)),
+               "front_within_2": int(sum(j in on_front for j in n1 + n2))}
         cells.append(row)
         print(f"{i:>6} {1 - row['error']:>7.4f} {row['cost']:>7.4f} {row['best_layer_1_edge']:>18} "
               f"{row['best_layer_2_edges']:>8} {row['front_within_1']:>21} {row['front_within_2']:>9}")
@@ -135,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(seed)
         start = rng.choice(len(codes), a.starts, replace=False).tolist()
         seen = pareto_local_search(rng, start, codes, index, n_ops, err, cost)
-        found = len(set(opt) & seen)
+        found = len(on_front & seen)
         runs.append({"seed": seed, "evaluated": len(seen), "front_found": found, "hv": hv(seen, err, cost),
-                     "front_missed": sorted(set(opt) - seen),
+                     "front_missed": sorted(on_front - seen),
                      "random_expected_front_found": len(opt) * len(seen) / len(codes)})
         r = runs[-1]
         print(f"Pareto local search, seed {seed}: {r['evaluated']} cells evaluated, {found} of {len(opt)} front cells "

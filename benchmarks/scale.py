@@ -129,6 +129,11 @@ def report_hv(points: list[tuple[float, float, float]]) -> float:
     return front.hv()
 
 
+def signal_error(acc: np.ndarray) -> np.ndarray:
+    """The searched error of accuracies in percent or in [0, 1]: 1 - accuracy as a fraction."""
+    return 1.0 - acc / (100.0 if acc.max() > 1 else 1.0)
+
+
 def table_front(err: np.ndarray, cost: np.ndarray) -> list[int]:
     """Rows of the table on its own Pareto front in (searched error, cost), both minimised: no other
     row is at least as good in both and better in one. Exact ties are all kept."""
@@ -136,7 +141,7 @@ def table_front(err: np.ndarray, cost: np.ndarray) -> list[int]:
     out, best = [], float("inf")
     for i in order:
         if cost[i] < best or (out and err[i] == err[out[-1]] and cost[i] == cost[out[-1]]):
-            best = min(best, float(cost[i]))
+            best = float(cost[i])
             out.append(int(i))
     return sorted(out)
 
@@ -206,7 +211,8 @@ def run_one(job: dict) -> dict:
     n_at_budget = min(budget, len(done))
     # which of the table's own Pareto-optimal cells the run evaluated: a run on a discrete table reaches the
     # full front's hypervolume only by sampling every one of them, and some have no good neighbour
-    opt = set(table_front(1.0 - t.signal / (100.0 if t.signal.max() > 1 else 1.0), cost / max_cost))
+    t_err = signal_error(t.signal)
+    opt = set(table_front(t_err, cost / max_cost))
     front_at_budget = sorted(opt & {t.index[r.genome] for r in done[:n_at_budget] if r.ok})
     front_final = sorted(opt & {t.index[r.genome] for r in done if r.ok})
     ok = [r for r in done[:n_at_budget] if r.ok]
@@ -223,8 +229,7 @@ def run_one(job: dict) -> dict:
             "retries": pool.retries, "real_s": real, "real_s_per_1000": 1000 * real / len(results),
             "table_front_size": len(opt), "table_front_cells_at_budget": front_at_budget,
             "table_front_cells_final": front_final,
-            "table_front_points": {str(i): [float(1.0 - t.signal[i] / (100.0 if t.signal.max() > 1 else 1.0)),
-                                            float(cost[i] / max_cost)] for i in sorted(opt)},
+            "table_front_points": {str(i): [float(t_err[i]), float(cost[i] / max_cost)] for i in sorted(opt)},
             "final_front": [[x, y] for x, y in zip(front.xs, front.ys)] if mode == "async" else [],
             "driver_s": strat.seconds, "driver_overhead_fraction": strat.seconds / wall if wall else 0.0,
             "times": times if mode == "async" else [], "hvs": hvs if mode == "async" else []}
@@ -265,11 +270,11 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
         t995 = time_to(r["times"], r["hvs"], 0.995 * g["hv_at_budget"])  # a target a discrete table can be near
         r["speedup_995"] = g["sim_wall_s"] / t995 if t995 else 0.0
         # the table's Pareto-optimal cells generational had evaluated by its budget and async never did
-        r["gen_table_front_cells_async_missed"] = sorted(set(g.get("table_front_cells_at_budget", []))
-                                                         - set(r.get("table_front_cells_final", [])))
+        r["gen_table_front_cells_async_missed"] = sorted(set(g["table_front_cells_at_budget"])
+                                                         - set(r["table_front_cells_final"]))
         # would async have reached had it also evaluated those cells? (what a miss is made of)
         with_cells = Front2D()
-        for x, y in r.get("final_front", []) + [r["table_front_points"][str(i)]
+        for x, y in r["final_front"] + [r["table_front_points"][str(i)]
                                                  for i in r["gen_table_front_cells_async_missed"]]:
             with_cells.add(x, y)
         r["reaches_with_gen_table_front_cells"] = with_cells.hv() >= g["hv_at_budget"] - 1e-12
