@@ -160,7 +160,11 @@ def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0
         return None  # built per mode (steady-state in async)
     if name == "random":
         return RandomStrategy(space, obj, {}, seed)
-    raise SystemExit(f"unknown strategy {name!r}: aging, nsga2 or random")
+    if name == "thompson":
+        from nas.strategies import ThompsonStrategy
+
+        return ThompsonStrategy(space, obj, {}, seed)
+    raise SystemExit(f"unknown strategy {name!r}: aging, nsga2, thompson or random")
 
 
 COST = ["latency_raspi4_ms"]

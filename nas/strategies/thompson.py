@@ -91,6 +91,61 @@ class InteractionFeatures:
         return np.concatenate([np.full(self.n_main, main), np.full(self.n_features - self.n_main, pair)])
 
 
+def additive_epsilon(P: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """For each row ``p`` of ``P``: ``max over f in front of min_j (p_j - f_j)``, what must be
+    subtracted from ``p`` before no front point dominates it (all minimised; < 0: ``p`` is
+    already non-dominated). With two objectives this takes O(log |front|) per row instead of
+    |front|: only the front's non-dominated points can give the maximum (a point weakly dominated
+    by another gives a minimum no larger), and along those, sorted by the first objective,
+    ``p_0 - f_0`` falls while ``p_1 - f_1`` rises, so the maximum of the smaller of the two is
+    where they cross. The same differences are compared, so the result is the brute force's."""
+    if P.shape[1] != 2 or len(front) < 8:
+        return (P[:, None, :] - front[None, :, :]).min(axis=2).max(axis=1)
+    order = np.lexsort((front[:, 1], front[:, 0]))
+    keep = []
+    best = np.inf
+    for i in order:  # strictly better in the second objective than every point before it
+        if front[i, 1] < best:
+            best = front[i, 1]
+            keep.append(i)
+    f = front[keep]
+    cross = np.searchsorted(f[:, 0] - f[:, 1], P[:, 0] - P[:, 1])
+    out = np.full(len(P), -np.inf)
+    for shift in (-2, -1, 0, 1):  # rounding may move the crossing by one: look on both sides
+        j = np.clip(cross + shift, 0, len(f) - 1)
+        out = np.maximum(out, np.minimum(P[:, 0] - f[j, 0], P[:, 1] - f[j, 1]))
+    return out
+
+
+class Posterior:
+    """The posterior of a Bayesian linear regression ``y = A w + e``,
+    ``w ~ N(0, diag(1/prior_precision))``, ``e ~ N(0, noise^2)``, factorised once so that many
+    draws (a batch of proposals) cost one triangular solve each. ``gram``: ``A.T @ A`` when the
+    caller already has it (several objectives share one design matrix)."""
+
+    def __init__(self, A: np.ndarray, y: np.ndarray, prior_precision: np.ndarray, noise: float,
+                 gram: np.ndarray | None = None):
+        self.A, self.y, self.noise = A, y, noise
+        n, p = A.shape
+        self.d_inv = 1.0 / prior_precision
+        self.dual = n < p
+        if self.dual:  # Matheron's rule: a prior draw, corrected by the data (an n x n solve)
+            self.K = (A * self.d_inv) @ A.T + noise**2 * np.eye(n)
+        else:
+            P = (A.T @ A if gram is None else gram) / noise**2 + np.diag(prior_precision)
+            self.L = np.linalg.cholesky(P)
+            self.mean = np.linalg.solve(P, A.T @ y / noise**2)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """One draw of the weights."""
+        if self.dual:
+            n, p = self.A.shape
+            w0 = rng.standard_normal(p) * np.sqrt(self.d_inv)
+            eps = rng.standard_normal(n) * self.noise
+            return w0 + self.d_inv * (self.A.T @ np.linalg.solve(self.K, self.y - self.A @ w0 - eps))
+        return self.mean + np.linalg.solve(self.L.T, rng.standard_normal(self.A.shape[1]))
+
+
 def posterior_sample(A: np.ndarray, y: np.ndarray, prior_precision: np.ndarray, noise: float,
                      rng: np.random.Generator | None) -> np.ndarray:
     """One draw of the weights of a Bayesian linear regression ``y = A w + e``,
@@ -102,16 +157,7 @@ def posterior_sample(A: np.ndarray, y: np.ndarray, prior_precision: np.ndarray, 
         if n < p:
             return d_inv * (A.T @ np.linalg.solve((A * d_inv) @ A.T + noise**2 * np.eye(n), y))
         return np.linalg.solve(A.T @ A / noise**2 + np.diag(prior_precision), A.T @ y / noise**2)
-    if n < p:
-        # Matheron's rule: a prior draw, corrected by the data (an n x n solve)
-        w0 = rng.standard_normal(p) * np.sqrt(d_inv)
-        eps = rng.standard_normal(n) * noise
-        K = (A * d_inv) @ A.T + noise**2 * np.eye(n)
-        return w0 + d_inv * (A.T @ np.linalg.solve(K, y - A @ w0 - eps))
-    P = A.T @ A / noise**2 + np.diag(prior_precision)
-    L = np.linalg.cholesky(P)
-    mean = np.linalg.solve(P, A.T @ y / noise**2)
-    return mean + np.linalg.solve(L.T, rng.standard_normal(p))
+    return Posterior(A, y, prior_precision, noise).sample(rng)
 
 
 class ThompsonStrategy:
@@ -213,8 +259,11 @@ class ThompsonStrategy:
         free = np.ones(len(cands), bool)
         out: list[Genome] = []
         front = Z[self._front_mask(F, G)]
+        # the data do not change within one ask: each objective's posterior is factorised once
+        gram = A.T @ A if len(A) >= A.shape[1] else None
+        posteriors = [Posterior(A, Z[:, j], self.prior, self.noise, gram) for j in range(Z.shape[1])]
         for k in range(min(n, len(cands))):
-            pred = np.column_stack([self._sample_scores(A, Z[:, j], idx) for j in range(Z.shape[1])])
+            pred = np.column_stack([post.sample(self.rng)[idx].sum(axis=1) for post in posteriors])
             if (free & (violation <= 0)).any():
                 i = self._choose(pred, free & (violation <= 0), front, primary=self._primary_step(first + k))
             else:  # nothing is predicted feasible: the candidate predicted closest to feasibility
@@ -223,10 +272,6 @@ class ThompsonStrategy:
             out.append(cands[i])
             front = np.vstack([front, pred[i]])  # later picks of this batch see this one as taken
         return out
-
-    def _sample_scores(self, A: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        w = posterior_sample(A, y, self.prior, self.noise, self.rng)
-        return w[idx].sum(axis=1)
 
     @staticmethod
     def _front_mask(F: np.ndarray, G: np.ndarray) -> np.ndarray:
@@ -252,7 +297,7 @@ class ThompsonStrategy:
             return int(rows[np.argmin(P[:, 0])])
         # additive epsilon to subtract from a candidate before no front point dominates it
         # (< 0: it is already non-dominated, so it would enlarge the hypervolume)
-        eps = (P[:, None, :] - front[None, :, :]).min(axis=2).max(axis=1)
+        eps = additive_epsilon(P, front)
         nd = np.flatnonzero(eps < 0)
         if len(nd) == 0:
             return int(rows[np.argmin(eps)])
