@@ -10,7 +10,8 @@ over the column's mean, times ``--mean-seconds``, times log-normal noise of log-
 ``--sigma`` (1: heavy-tailed), drawn per candidate from the seed; workers fail at
 ``--failure-rate`` per evaluation and restart after ``--restart-s``.
 
-For every W in ``--workers``, strategy in ``--strategies`` and seed:
+For every W in ``--workers``, strategy in ``--strategies`` (``aging``, ``nsga2``, ``thompson``: the
+model-based Thompson sampling of ``nas/strategies/thompson.py``, ``random``) and seed:
 - generational: population W, 20 W evaluations (``--budget-per-worker``);
 - async: K = W in flight (``--k``), the strategy told every M = W/32 results (``--m``), run to
   1.5 times the generational budget, so that "never reached the target within 1.5x the
@@ -43,7 +44,7 @@ tuning grid). ``--json PATH`` writes everything, with ``{"summary": {W: {"util_a
 "util_gen", "speedup_median", "speedup_worst", "driver_overhead_fraction"}}}``; ``--plot-dir``
 gets ``scale_utilisation.png`` and ``scale_speedup.png``.
 
-Usage: python benchmarks/scale.py [--workers 8,32,128,512,1000] [--seeds 10] [--strategies aging,nsga2]
+Usage: python benchmarks/scale.py [--workers 8,32,128,512,1000] [--seeds 10] [--strategies aging,nsga2,thompson]
          [--jobs 2] [--json benchmarks/results/scale.json] [--plot-dir benchmarks/results]
 """
 
@@ -168,6 +169,7 @@ def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0
 
 
 COST = ["latency_raspi4_ms"]
+STRATEGIES = ("aging", "nsga2", "thompson", "random")
 
 
 def run_one(job: dict) -> dict:
@@ -441,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.aging_duration_weight < 0:
         ap.error(f"--aging-duration-weight must be >= 0, got {a.aging_duration_weight}")
     strategies = [s for s in a.strategies.split(",") if s]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if not strategies or unknown:
+        ap.error(f"--strategies takes a comma-separated list of {', '.join(STRATEGIES)}; got {a.strategies!r}")
     base = {"table": str(a.table), "cost": a.cost, "sigma": a.sigma, "mean_seconds": a.mean_seconds,
             "failure_rate": a.failure_rate, "restart_s": a.restart_s, "budget_per_worker": a.budget_per_worker,
             "async_factor": a.async_factor, "aging_duration_weight": a.aging_duration_weight,

@@ -64,6 +64,35 @@ def test_report_hypervolume_scores_the_front_searched_on_not_the_report_columns_
     assert scale.report_hv([]) == 0.0
 
 
+NB201_CSV = ROOT.parent / "shared" / "benchdata" / "nb201_cifar10.csv"
+
+
+@pytest.mark.skipif(not NB201_CSV.is_file(), reason="needs ../shared/benchdata/nb201_cifar10.csv")
+def test_the_scale_benchmark_runs_every_strategy_in_both_modes_and_refuses_unknown_ones(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "scale.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--table", str(NB201_CSV), "--workers", "4",
+           "--seeds", "1", "--budget-per-worker", "3", "--jobs", "1", "--no-calibrate"]
+    run = subprocess.run(cmd + ["--strategies", "aging,nsga2,thompson", "--json", str(out)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rec = json.loads(out.read_text())
+    runs = rec["per_run"]
+    assert {(r["strategy"], r["mode"]) for r in runs} == {(s, m) for s in ("aging", "nsga2", "thompson")
+                                                          for m in ("generational", "async")}
+    for r in runs:  # generational: 3 generations of W (NSGA-II answers a repeated offspring from its archive,
+        # so it may evaluate fewer); async: 1.5 times 3 W
+        assert (8 <= r["evaluations"] <= 12) if r["mode"] == "generational" else r["evaluations"] == 18
+        assert 0 < r["final_hv"] <= 0.8155 and r["utilisation"] > 0
+    assert set(rec["summary"]["4"]) >= {"util_async", "util_gen", "speedup_median", "speedup_worst",
+                                        "driver_overhead_fraction"}
+    bad = subprocess.run(cmd + ["--strategies", "aging,tompson"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "tompson" in bad.stderr
+
+
 def test_the_tables_front_keeps_exact_ties_and_drops_dominated_rows():
     scale = _load("scale")
     err = np.array([0.3, 0.1, 0.2, 0.1, 0.4, 0.2, 0.1])

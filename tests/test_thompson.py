@@ -10,7 +10,8 @@ from nas.evaluators import LocalPool
 from nas.genome import EvaluationResult, Genome
 from nas.spaces.elastic import ElasticSpace
 from nas.spaces.nb201 import NB201Space
-from nas.strategies.thompson import InteractionFeatures, ThompsonStrategy, normal_scores, posterior_sample
+from nas.strategies.thompson import (InteractionFeatures, Posterior, ThompsonStrategy, additive_epsilon, normal_scores,
+                                     posterior_sample)
 
 
 def test_interaction_features_index_every_gene_and_pair_once():
@@ -44,6 +45,38 @@ def test_posterior_recovers_an_additive_function_in_both_forms():
     big = np.vstack([A] * 2)  # n = 600 > p = 405: the primal form
     draw = posterior_sample(big, np.concatenate([y, y]), prior, 0.05, np.random.default_rng(1))
     assert np.corrcoef(At @ draw, At @ true)[0, 1] > 0.95
+
+
+def test_a_posterior_factorised_once_draws_what_separate_draws_would():
+    """A batch of proposals shares one factorisation per objective; each draw must be the one a
+    fresh ``posterior_sample`` would give from the same generator state, in both forms."""
+    rng = np.random.default_rng(3)
+    f = InteractionFeatures(np.array([4] * 6))
+    for n in (50, 700):  # dual (n < p = 405) and primal
+        A = f.dense(f.indices(rng.integers(0, 5, size=(n, 6))))
+        y = rng.normal(size=n)
+        prior = f.prior_precision(1.0, 50.0)
+        post = Posterior(A, y, prior, 0.4, A.T @ A if n >= A.shape[1] else None)
+        r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
+        for _ in range(3):
+            assert np.array_equal(post.sample(r1), posterior_sample(A, y, prior, 0.4, r2))
+
+
+def test_the_two_objective_additive_epsilon_is_the_brute_forces():
+    rng = np.random.default_rng(0)
+    for t in range(600):
+        m, n = int(rng.integers(1, 60)), int(rng.integers(1, 200))
+        if t % 3 == 0:  # a coarse grid: exact ties and duplicate front points
+            front, P = rng.integers(0, 6, (m, 2)).astype(float), rng.integers(0, 6, (n, 2)).astype(float)
+        elif t % 3 == 1:
+            front, P = rng.standard_normal((m, 2)), rng.standard_normal((n, 2))
+        else:  # large values: differences round
+            front = np.round(rng.standard_normal((m, 2)), 1) * 1e8 + rng.standard_normal((m, 2))
+            P = np.round(rng.standard_normal((n, 2)), 1) * 1e8
+        brute = (P[:, None, :] - front[None, :, :]).min(axis=2).max(axis=1)
+        assert np.array_equal(additive_epsilon(P, front), brute)
+    P3, F3 = rng.standard_normal((30, 3)), rng.standard_normal((20, 3))  # three objectives: the brute force
+    assert np.array_equal(additive_epsilon(P3, F3), (P3[:, None, :] - F3[None]).min(axis=2).max(axis=1))
 
 
 def test_normal_scores_keep_the_order_and_tame_outliers():
