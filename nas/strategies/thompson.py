@@ -120,7 +120,7 @@ def additive_epsilon(P: np.ndarray, front: np.ndarray) -> np.ndarray:
 class Posterior:
     """The posterior of a Bayesian linear regression ``y = A w + e``,
     ``w ~ N(0, diag(1/prior_precision))``, ``e ~ N(0, noise^2)``, factorised once so that many
-    draws (a batch of proposals) cost one triangular solve each. ``gram``: ``A.T @ A`` when the
+    draws (a batch of proposals) cost one solve each. ``gram``: ``A.T @ A`` when the
     caller already has it (several objectives share one design matrix)."""
 
     def __init__(self, A: np.ndarray, y: np.ndarray, prior_precision: np.ndarray, noise: float,
