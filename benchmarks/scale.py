@@ -165,7 +165,7 @@ def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0
         from nas.strategies import ThompsonStrategy
 
         return ThompsonStrategy(space, obj, {}, seed)
-    raise SystemExit(f"unknown strategy {name!r}: aging, nsga2, thompson or random")
+    raise SystemExit(f"unknown strategy {name!r}: one of {', '.join(STRATEGIES)}")
 
 
 COST = ["latency_raspi4_ms"]

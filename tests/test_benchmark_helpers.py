@@ -3,6 +3,9 @@ stand-alone reference (``supernet_ranking.py``) and the cross-seed reach calibra
 scale benchmark (``scale.py``)."""
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +72,6 @@ NB201_CSV = ROOT.parent / "shared" / "benchdata" / "nb201_cifar10.csv"
 
 @pytest.mark.skipif(not NB201_CSV.is_file(), reason="needs ../shared/benchdata/nb201_cifar10.csv")
 def test_the_scale_benchmark_runs_every_strategy_in_both_modes_and_refuses_unknown_ones(tmp_path):
-    import json
-    import subprocess
-    import sys
-
     out = tmp_path / "scale.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--table", str(NB201_CSV), "--workers", "4",
            "--seeds", "1", "--budget-per-worker", "3", "--jobs", "1", "--no-calibrate"]
@@ -228,10 +227,6 @@ def test_wann_lineages_keep_the_best_on_validation_and_refuse_what_is_not_compar
 
 
 def test_wann_lineages_cli_reads_run_folders_and_fails_clearly(tmp_path):
-    import json
-    import subprocess
-    import sys
-
     runs = []
     for s, v in [(0, 0.91), (1, 0.94)]:
         d = tmp_path / f"W{s}" / "reports" / "wann_digits"

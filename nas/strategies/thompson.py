@@ -129,12 +129,18 @@ class Posterior:
         n, p = A.shape
         self.d_inv = 1.0 / prior_precision
         self.dual = n < p
+        self._L: np.ndarray | None = None
         if self.dual:  # Matheron's rule: a prior draw, corrected by the data (an n x n solve)
             self.K = (A * self.d_inv) @ A.T + noise**2 * np.eye(n)
         else:
-            P = (A.T @ A if gram is None else gram) / noise**2 + np.diag(prior_precision)
-            self.L = np.linalg.cholesky(P)
-            self.mean = np.linalg.solve(P, A.T @ y / noise**2)
+            self.P = (A.T @ A if gram is None else gram) / noise**2 + np.diag(prior_precision)
+            self._mean = np.linalg.solve(self.P, A.T @ y / noise**2)
+
+    def mean(self) -> np.ndarray:
+        """The posterior mean of the weights."""
+        if self.dual:
+            return self.d_inv * (self.A.T @ np.linalg.solve(self.K, self.y))
+        return self._mean
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """One draw of the weights."""
@@ -143,7 +149,9 @@ class Posterior:
             w0 = rng.standard_normal(p) * np.sqrt(self.d_inv)
             eps = rng.standard_normal(n) * self.noise
             return w0 + self.d_inv * (self.A.T @ np.linalg.solve(self.K, self.y - self.A @ w0 - eps))
-        return self.mean + np.linalg.solve(self.L.T, rng.standard_normal(self.A.shape[1]))
+        if self._L is None:  # factorised on the first draw (a mean needs no Cholesky factor)
+            self._L = np.linalg.cholesky(self.P)
+        return self._mean + np.linalg.solve(self._L.T, rng.standard_normal(self.A.shape[1]))
 
 
 def posterior_sample(A: np.ndarray, y: np.ndarray, prior_precision: np.ndarray, noise: float,
@@ -151,13 +159,8 @@ def posterior_sample(A: np.ndarray, y: np.ndarray, prior_precision: np.ndarray, 
     """One draw of the weights of a Bayesian linear regression ``y = A w + e``,
     ``w ~ N(0, diag(1/prior_precision))``, ``e ~ N(0, noise^2)``; the posterior mean when
     ``rng`` is None."""
-    n, p = A.shape
-    d_inv = 1.0 / prior_precision
-    if rng is None:
-        if n < p:
-            return d_inv * (A.T @ np.linalg.solve((A * d_inv) @ A.T + noise**2 * np.eye(n), y))
-        return np.linalg.solve(A.T @ A / noise**2 + np.diag(prior_precision), A.T @ y / noise**2)
-    return Posterior(A, y, prior_precision, noise).sample(rng)
+    post = Posterior(A, y, prior_precision, noise)
+    return post.mean() if rng is None else post.sample(rng)
 
 
 class ThompsonStrategy:
