@@ -62,6 +62,116 @@ def test_a_posterior_factorised_once_draws_what_separate_draws_would():
             assert np.array_equal(post.sample(r1), posterior_sample(A, y, prior, 0.4, r2))
 
 
+def test_a_draw_solves_the_triangular_factor_as_a_general_solve_would():
+    """A draw is ``mean + L^-T z``; a triangular solve (O(p^2)) replaces the general solve of
+    ``L.T`` (O(p^3) per draw) and must give the same weights."""
+    rng = np.random.default_rng(4)
+    f = InteractionFeatures(np.array([4] * 6))
+    A = f.dense(f.indices(rng.integers(0, 5, size=(900, 6))))
+    post = Posterior(A, rng.normal(size=900), f.prior_precision(1.0, 50.0), 0.4, A.T @ A)
+    r1, r2 = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(5):
+        draw = post.sample(r1)
+        reference = post.mean() + np.linalg.solve(post._L.T, r2.standard_normal(A.shape[1]))
+        np.testing.assert_allclose(draw, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_the_sparse_design_matrix_scores_as_the_gathered_sum():
+    rng = np.random.default_rng(6)
+    f = InteractionFeatures(np.array([4] * 6))
+    idx = f.indices(rng.integers(0, 5, size=(500, 6)))
+    X, w = f.sparse(idx), rng.normal(size=f.n_features)
+    np.testing.assert_allclose(X @ w, w[idx].sum(axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(X.toarray(), f.dense(idx))
+    rows = np.array([3, 10, 499])
+    np.testing.assert_allclose(X[rows] @ w, w[idx[rows]].sum(axis=1), rtol=1e-12, atol=1e-12)
+
+
+class _GatheredRows:
+    """The design matrix as the strategy used it before it went sparse: rows of feature indices,
+    scored by summing the gathered weights."""
+
+    def __init__(self, idx):
+        self.idx = idx
+        self.shape = (len(idx), 0)
+
+    def __getitem__(self, rows):
+        return _GatheredRows(self.idx[rows])
+
+    def __matmul__(self, w):
+        return w[self.idx].sum(axis=1)
+
+
+def _reference_thompson(monkeypatch):
+    """Patch the module back to the straightforward computation: a general solve per draw and the
+    gathered sum as the score."""
+    import nas.strategies.thompson as th
+
+    monkeypatch.setattr(th, "solve_triangular", lambda L, z, **kw: np.linalg.solve(L.T, z))
+    monkeypatch.setattr(th.InteractionFeatures, "sparse", lambda self, idx: _GatheredRows(idx))
+
+
+def _tell_some(s, batch, rng, w, cost, told):
+    """Tell a random part of the batch (the rest stays in flight), as asynchronous evaluation does."""
+    keep = [g for g in batch if rng.random() < 0.7] or batch[:1]
+    told += keep
+    s.tell([_conflicting_result(g, w, cost) for g in keep])
+
+
+def test_the_fast_paths_propose_exactly_what_the_straightforward_computation_does(monkeypatch):
+    """Two objectives, batches with results in flight, through both posterior forms (fewer and more
+    evaluations than the 405 features): the same seed gives the same proposals with the sparse
+    scores and triangular solves as with a general solve per draw and the gathered sum; the Gram
+    matrix summed as results arrive equals the product of the whole design matrix."""
+    rng = np.random.default_rng(8)
+    cost = np.tile(np.arange(5.0), (6, 1))
+    w = rng.uniform(size=(6, 5)) + cost * 0.5
+    w[0, 1] += 2.0 * (w[3, 1] > 0)  # an interaction the additive part cannot fit alone
+
+    def run():
+        s = ThompsonStrategy(NB201Space(), ["val_accuracy", "latency_ms"], {}, seed=3)
+        asked, told, tells = [], [], np.random.default_rng(1)
+        while len(told) < 480:
+            batch = s.ask(16)
+            asked += batch
+            _tell_some(s, batch, tells, w, cost, told)
+        return s, asked, told
+
+    fast, asked_fast, told = run()
+    # the kept Gram matrix is the product of the design matrix of everything told
+    A = fast.features.dense(fast.features.indices(np.array([g.values for g in fast.archive.results])))
+    assert len(A) > A.shape[1]  # the primal form was reached
+    np.testing.assert_array_equal(fast._gram, A.T @ A)
+    with monkeypatch.context() as m:
+        _reference_thompson(m)
+        _, asked_ref, _ = run()
+    assert asked_fast == asked_ref
+
+
+def test_told_rows_keep_the_first_result_and_told_genomes_are_never_proposed():
+    """A genome told twice keeps its first result (as the archive does), and a genome told without
+    being asked (a warm start, a replayed checkpoint) is not proposed afterwards."""
+    space = NB201Space()
+    rng = np.random.default_rng(9)
+    cost = np.tile(np.arange(5.0), (6, 1))
+    w = rng.uniform(size=(6, 5))
+    s = ThompsonStrategy(space, ["val_accuracy", "latency_ms"], {}, seed=0, n_init=2)
+    warm = [space.sample(rng) for _ in range(40)]
+    s.tell([_conflicting_result(g, w, cost) for g in warm])
+    first = _conflicting_result(warm[0], w, cost)
+    again = EvaluationResult(genome=warm[0], metrics={"val_accuracy": -5.0, "latency_ms": 99.0})
+    s.tell([again])
+    row = s._told_rows[s._told[warm[0]]]
+    np.testing.assert_array_equal(row[1], s.archive.F(warm[0]))
+    assert s.archive.results[warm[0]].metrics == first.metrics
+    proposed = []
+    for _ in range(10):
+        batch = s.ask(20)
+        proposed += batch
+        s.tell([_conflicting_result(g, w, cost) for g in batch])
+    assert not set(proposed) & set(warm) and len(set(proposed)) == len(proposed) == 200
+
+
 def test_the_two_objective_additive_epsilon_is_the_brute_forces():
     rng = np.random.default_rng(0)
     for t in range(600):
