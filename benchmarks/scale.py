@@ -148,7 +148,8 @@ def table_front(err: np.ndarray, cost: np.ndarray) -> list[int]:
     return sorted(out)
 
 
-def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0, elitist: bool = False):
+def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0, elitist: bool = False,
+                  thompson_pending: bool = False):
     from nas.spaces.nb201 import NB201Space
     from nas.strategies import AgingEvolutionStrategy, RandomStrategy
 
@@ -165,7 +166,7 @@ def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0
     if name == "thompson":
         from nas.strategies import ThompsonStrategy
 
-        return ThompsonStrategy(space, obj, {}, seed)
+        return ThompsonStrategy(space, obj, {}, seed, pending_in_front=thompson_pending)
     raise SystemExit(f"unknown strategy {name!r}: one of {', '.join(STRATEGIES)}")
 
 
@@ -200,7 +201,7 @@ def run_one(job: dict) -> dict:
         inner = NSGA2Strategy(NB201Space(), ["val_accuracy", job["cost"]], {}, W, seed, steady_state=mode == "async")
     else:
         inner = make_strategy(name, seed, W, job.get("aging_duration_weight", 0.0) if mode == "async" else 0.0,
-                              job.get("aging_elitist", False))
+                              job.get("aging_elitist", False), job.get("thompson_pending", False))
     strat = TimedStrategy(inner)
     budget = job["budget_per_worker"] * W
     t0 = time.perf_counter()
@@ -432,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aging-elitist", action="store_true",
                     help="aging runs (both modes) select as NSGA-II does, from the population and the non-dominated "
                          "set of everything evaluated (AgingEvolutionStrategy(elitist=True))")
+    ap.add_argument("--thompson-pending-in-front", action="store_true",
+                    help="Thompson's candidates still in flight count as part of the front at their sampled values "
+                         "(ThompsonStrategy(pending_in_front=True)); by default they are only kept from being "
+                         "proposed again")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed ... first-seed + seeds - 1")
     ap.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                     help="skip the calibration runs (generational given async's longer budget; see reach_cross_gen)")
@@ -457,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     base = {"table": str(a.table), "cost": a.cost, "sigma": a.sigma, "mean_seconds": a.mean_seconds,
             "failure_rate": a.failure_rate, "restart_s": a.restart_s, "budget_per_worker": a.budget_per_worker,
             "async_factor": a.async_factor, "aging_duration_weight": a.aging_duration_weight,
-            "aging_elitist": a.aging_elitist}
+            "aging_elitist": a.aging_elitist, "thompson_pending": a.thompson_pending_in_front}
     jobs = []
     for W in workers:
         for name in strategies:

@@ -315,3 +315,41 @@ def test_constraints_on_an_open_space_are_learned():
 def test_bad_settings_are_rejected(kw):
     with pytest.raises(ValueError):
         ThompsonStrategy(NB201Space(), ["val_accuracy"], {}, seed=0, **kw)
+
+
+def test_candidates_in_flight_count_as_part_of_the_front():
+    """Asynchronous evaluation: the sampled values of the candidates still in flight join the front
+    that a proposal is scored against (as the earlier picks of one batch do); with nothing in flight,
+    or with ``pending_in_front=False``, the proposals are those of the plain rule."""
+    rng = np.random.default_rng(2)
+    cost = np.tile(np.arange(5.0), (6, 1))
+    w = rng.uniform(size=(6, 5)) + cost * 0.5
+
+    def run(pending_in_front: bool, keep_in_flight: bool):
+        s = ThompsonStrategy(NB201Space(), ["val_accuracy", "latency_ms"], {}, seed=5,
+                             pending_in_front=pending_in_front)
+        fronts: list[int] = []
+        original = s._choose
+
+        def spy(pred, pool, front, primary=False):
+            fronts.append(len(front))
+            return original(pred, pool, front, primary)
+
+        s._choose = spy
+        asked, flight = [], []
+        while len(asked) < 80:
+            batch = s.ask(8)
+            asked += batch
+            flight += batch
+            told, flight = (flight[:-8], flight[-8:]) if keep_in_flight else (flight, [])
+            s.tell([_conflicting_result(g, w, cost) for g in told])
+        return asked, fronts
+
+    # nothing in flight at an ask (generational): the flag changes nothing
+    assert run(True, False)[0] == run(False, False)[0]
+    with_pending, fronts_with = run(True, True)
+    without, fronts_without = run(False, True)
+    assert with_pending != without
+    # the same number of scored proposals, each against a front that includes what is in flight
+    assert len(fronts_with) == len(fronts_without)
+    assert sum(fronts_with) > sum(fronts_without)
