@@ -212,7 +212,8 @@ def run_one(job: dict) -> dict:
                                      None).run()
     else:
         k, m = max(1, round(job["k"] * W)), max(1, round(job["m"] * W))
-        results = AsyncRunner(strat, pool, ev, int(budget * job["async_factor"]), k, m, None).run()
+        results = AsyncRunner(strat, pool, ev, int(budget * job["async_factor"]), k, m, None,
+                              drain=job.get("drain", "cancel")).run()
     real = time.perf_counter() - t0
     # hypervolume of everything evaluated, against simulated time (completion order)
     done = sorted(results, key=lambda r: (r.extra["sim_finish"], r.extra["sim_start"]))
@@ -437,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="Thompson's candidates still in flight count as part of the front at their sampled values "
                          "(ThompsonStrategy(pending_in_front=True)); by default they are only kept from being "
                          "proposed again")
+    ap.add_argument("--drain", choices=("cancel", "finish"), default="cancel",
+                    help="async runs at the budget: cancel what is still in flight (default), or never submit more "
+                         "than the budget and let the last candidates finish (AsyncRunner(drain='finish'))")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed ... first-seed + seeds - 1")
     ap.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                     help="skip the calibration runs (generational given async's longer budget; see reach_cross_gen)")
@@ -462,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     base = {"table": str(a.table), "cost": a.cost, "sigma": a.sigma, "mean_seconds": a.mean_seconds,
             "failure_rate": a.failure_rate, "restart_s": a.restart_s, "budget_per_worker": a.budget_per_worker,
             "async_factor": a.async_factor, "aging_duration_weight": a.aging_duration_weight,
-            "aging_elitist": a.aging_elitist, "thompson_pending": a.thompson_pending_in_front}
+            "aging_elitist": a.aging_elitist, "thompson_pending": a.thompson_pending_in_front,
+            "drain": a.drain}
     jobs = []
     for W in workers:
         for name in strategies:

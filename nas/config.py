@@ -444,8 +444,9 @@ class AsyncConfig(_Section):
                                                            " + 1)"))
     surrogate_refit: int = Field(
         8, gt=0, description="msunas: refit the surrogate (and rerun its inner NSGA-II) after this many new results")
-    drain: Literal["cancel", "await"] = Field(
-        "cancel", description="at the budget: cancel what is still in flight, or await it (and keep its results)")
+    drain: Literal["cancel", "await", "finish"] = Field(
+        "cancel", description=("at the budget: cancel what is still in flight, or await it (and keep its results);"
+                               " finish: never submit more than the budget, and let the last ones run to the end"))
 
     @model_validator(mode="after")
     def _batch(self) -> "AsyncConfig":

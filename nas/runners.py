@@ -225,7 +225,10 @@ class AsyncRunner(_SnapshotRunner):
 
     Uses only the pool contract (``pool.queue()``: submit, results as they complete, cancel),
     so it runs on the local pool and on Dask alike. The budget counts completed evaluations. At the budget, work still in flight is cancelled
-    (``drain="cancel"``, reported in ``cancelled``) or awaited and kept (``drain="await"``).
+    (``drain="cancel"``, reported in ``cancelled``) or awaited and kept (``drain="await"``, so more
+    than the budget is evaluated). With ``drain="finish"`` no more than the budget is ever submitted:
+    the last candidates run to the end while the freed workers idle, and nothing is cancelled (slow
+    candidates, which are the likeliest to be in flight at any moment, are not the ones lost).
     Every result records when it was submitted, started and finished, on which worker, and
     the generation (update) it joined. On resume, the candidates that were in flight are
     taken from the journal when they had finished, and submitted again otherwise.
@@ -238,8 +241,8 @@ class AsyncRunner(_SnapshotRunner):
                  checkpointer: Checkpointer | None = None, resume: bool = False):
         if not (0 < batch <= in_flight):
             raise ValueError(f"need 0 < batch <= in_flight, got batch={batch}, in_flight={in_flight}")
-        if drain not in ("cancel", "await"):
-            raise ValueError(f"drain must be 'cancel' or 'await', got {drain!r}")
+        if drain not in ("cancel", "await", "finish"):
+            raise ValueError(f"drain must be 'cancel', 'await' or 'finish', got {drain!r}")
         self._init_common(strategy, pool, evaluator, out_dir, tracker, on_result, on_generation, checkpointer, resume)
         self.budget, self.in_flight, self.batch, self.drain = budget, in_flight, batch, drain
         self.cancelled: list[Genome] = []
@@ -261,6 +264,8 @@ class AsyncRunner(_SnapshotRunner):
         self.max_in_flight = max(self.max_in_flight, queue.count())
 
     def _submit(self, n: int, queue, meta: dict) -> float:
+        if self.drain == "finish":  # never more in flight than the budget still needs
+            n = min(n, self.budget - len(self.results) - queue.count())
         t = time.perf_counter()
         genomes = self.strategy.ask(n) if n > 0 else []
         ask_s = time.perf_counter() - t
@@ -319,7 +324,7 @@ class AsyncRunner(_SnapshotRunner):
                 # top the queue back up to K (what is still running at the budget is drained)
                 ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
                 if queue.is_empty():
-                    break  # the strategy has nothing new to propose
+                    break  # the strategy has nothing new to propose (or, finishing, nothing is left)
         if self.drain == "await" and meta:
             late = []
             for key, r in queue:

@@ -77,6 +77,21 @@ def test_await_keeps_the_late_results(synthetic, pool, tmp_path):
     assert len({r.genome for r in results}) == len(results)
 
 
+def test_finish_submits_no_more_than_the_budget_and_cancels_nothing(synthetic, pool, tmp_path):
+    """drain="finish": K stay in flight until the budget is submitted, then the last ones run to the
+    end; nothing is cancelled and nothing beyond the budget is asked for or evaluated."""
+    strategy = _strategy("aging")
+    asked = []
+    ask = strategy.ask
+    strategy.ask = lambda n: asked.extend(out := ask(n)) or out
+    runner = AsyncRunner(strategy, pool, _evaluator(synthetic), budget=20, in_flight=5, batch=1,
+                         out_dir=tmp_path, drain="finish")
+    results = runner.run()
+    assert len(results) == 20 and len({r.genome for r in results}) == 20
+    assert not runner.cancelled and runner.submitted == 20 and len(asked) == 20
+    assert runner.max_in_flight == 5 and not any(r.extra.get("late") for r in results)
+
+
 def test_same_seed_same_archive_when_durations_are_equal(synthetic, pool, tmp_path):
     """With one candidate in flight the order is fixed, so a seed reproduces the run exactly."""
     ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), arch_column="cell")
