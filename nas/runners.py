@@ -324,7 +324,7 @@ class AsyncRunner(_SnapshotRunner):
                 # top the queue back up to K (what is still running at the budget is drained)
                 ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
                 if queue.is_empty():
-                    break  # the strategy has nothing new to propose (or, finishing, nothing is left)
+                    break  # the strategy has nothing new to propose
         if self.drain == "await" and meta:
             late = []
             for key, r in queue:

@@ -212,12 +212,12 @@ class ThompsonStrategy:
         # are counts (products of 0/1 features), exact in any order, so it equals the product
         self._gram = np.zeros((self.features.n_features, self.features.n_features))
         size = float(np.prod((np.asarray(space.upper_bounds, dtype=float) + 1)))
-        self._all: list[Genome] | None = None
+        self._all: np.ndarray | None = None  # every genome of the space (an object array), when enumerated
         if size <= enumerate_limit:
             grid = itertools.product(*(range(int(u) + 1) for u in space.upper_bounds))
-            self._all = list(dict.fromkeys(space.canonical(list(v)) for v in grid))
-            self._all_arr = np.empty(len(self._all), dtype=object)
-            self._all_arr[:] = self._all
+            genomes = list(dict.fromkeys(space.canonical(list(v)) for v in grid))
+            self._all = np.empty(len(genomes), dtype=object)
+            self._all[:] = genomes
             self._all_X = self.features.sparse(self.features.indices(np.array([g.values for g in self._all])))
             self._pos = {g: i for i, g in enumerate(self._all)}
             self._taken = np.zeros(len(self._all), bool)  # asked or told: never proposed again
@@ -230,7 +230,7 @@ class ThompsonStrategy:
             keep = ~self._taken
             keep[[self._pos[g] for g in also if g in self._pos]] = False
             rows = np.flatnonzero(keep)
-            return self._all_arr[rows], self._all_X[rows]
+            return self._all[rows], self._all_X[rows]
         taken = set(self.archive.results) | self._asked | set(also)
         pool = fresh_samples(self.space, self.rng, self.pool_size, taken)
         seen = set(pool) | taken
