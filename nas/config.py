@@ -446,7 +446,8 @@ class AsyncConfig(_Section):
         8, gt=0, description="msunas: refit the surrogate (and rerun its inner NSGA-II) after this many new results")
     drain: Literal["cancel", "await", "finish"] = Field(
         "cancel", description=("at the budget: cancel what is still in flight, or await it (and keep its results);"
-                               " finish: never submit more than the budget, and let the last ones run to the end"))
+                               " finish: never submit more than the budget, and let the last ones run to the end (with await and finish"
+                               " the cluster evonas started retires its workers as they fall idle meanwhile)"))
 
     @model_validator(mode="after")
     def _batch(self) -> "AsyncConfig":

@@ -203,7 +203,8 @@ class GenerationalRunner(_SnapshotRunner):
                         self._record(r, journal=False)
                 have = {r.candidate_id for r in batch}
                 todo = [g for g in genomes if g.key() not in have]
-                for r in self.pool.iter_evaluate(self.evaluator, todo):
+                # the last generation: workers may go as they fall idle (pool.release_idle)
+                for r in self.pool.iter_evaluate(self.evaluator, todo, last=gen == self.generations):
                     batch.append(r)
                     self._record(r)
                 order = {g.key(): i for i, g in enumerate(genomes)}
@@ -227,8 +228,10 @@ class AsyncRunner(_SnapshotRunner):
     so it runs on the local pool and on Dask alike. The budget counts completed evaluations. At the budget, work still in flight is cancelled
     (``drain="cancel"``, reported in ``cancelled``) or awaited and kept (``drain="await"``, so more
     than the budget is evaluated). With ``drain="finish"`` no more than the budget is ever submitted:
-    the last candidates run to the end while the freed workers idle, and nothing is cancelled (slow
-    candidates, which are the likeliest to be in flight at any moment, are not the ones lost).
+    the last candidates run to the end, and nothing is cancelled (slow candidates, which are the
+    likeliest to be in flight at any moment, are not the ones lost). While the last candidates of
+    "finish" or "await" run, the pool may let its workers go as they fall idle (``pool.release_idle()``:
+    Dask retires them, the simulated pool stops counting them as held).
     Every result records when it was submitted, started and finished, on which worker, and
     the generation (update) it joined. On resume, the candidates that were in flight are
     taken from the journal when they had finished, and submitted again otherwise.
@@ -270,6 +273,8 @@ class AsyncRunner(_SnapshotRunner):
         genomes = self.strategy.ask(n) if n > 0 else []
         ask_s = time.perf_counter() - t
         self._submit_genomes(genomes, queue, meta)
+        if self.drain == "finish" and len(self.results) + queue.count() >= self.budget:
+            self.pool.release_idle()  # the last candidates are in flight: workers may go as they fall idle
         return ask_s
 
     def run(self) -> list[EvaluationResult]:
@@ -326,6 +331,7 @@ class AsyncRunner(_SnapshotRunner):
                 if queue.is_empty():
                     break  # the strategy has nothing new to propose
         if self.drain == "await" and meta:
+            self.pool.release_idle()
             late = []
             for key, r in queue:
                 g, submitted_at = meta.pop(key)

@@ -276,3 +276,51 @@ def test_a_stopped_run_leaves_no_restarted_worker_behind():
         time.sleep(1.5)  # a restart spawns at once (the new process exists before it imports anything)
         fresh = {p.pid for p in me.children(recursive=True)} - before
         assert not fresh, f"the nanny started worker processes {fresh} after the stand-down"
+
+
+class Sleeper:
+    """An evaluator that sleeps a genome's first value in tenths of a second."""
+
+    base_seed = 0
+
+    def metrics(self, genome, seed):
+        import time
+
+        time.sleep(genome.values[0] / 10)
+        return {"val_accuracy": 0.9}
+
+
+def _wait_for(pred, seconds: float) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while not pred() and time.monotonic() < end:
+        time.sleep(0.2)
+    return pred()
+
+
+def test_release_idle_retires_workers_while_the_last_candidate_runs_and_new_work_brings_them_back():
+    """What a runner draining at its budget asks of the pool (AsyncRunner, drain="finish"): once
+    nothing more will be submitted, Dask retires the workers as they fall idle, while the last,
+    slow candidate runs on and still returns; the next queue scales the cluster back."""
+    import time
+
+    from nas.genome import Genome
+
+    with DaskPool(workers=3) as pool:
+        q = pool.queue()
+        slow = q.submit(Sleeper(), Genome((100, 0, 0), "nb201"))  # 10 s
+        for i in (1, 2):
+            q.submit(Sleeper(), Genome((i, 1, 0), "nb201"))
+        fast = [next(q), next(q)]
+        assert slow not in {k for k, _ in fast} and pool.n_workers == 3
+        released = time.time()
+        pool.release_idle()
+        assert _wait_for(lambda: pool.n_workers == 1, 8), f"{pool.n_workers} workers still up"
+        one_left = time.time()
+        key, r = next(q)
+        # it ran on the worker kept, from before the release to after the others left: never moved
+        assert key == slow and r.ok and r.started_at < released and one_left < r.finished_at
+        assert list(pool.client.scheduler_info()["workers"]) == [r.worker]
+        pool.queue()
+        assert _wait_for(lambda: pool.n_workers == 3, 60), f"{pool.n_workers} workers after new work"

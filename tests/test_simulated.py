@@ -55,6 +55,9 @@ def test_the_clock_never_runs_backwards_and_each_candidate_is_accounted_once(mod
     assert all(r.eval_seconds == pytest.approx(r.extra["sim_finish"] - r.extra["sim_start"]) for r in results)
     assert len({r.genome for r in results}) == len(results) == 48 == pool.completed
     assert pool.retries > 0 and any(r.extra["sim_attempts"] > 1 for r in results)  # failed workers: resubmitted
+    # failed attempts (and cancelled work) are busy time that gave no result: the rest is the results' seconds
+    assert pool.wasted_seconds > 0
+    assert pool.busy_seconds - pool.wasted_seconds == pytest.approx(sum(r.eval_seconds for r in results))
     by_worker = defaultdict(list)
     for r in results:
         by_worker[r.extra["sim_worker"]].append((r.extra["sim_start"], r.extra["sim_finish"]))
@@ -111,3 +114,48 @@ def test_duration_weighted_tournaments_favour_slow_members_and_forget_the_dead()
     assert wins[1.0] > 70 > 40 > wins[0.0]  # about 300/3 against about 300/20
     with pytest.raises(ValueError, match="duration_weight"):
         AgingEvolutionStrategy(space, OBJ, {}, 0, duration_weight=-1.0)
+
+
+def test_draining_at_the_budget_lets_workers_go_as_they_fall_idle():
+    """drain="finish" tells the pool that nothing more comes (release_idle): each worker leaves when
+    it finishes with nothing waiting, so the worker time held is the release or its last finish,
+    whichever is later. The same run is simulated; only what counts as held changes. A new queue
+    brings every worker back."""
+    space = ElasticSpace(SpaceConfig())
+    dur = lognormal_durations(lambda g: 1.0 + len(space.decode(g)), sigma=1.0, seed=2, mean=10.0)
+    pools, runs = {}, {}
+    for drain in ("cancel", "finish"):
+        pool = pools[drain] = SimulatedPool(8, dur)
+        runs[drain] = AsyncRunner(strategy(), pool, AnalyticEvaluator(), 48, 8, 2, None, drain=drain).run()
+        assert len(runs[drain]) == 48
+    cancel, finish = pools["cancel"], pools["finish"]
+    assert cancel.held_seconds == pytest.approx(8 * cancel.clock)  # nothing released
+    assert cancel.utilisation_held == pytest.approx(cancel.utilisation)
+    # cancelled work was busy time that gave nothing: the completed evaluations' seconds are the rest
+    assert cancel.wasted_seconds > 0 and finish.wasted_seconds == 0
+    for drain, pool in pools.items():
+        assert pool.busy_seconds - pool.wasted_seconds == pytest.approx(sum(r.eval_seconds for r in runs[drain]))
+    assert cancel.utilisation_useful < cancel.utilisation_held
+    results = runs["finish"]
+    last, released = defaultdict(float), max(r.extra["sim_start"] for r in results)  # the last ones start at once
+    for r in results:
+        last[r.extra["sim_worker"]] = max(last[r.extra["sim_worker"]], r.extra["sim_finish"])
+    assert finish.held_seconds == pytest.approx(sum(max(released, last[w]) for w in range(8)))
+    assert finish.held_seconds < 8 * finish.clock and finish.utilisation < 0.9 < finish.utilisation_held <= 1
+    away = 8 * finish.clock - finish.held_seconds
+    again = finish.evaluate(AnalyticEvaluator(), strategy(1).ask(16))  # new work: all eight workers are back
+    assert {r.extra["sim_worker"] for r in again} == set(range(8)) and not finish.releasing
+    assert 8 * finish.clock - finish.held_seconds == pytest.approx(away)
+
+
+def test_a_generational_search_lets_workers_go_during_its_last_generation_only():
+    space = ElasticSpace(SpaceConfig())
+    dur = lognormal_durations(lambda g: 1.0 + len(space.decode(g)), sigma=1.0, seed=2, mean=10.0)
+    pool = SimulatedPool(8, dur)
+    results, _ = run(pool, "generational", budget=48)
+    last_gen = max(r.extra["sim_start"] for r in results)  # its members all start when it is submitted
+    last = defaultdict(float)
+    for r in results:
+        last[r.extra["sim_worker"]] = max(last[r.extra["sim_worker"]], r.extra["sim_finish"])
+    assert pool.held_seconds == pytest.approx(sum(max(last_gen, last[w]) for w in range(8)))
+    assert pool.utilisation < pool.utilisation_held < 1

@@ -253,10 +253,19 @@ class LocalPool:
     def queue(self) -> CompletionQueue:
         return CompletionQueue(self.timeout_s)
 
-    def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None):
+    def release_idle(self) -> None:
+        """The pool contract's "nothing more will be submitted until the next queue()": a pool may
+        let workers go as they fall idle (Dask, the simulated pool). This one's worker is the
+        calling process: nothing to release."""
+
+    def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome], on_result=None, last: bool = False):
+        """Evaluate ``genomes``, yielding results as they complete. ``last``: nothing follows this
+        batch (a search's last generation), so workers may go as they fall idle (:meth:`release_idle`)."""
         q = self.queue()
         for g in genomes:
             q.submit(evaluator, g)
+        if last:
+            self.release_idle()
         for _, r in q:
             if on_result:
                 on_result(r)

@@ -46,6 +46,9 @@ def stand_down_local_workers() -> None:
     from distributed.core import Status
 
     for pool in list(_LIVE):
+        if pool._scaler is not None:  # adaptive scaling would start workers in place of those that end
+            with contextlib.suppress(Exception):
+                pool._cluster.loop.add_callback(pool._scaler.stop)
         for nanny in list(getattr(pool._cluster, "workers", {}).values()):
             with contextlib.suppress(Exception):
                 nanny.status = Status.closing_gracefully  # it closes itself once its worker ends
@@ -122,6 +125,8 @@ class DaskPool:
         self.preload = tuple(preload)  # modules a LocalCluster's workers import (fork_server_workers)
         self.client = None
         self._cluster = None
+        self._released = False  # release_idle() until the next queue()
+        self._scaler = None  # Dask's Adaptive of the cluster, once adaptive scaling is on
         self._settings = contextlib.ExitStack()
 
     def __enter__(self) -> "DaskPool":
@@ -147,8 +152,7 @@ class DaskPool:
                                              dashboard_address="127.0.0.1:0" if _has_bokeh() else None,
                                              silence_logs=logging.ERROR)
                 if self.adaptive:
-                    self._cluster.adapt(minimum=self.adaptive[0], maximum=self.adaptive[1], interval="500ms",
-                                        wait_count=2)
+                    self._adapt(*self.adaptive)
                 self.client = Client(self._cluster)
             except BaseException:  # no `with` block to close what started: close it here
                 if self._cluster is not None:
@@ -195,7 +199,37 @@ class DaskPool:
         return list(self.iter_evaluate(evaluator, genomes, on_result))
 
     def queue(self) -> "DaskQueue":
+        self._bring_back()
         return DaskQueue(self.client, self.timeout_s)
+
+    def release_idle(self) -> None:
+        """Nothing more will be submitted until the next :meth:`queue` or :meth:`iter_evaluate` (a
+        runner draining at its budget): Dask retires this pool's workers as they fall idle, so the
+        few slow candidates left do not hold a whole cluster (Slurm jobs, the memory of local worker
+        processes). One worker stays unless ``adaptive.minimum`` is 0. Only a cluster this pool
+        started: the workers of an external scheduler (``scheduler_address``) are not ours to retire."""
+        if self._cluster is None or self._released:
+            return
+        lo, hi = self._bounds()
+        self._adapt(min(lo, 1), hi)
+        self._released = True
+
+    def _adapt(self, minimum: int, maximum: int) -> None:
+        """Dask's adaptive scaling of the cluster this pool started, between these bounds."""
+        self._scaler = self._cluster.adapt(minimum=minimum, maximum=maximum, interval="500ms", wait_count=2)
+
+    def _bounds(self) -> tuple[int, int]:
+        """(minimum, maximum) workers of the cluster this pool started."""
+        if self.adaptive:
+            return self.adaptive
+        n = int(self.slurm.get("jobs", 2)) if self.cluster == "slurm" else self.workers  # one worker per job
+        return n, n
+
+    def _bring_back(self) -> None:
+        """New work after :meth:`release_idle`: the cluster scales back to its bounds."""
+        if self._released:
+            self._adapt(*self._bounds())
+            self._released = False
 
     def chunk_for(self, n: int) -> int:
         """Candidates per Dask task for a generation of ``n``."""
@@ -205,11 +239,15 @@ class DaskPool:
         return max(1, min(self.chunk_size, math.ceil(n / tasks)))
 
     def iter_evaluate(self, evaluator: Evaluator, genomes: list[Genome],
-                      on_result: Callable[[EvaluationResult], None] | None = None) -> Iterator[EvaluationResult]:
+                      on_result: Callable[[EvaluationResult], None] | None = None,
+                      last: bool = False) -> Iterator[EvaluationResult]:
+        """Results as they complete; ``last``: nothing follows (see :meth:`release_idle`)."""
         q = self.queue()
         size = self.chunk_for(len(genomes))
         for i in range(0, len(genomes), size):
             q.submit_chunk(evaluator, genomes[i:i + size])
+        if last:
+            self.release_idle()
         for _, res in q:
             if on_result:
                 on_result(res)

@@ -17,8 +17,17 @@ uniform point of it, decided per candidate and attempt from ``seed``), comes bac
 queue, as Dask reschedules the tasks of a lost worker (``retries`` counts them). Nothing is
 ever timed with a wall clock: a simulation replays exactly.
 
-``busy_seconds`` (worker time spent on evaluations that completed or failed) and
-``clock`` give utilisation: ``busy_seconds / (workers * clock)``.
+``busy_seconds`` (worker time spent on evaluations that completed, failed or were cancelled) and
+``clock`` give utilisation: ``busy_seconds / (workers * clock)``. ``wasted_seconds`` is the part of
+it that gave no result (cancelled work, failed attempts).
+
+:meth:`SimulatedPool.release_idle` (the pool contract's "nothing more will be submitted", which a
+runner says when it drains at its budget, and for a generational search's last generation) lets workers go as they fall idle, as Dask retires the idle
+workers of a cluster it scales: a worker then leaves when it finishes and nothing waits for it, and
+``utilisation_held`` is busy time over the worker time *held* (what a cluster of rented machines
+costs), beside ``utilisation`` over all ``workers`` for the whole run; ``utilisation_useful``
+counts only the evaluations that completed. The next :meth:`queue`
+(new work) brings every worker back.
 """
 
 from __future__ import annotations
@@ -88,14 +97,17 @@ class SimulatedQueue:
             p.busy_seconds += t - start
             if failed:  # the worker died: it restarts later, the candidate goes first in line again
                 p.retries += 1
+                p.wasted_seconds += t - start
                 heapq.heappush(self._down, (t + p.restart_s, worker))
                 self._waiting.appendleft((key, evaluator, genome, attempt + 1))
                 self._restore(t)
                 self._dispatch()
+                p._let_idle_go(self)
                 continue
             heapq.heappush(self._free, worker)
             self._restore(t)
             self._dispatch()
+            p._let_idle_go(self)
             r = evaluate(evaluator, genome)
             r.extra.update(sim_start=start, sim_finish=t, sim_worker=worker, sim_attempts=attempt + 1)
             r = dataclasses.replace(r, eval_seconds=t - start)
@@ -104,8 +116,9 @@ class SimulatedQueue:
 
     def cancel(self) -> list[str]:
         keys = [k for k, *_ in self._waiting] + [e[2] for e in self._events]
-        for e in self._events:  # what ran until now still occupied its worker
+        for e in self._events:  # what ran until now still occupied its worker, for nothing
             self.pool.busy_seconds += max(0.0, self.pool.clock - e[6])
+            self.pool.wasted_seconds += max(0.0, self.pool.clock - e[6])
         self._waiting.clear()
         self._events.clear()
         self.pool.cancelled += len(keys)
@@ -146,14 +159,56 @@ class SimulatedPool(LocalPool):
         self.duration, self.failure_rate, self.restart_s, self.seed = duration, failure_rate, restart_s, seed
         self.clock = 0.0
         self.busy_seconds = 0.0
+        self.wasted_seconds = 0.0  # of busy_seconds: cancelled work and failed attempts, which gave no result
         self.completed = self.retries = self.cancelled = 0
+        self.releasing = False
+        self._gone: dict[int, float] = {}  # released worker -> when it left
+        self._away_seconds = 0.0  # worker time not held, of workers since brought back
+        self._queue: SimulatedQueue | None = None
 
     @property
     def utilisation(self) -> float:
+        """Busy time over all ``workers`` for the whole clock."""
         return self.busy_seconds / (self.workers * self.clock) if self.clock > 0 else 0.0
 
+    @property
+    def held_seconds(self) -> float:
+        """Worker time held: ``workers * clock`` less the time released workers were away."""
+        away = self._away_seconds + sum(self.clock - t for t in self._gone.values())
+        return self.workers * self.clock - away
+
+    @property
+    def utilisation_held(self) -> float:
+        """Busy time over the worker time held (equal to ``utilisation`` unless workers were released)."""
+        held = self.held_seconds
+        return self.busy_seconds / held if held > 0 else 0.0
+
+    @property
+    def utilisation_useful(self) -> float:
+        """Worker time spent on evaluations that completed, over the worker time held."""
+        held = self.held_seconds
+        return (self.busy_seconds - self.wasted_seconds) / held if held > 0 else 0.0
+
     def queue(self) -> SimulatedQueue:
-        return SimulatedQueue(self)
+        for t in self._gone.values():  # new work: every released worker is back
+            self._away_seconds += self.clock - t
+        self._gone.clear()
+        self.releasing = False
+        self._queue = SimulatedQueue(self)
+        return self._queue
+
+    def release_idle(self) -> None:
+        """Nothing more will be submitted until the next :meth:`queue`: workers idle now, and each
+        one as it finishes with nothing waiting, leave (they stop counting in ``held_seconds``)."""
+        self.releasing = True
+        if self._queue is not None:
+            self._let_idle_go(self._queue)
+
+    def _let_idle_go(self, q: SimulatedQueue) -> None:
+        if not self.releasing or q is not self._queue:
+            return
+        while q._free and not q._waiting:
+            self._gone[heapq.heappop(q._free)] = self.clock
 
 
 def lognormal_durations(base: Callable[[Genome], float], sigma: float = 0.0, seed: int = 0,
