@@ -16,7 +16,11 @@ model-based Thompson sampling of ``nas/strategies/thompson.py``, ``random``) and
 - async: K = W in flight (``--k``), the strategy told every M = W/32 results (``--m``), run to
   1.5 times the generational budget, so that "never reached the target within 1.5x the
   budget" can be seen.
-Reported: simulated wall time, utilisation (busy worker time / (W x wall)), evaluations per
+Reported: simulated wall time, utilisation (busy worker time / (W x wall)), the utilisation of the
+worker time held (``utilisation_held``: workers are released as they fall idle once nothing more will
+be submitted, in a generational run's last generation and while an async run drains at its budget with
+``--drain finish``; what a cluster of rented machines that scales down costs) and the part of it spent
+on evaluations that completed (``utilisation_useful``: cancelled work and failed attempts left out), evaluations per
 simulated second, the hypervolume of the evaluated set (validation error and cost, normalised)
 at generational's budget, time to generational's final hypervolume and the speed-up
 (generational's wall time over async's time to reach it; 0 when async never does; also to
@@ -239,6 +243,7 @@ def run_one(job: dict) -> dict:
     durations = [r.extra["sim_finish"] - r.extra["sim_start"] for r in results]
     return {**{k: job[k] for k in ("workers", "mode", "seed", "strategy", "k", "m")},
             "evaluations": len(results), "sim_wall_s": wall, "utilisation": pool.utilisation,
+            "utilisation_held": pool.utilisation_held, "utilisation_useful": pool.utilisation_useful,
             "evals_per_sim_s": len(results) / wall if wall else 0.0, "hv_at_budget": hvs[n_at_budget - 1],
             "report_hv_at_budget": report_at_budget,
             "time_at_budget": times[n_at_budget - 1], "final_hv": hvs[-1], "mean_duration_s": float(np.mean(durations)),
@@ -308,6 +313,10 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
         out["summary"][str(W)] = {
             "util_async": float(np.mean([r["utilisation"] for r in a])),
             "util_gen": float(np.mean([r["utilisation"] for r in g])),
+            "util_async_held": float(np.mean([r["utilisation_held"] for r in a])),
+            "util_gen_held": float(np.mean([r["utilisation_held"] for r in g])),
+            "util_async_useful": float(np.mean([r["utilisation_useful"] for r in a])),
+            "util_gen_useful": float(np.mean([r["utilisation_useful"] for r in g])),
             "speedup_median": float(np.median(sp)), "speedup_worst": float(np.min(sp)),
             "speedup_995_median": float(np.median([r["speedup_995"] for r in a])),
             "speedup_995_worst": float(np.min([r["speedup_995"] for r in a])),
@@ -336,6 +345,8 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
             out["by_strategy"].setdefault(name, {})[str(W)] = {
                 "util_async": float(np.mean([r["utilisation"] for r in aa])),
                 "util_gen": float(np.mean([r["utilisation"] for r in gg])),
+                "util_async_held": float(np.mean([r["utilisation_held"] for r in aa])),
+                "util_gen_held": float(np.mean([r["utilisation_held"] for r in gg])),
                 "speedup_median": float(np.median([r["speedup"] for r in aa])),
                 "speedup_worst": float(np.min([r["speedup"] for r in aa])),
                 "driver_overhead_fraction": float(max(r["driver_overhead_fraction"] for r in aa)),
@@ -369,6 +380,11 @@ def print_summary(out: dict) -> None:
         print(f"  W={W}: {s['table_front_cells_gen']:.1f} / {s['table_front_cells_async_final']:.1f}; misses "
               f"{s['misses']}, of them {s['misses_gen_had_a_table_front_cell_async_missed']} missing such a cell, "
               f"{s['misses_reached_with_gen_table_front_cells']} of which would reach with those cells added")
+    print("utilisation of the worker time held (workers released as they fall idle once nothing more will be "
+          "submitted: a generational run's last generation, an async run draining at its budget), gen / async: "
+          + "; ".join(f"W={W}: {s['util_gen_held']:.3f} / {s['util_async_held']:.3f}" for W, s in out["summary"].items()))
+    print("of it on evaluations that completed (cancelled work and failed attempts left out), gen / async: "
+          + "; ".join(f"W={W}: {s['util_gen_useful']:.3f} / {s['util_async_useful']:.3f}" for W, s in out["summary"].items()))
     if any(s.get("reach_cross_gen") is not None for s in out["summary"].values()):
         print("reaching another seed's generational hypervolume within the longer budget (every ordered pair of seeds):")
         for W, s in out["summary"].items():

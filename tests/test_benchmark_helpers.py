@@ -86,8 +86,11 @@ def test_the_scale_benchmark_runs_every_strategy_in_both_modes_and_refuses_unkno
         # so it may evaluate fewer); async: 1.5 times 3 W
         assert (8 <= r["evaluations"] <= 12) if r["mode"] == "generational" else r["evaluations"] == 18
         assert 0 < r["final_hv"] <= 0.8155 and r["utilisation"] > 0
+        # async cancels at the budget (work that gave nothing); generational's last generation releases workers
+        assert r["utilisation_useful"] < r["utilisation_held"] if r["mode"] == "async" else \
+            r["utilisation_useful"] == r["utilisation_held"] > r["utilisation"]
     assert set(rec["summary"]["4"]) >= {"util_async", "util_gen", "speedup_median", "speedup_worst",
-                                        "driver_overhead_fraction"}
+                                        "driver_overhead_fraction", "util_async_held", "util_async_useful"}
     bad = subprocess.run(cmd + ["--strategies", "aging,tompson"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "tompson" in bad.stderr
 
