@@ -764,8 +764,9 @@ class MetaEvaluationConfig(_Section):
 
 
 class AdaptiveConfig(_Section):
-    """Dask's adaptive scaling of the LocalCluster: workers are added while candidates wait and
-    removed when idle, between these bounds."""
+    """Dask's adaptive scaling of the LocalCluster, between these bounds: workers are added while
+    candidates wait, kept while the search runs, and removed as they fall idle once nothing more
+    will be submitted (a generational search's last generation, an asynchronous search's drain)."""
 
     minimum: int = Field(1, ge=0, description="workers kept at least")
     maximum: int = Field(4, gt=0, description="workers at most")

@@ -324,3 +324,26 @@ def test_release_idle_retires_workers_while_the_last_candidate_runs_and_new_work
         assert list(pool.client.scheduler_info()["workers"]) == [r.worker]
         pool.queue()
         assert _wait_for(lambda: pool.n_workers == 3, 60), f"{pool.n_workers} workers after new work"
+
+
+def test_an_adaptive_cluster_keeps_its_workers_between_batches_and_lets_them_go_at_the_drain(synthetic):
+    """evaluation.adaptive grows the cluster as candidates wait. Plain Dask adaptive scaling would
+    also retire a worker idle for a second between two batches of an asynchronous search and start a
+    new one for the next (eight worker processes for three slots, measured before this was mended);
+    the pool keeps its workers until the runner drains (release_idle), and only then retires them."""
+    import time
+
+    from nas.evaluators.table import TableEvaluator
+    from nas.runners import AsyncRunner
+    from nas.spaces.nb201 import NB201Space
+    from nas.strategies import RandomStrategy
+
+    ev = TableEvaluator(str(synthetic), "cheap_acc", "final_acc", ("lat_ms",), arch_column="cell",
+                        sim_seconds=0.3, sim_seconds_column="lat_ms", sim_scale=0.6)  # 0.9-4.6 s
+    with DaskPool(adaptive=(1, 3)) as pool:
+        runner = AsyncRunner(RandomStrategy(NB201Space(), ["val_accuracy", "lat_ms"], {}, 0), pool, ev, budget=15,
+                             in_flight=3, batch=3, out_dir=None, drain="finish")
+        results = runner.run()
+        workers = {r.worker for r in results}
+        assert len(results) == 15 and 2 <= len(workers) <= 3, f"{len(workers)} worker processes for 3 slots"
+        assert _wait_for(lambda: pool.n_workers == 1, 10)  # drained: the idle ones are retired

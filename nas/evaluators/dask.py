@@ -9,6 +9,7 @@ milliseconds where Dask's own cost per task would dominate.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import weakref
@@ -27,6 +28,26 @@ MIN_TASKS_PER_WORKER = 4
 def evaluate_chunk(evaluator: Evaluator, genomes: list[Genome], timeout_s: float | None = None) -> list[EvaluationResult]:
     """:func:`~nas.evaluators.base.evaluate` for each of ``genomes`` in turn, on one worker."""
     return [evaluate(evaluator, g, timeout_s) for g in genomes]
+
+
+@functools.cache
+def _search_adaptive():
+    """Dask's ``Adaptive``, made for a search: it adds workers as candidates wait, but while
+    ``hold`` is set it retires none. Plain adaptive scaling retires a worker that idles for a
+    moment (between an asynchronous search's batches, while a generation waits for its slowest
+    member) and starts another for the next candidates, which then loads the evaluator's data
+    again; a search needs its workers back within seconds, so they are kept until the pool is
+    told nothing more comes (:meth:`DaskPool.release_idle`), which clears ``hold``."""
+    from distributed.deploy.adaptive import Adaptive
+
+    class SearchAdaptive(Adaptive):
+        hold = True
+
+        async def target(self):
+            target = await super().target()
+            return max(target, len(self.plan)) if self.hold else target
+
+    return SearchAdaptive
 
 
 _LIVE: "weakref.WeakSet[DaskPool]" = weakref.WeakSet()
@@ -152,7 +173,7 @@ class DaskPool:
                                              dashboard_address="127.0.0.1:0" if _has_bokeh() else None,
                                              silence_logs=logging.ERROR)
                 if self.adaptive:
-                    self._adapt(*self.adaptive)
+                    self._adapt(*self.adaptive, hold=True)
                 self.client = Client(self._cluster)
             except BaseException:  # no `with` block to close what started: close it here
                 if self._cluster is not None:
@@ -211,12 +232,15 @@ class DaskPool:
         if self._cluster is None or self._released:
             return
         lo, hi = self._bounds()
-        self._adapt(min(lo, 1), hi)
+        self._adapt(min(lo, 1), hi, hold=False)
         self._released = True
 
-    def _adapt(self, minimum: int, maximum: int) -> None:
-        """Dask's adaptive scaling of the cluster this pool started, between these bounds."""
-        self._scaler = self._cluster.adapt(minimum=minimum, maximum=maximum, interval="500ms", wait_count=2)
+    def _adapt(self, minimum: int, maximum: int, hold: bool) -> None:
+        """Adaptive scaling of the cluster this pool started, between these bounds; with ``hold`` it
+        adds workers as candidates wait and retires none (:func:`_search_adaptive`)."""
+        self._scaler = self._cluster.adapt(Adaptive=_search_adaptive(), minimum=minimum, maximum=maximum,
+                                           interval="500ms", wait_count=2)
+        self._scaler.hold = hold
 
     def _bounds(self) -> tuple[int, int]:
         """(minimum, maximum) workers of the cluster this pool started."""
@@ -228,7 +252,7 @@ class DaskPool:
     def _bring_back(self) -> None:
         """New work after :meth:`release_idle`: the cluster scales back to its bounds."""
         if self._released:
-            self._adapt(*self._bounds())
+            self._adapt(*self._bounds(), hold=True)
             self._released = False
 
     def chunk_for(self, n: int) -> int:
