@@ -20,7 +20,8 @@ Reported: simulated wall time, utilisation (busy worker time / (W x wall)), the 
 worker time held (``utilisation_held``: workers are released as they fall idle once nothing more will
 be submitted, in a generational run's last generation and while an async run drains at its budget with
 ``--drain finish``; what a cluster of rented machines that scales down costs) and the part of it spent
-on evaluations that completed (``utilisation_useful``: cancelled work and failed attempts left out), evaluations per
+on evaluations that completed (``utilisation_useful``: cancelled work and failed attempts left out),
+evaluations per
 simulated second, the hypervolume of the evaluated set (validation error and cost, normalised)
 at generational's budget, time to generational's final hypervolume and the speed-up
 (generational's wall time over async's time to reach it; 0 when async never does; also to
@@ -347,6 +348,7 @@ def summarise(runs: list[dict], workers: list[int], k: float, m: float) -> dict:
                 "util_gen": float(np.mean([r["utilisation"] for r in gg])),
                 "util_async_held": float(np.mean([r["utilisation_held"] for r in aa])),
                 "util_gen_held": float(np.mean([r["utilisation_held"] for r in gg])),
+                "util_async_useful": float(np.mean([r["utilisation_useful"] for r in aa])),
                 "speedup_median": float(np.median([r["speedup"] for r in aa])),
                 "speedup_worst": float(np.min([r["speedup"] for r in aa])),
                 "driver_overhead_fraction": float(max(r["driver_overhead_fraction"] for r in aa)),

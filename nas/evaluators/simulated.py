@@ -22,12 +22,12 @@ ever timed with a wall clock: a simulation replays exactly.
 it that gave no result (cancelled work, failed attempts).
 
 :meth:`SimulatedPool.release_idle` (the pool contract's "nothing more will be submitted", which a
-runner says when it drains at its budget, and for a generational search's last generation) lets workers go as they fall idle, as Dask retires the idle
-workers of a cluster it scales: a worker then leaves when it finishes and nothing waits for it, and
-``utilisation_held`` is busy time over the worker time *held* (what a cluster of rented machines
-costs), beside ``utilisation`` over all ``workers`` for the whole run; ``utilisation_useful``
-counts only the evaluations that completed. The next :meth:`queue`
-(new work) brings every worker back.
+runner says when it drains at its budget and for a generational search's last generation) lets
+workers go as they fall idle, as Dask retires the idle workers of a cluster it scales: a worker then
+leaves when it finishes and nothing waits for it. ``utilisation_held`` is busy time over the worker
+time *held* (what a cluster of rented machines costs), beside ``utilisation`` over all ``workers``
+for the whole run; ``utilisation_useful`` counts only the evaluations that completed. The next
+:meth:`queue` (new work) brings every worker back.
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ class SimulatedQueue:
     def cancel(self) -> list[str]:
         keys = [k for k, *_ in self._waiting] + [e[2] for e in self._events]
         for e in self._events:  # what ran until now still occupied its worker, for nothing
-            self.pool.busy_seconds += max(0.0, self.pool.clock - e[6])
-            self.pool.wasted_seconds += max(0.0, self.pool.clock - e[6])
+            spent = max(0.0, self.pool.clock - e[6])
+            self.pool.busy_seconds += spent
+            self.pool.wasted_seconds += spent
         self._waiting.clear()
         self._events.clear()
         self.pool.cancelled += len(keys)
