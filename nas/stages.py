@@ -380,6 +380,8 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
         tracker = runner.tracker
         eval_span = time.perf_counter() - t_eval
     wall = time.perf_counter() - t0
+    # an adaptive cluster starts at its minimum and grows: count the workers that evaluated too
+    n_workers = max(n_workers, len({r.worker for r in results if r.worker}))
     busy = sum(r.eval_seconds for r in results)
     eval_wall = sum(g["evaluate_wall_seconds"] for g in runner.generation_log)
     summary = {

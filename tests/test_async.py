@@ -130,6 +130,28 @@ def test_search_stage_in_async_mode_feeds_selection(synthetic, tmp_path, monkeyp
     assert len(hv) == 24 and np.all(np.diff(hv.hypervolume) >= -1e-12)
 
 
+def test_search_stage_on_an_adaptive_cluster_counts_the_workers_it_grew_to(synthetic, tmp_path, monkeypatch):
+    """evaluation.adaptive starts the LocalCluster at its minimum (1) and grows it as candidates wait
+    (Dask's target duration lowered so that it grows for evaluations of half a second): the summary's
+    workers and utilisation count the workers that evaluated, not the one there at the start."""
+    import dask
+
+    from nas import stages
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(ROOT / "params.yaml", [
+        *synthetic_table_sets(synthetic), "search.strategy=random", "search.mode=async",
+        "search.async.in_flight=3", "search.async.batch=1", "search.async.budget=12",
+        "evaluation.adaptive.minimum=1", "evaluation.adaptive.maximum=3", "evaluation.table.sim_seconds=0.5"])
+    with dask.config.set({"distributed.adaptive.target-duration": "0.1s"}):
+        summary = stages.run_search(cfg)
+    from nas.runners import read_populations
+
+    used = read_populations(tmp_path / "artifacts/search/populations").worker.nunique()
+    assert used >= 2 and summary["workers"] >= used
+    assert 0 < summary["worker_utilization"] <= 1.0 + 1e-6
+
+
 def test_m_equal_to_k_behaves_like_generational(synthetic, pool, tmp_path):
     from nas.runners import GenerationalRunner
 
