@@ -162,7 +162,7 @@ class DaskPool:
                                    f"no Dask scheduler answered within {self.connect_timeout:.0f}s ({exc})") from None
         elif self.cluster == "slurm":
             self._cluster = slurm_cluster(self.slurm)
-            self._cluster.scale(jobs=int(self.slurm.get("jobs", 2)))
+            self._cluster.scale(jobs=self._bounds()[1])
             self.client = Client(self._cluster)
         else:
             n = self.adaptive[0] if self.adaptive else self.workers
@@ -244,10 +244,10 @@ class DaskPool:
 
     def _bounds(self) -> tuple[int, int]:
         """(minimum, maximum) workers of the cluster this pool started."""
-        if self.adaptive:
-            return self.adaptive
-        n = int(self.slurm.get("jobs", 2)) if self.cluster == "slurm" else self.workers  # one worker per job
-        return n, n
+        if self.cluster == "slurm":  # evaluation.slurm.jobs, one worker each (adaptive is the LocalCluster's)
+            n = int(self.slurm.get("jobs", 2))
+            return n, n
+        return self.adaptive or (self.workers, self.workers)
 
     def _bring_back(self) -> None:
         """New work after :meth:`release_idle`: the cluster scales back to its bounds."""
