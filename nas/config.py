@@ -447,7 +447,8 @@ class AsyncConfig(_Section):
     drain: Literal["cancel", "await", "finish"] = Field(
         "cancel", description=("at the budget: cancel what is still in flight, or await it (and keep its results);"
                                " finish: never submit more than the budget, and let the last ones run to the end (with await and finish"
-                               " the cluster evonas started retires its workers as they fall idle meanwhile)"))
+                               " an elastic cluster evonas started, Slurm or an adaptive LocalCluster, retires its workers"
+                               " as they fall idle meanwhile)"))
 
     @model_validator(mode="after")
     def _batch(self) -> "AsyncConfig":

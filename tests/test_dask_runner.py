@@ -301,19 +301,21 @@ def _wait_for(pred, seconds: float) -> bool:
 
 def test_release_idle_retires_workers_while_the_last_candidate_runs_and_new_work_brings_them_back():
     """What a runner draining at its budget asks of the pool (AsyncRunner, drain="finish"): once
-    nothing more will be submitted, Dask retires the workers as they fall idle, while the last,
-    slow candidate runs on and still returns; the next queue scales the cluster back."""
+    nothing more will be submitted, Dask retires the workers of an elastic cluster as they fall
+    idle, while the last, slow candidate runs on and still returns; the next queue scales the
+    cluster back."""
     import time
 
     from nas.genome import Genome
 
-    with DaskPool(workers=3) as pool:
+    with DaskPool(adaptive=(3, 3)) as pool:
         q = pool.queue()
         slow = q.submit(Sleeper(), Genome((100, 0, 0), "nb201"))  # 10 s
         for i in (1, 2):
             q.submit(Sleeper(), Genome((i, 1, 0), "nb201"))
         fast = [next(q), next(q)]
         assert slow not in {k for k, _ in fast} and pool.n_workers == 3
+        time.sleep(0.5)  # the slow one has started (if it was queued behind a fast one on its worker)
         released = time.time()
         pool.release_idle()
         assert _wait_for(lambda: pool.n_workers == 1, 8), f"{pool.n_workers} workers still up"
@@ -324,6 +326,23 @@ def test_release_idle_retires_workers_while_the_last_candidate_runs_and_new_work
         assert list(pool.client.scheduler_info()["workers"]) == [r.worker]
         pool.queue()
         assert _wait_for(lambda: pool.n_workers == 3, 60), f"{pool.n_workers} workers after new work"
+
+
+def test_a_fixed_local_cluster_keeps_its_workers_after_a_release():
+    """evaluation.workers without evaluation.adaptive: the processes stay through release_idle (a
+    generational search's last generation), so the next work on the pool finds every one of them."""
+    import time
+
+    from nas.genome import Genome
+
+    with DaskPool(workers=3) as pool:
+        before = set(pool.client.scheduler_info()["workers"])
+        q = pool.queue()
+        q.submit(Sleeper(), Genome((1, 0, 0), "nb201"))
+        pool.release_idle()
+        next(q)
+        time.sleep(2.5)  # Dask's adaptive scaling, were it on, would retire an idle worker within 1.5 s
+        assert set(pool.client.scheduler_info()["workers"]) == before
 
 
 def test_an_adaptive_cluster_keeps_its_workers_between_batches_and_lets_them_go_at_the_drain(synthetic):

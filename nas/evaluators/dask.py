@@ -227,9 +227,14 @@ class DaskPool:
         """Nothing more will be submitted until the next :meth:`queue` or :meth:`iter_evaluate` (a
         runner draining at its budget): Dask retires this pool's workers as they fall idle, so the
         few slow candidates left do not hold a whole cluster (Slurm jobs, the memory of local worker
-        processes). One worker stays unless ``adaptive.minimum`` is 0. Only a cluster this pool
-        started: the workers of an external scheduler (``scheduler_address``) are not ours to retire."""
-        if self._cluster is None or self._released:
+        processes). One worker stays unless ``adaptive.minimum`` is 0. Only an elastic cluster this
+        pool started: Slurm, or a LocalCluster with ``evaluation.adaptive``. A fixed LocalCluster
+        (``evaluation.workers``) keeps its processes: they run on the user's own machine, which costs
+        the same either way, and retiring them would make the next work on the pool wait for new ones
+        to start and load the evaluator's data again (measured: after a generational search released
+        two of four workers, an asynchronous search on the same pool ran on two for its first four
+        seconds). The workers of an external scheduler (``scheduler_address``) are not ours to retire."""
+        if self._cluster is None or self._released or not (self.cluster == "slurm" or self.adaptive):
             return
         lo, hi = self._bounds()
         self._adapt(min(lo, 1), hi, hold=False)
