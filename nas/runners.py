@@ -98,6 +98,9 @@ class _SnapshotRunner:
         self.generation_log: list[dict] = []
         self.resumed_from: int | None = None  # generation the run resumed at
         self.reused = 0  # results taken from the journal instead of evaluated again
+        # results evaluated by this process (not restored from a checkpoint or taken from the journal):
+        # what this run's worker time was spent on
+        self.evaluated_now: list[EvaluationResult] = []
         self._journaled: dict[str, EvaluationResult] = {}
 
     def _begin(self) -> int:
@@ -142,8 +145,12 @@ class _SnapshotRunner:
         return {}
 
     def _record(self, r: EvaluationResult, journal: bool = True) -> None:
-        if journal and self.checkpointer:
-            self.checkpointer.journal(r)
+        """Account for a result; ``journal=False``: one restored or taken from the journal, evaluated
+        by an earlier process."""
+        if journal:
+            self.evaluated_now.append(r)
+            if self.checkpointer:
+                self.checkpointer.journal(r)
         if self.tracker:
             self.tracker.add(r)
         if self.on_result:

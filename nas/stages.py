@@ -380,21 +380,25 @@ def run_search(cfg: Config, resume: bool | None = False, log=None, progress=None
         tracker = runner.tracker
         eval_span = time.perf_counter() - t_eval
     wall = time.perf_counter() - t0
-    # an adaptive cluster starts at its minimum and grows: count the workers that evaluated too
-    n_workers = max(n_workers, len({r.worker for r in results if r.worker}))
-    busy = sum(r.eval_seconds for r in results)
+    # an adaptive cluster starts at its minimum and grows: count the workers that evaluated too. On a
+    # resumed run only this process's evaluations count here: the rest ran on earlier workers, in time
+    # outside eval_span
+    now = runner.evaluated_now
+    n_workers = max(n_workers, len({r.worker for r in now if r.worker}))
+    busy, busy_now = sum(r.eval_seconds for r in results), sum(r.eval_seconds for r in now)
     eval_wall = sum(g["evaluate_wall_seconds"] for g in runner.generation_log)
     summary = {
         "strategy": s.strategy, "mode": s.mode, "objectives": s.objectives, "constraints": s.constraints,
         "n_evaluated": len(results), "n_failed": sum(r.status == "failed" for r in results),
         "n_timeout": sum(r.status == "timeout" for r in results), "failures": failure_counts(results),
         "resumed_from_generation": runner.resumed_from, "reused_from_journal": runner.reused,
+        "evaluated_this_run": len(now),
         "workers": n_workers,
         "ideal": ideal.tolist(), "nadir": nadir.tolist(),
         "final_hypervolume": tracker.history[-1]["hypervolume"] if tracker.history else 0.0,
         "generations": runner.generation_log,
         "evaluation_busy_seconds": busy, "evaluation_wall_seconds": eval_wall,
-        "worker_utilization": busy / (n_workers * eval_span) if n_workers and eval_span > 0 else None,
+        "worker_utilization": busy_now / (n_workers * eval_span) if n_workers and eval_span > 0 else None,
         "strategy_seconds": sum(g["ask_seconds"] for g in runner.generation_log),
         "seconds": wall,
     }

@@ -421,6 +421,9 @@ def test_async_resume_repeats_no_completed_evaluation(synthetic, tmp_path, runs_
             assert finished[g] == pytest.approx(t)
     summary = json.loads((root / "artifacts/search/summary.json").read_text())
     assert summary["n_evaluated"] == 24 and summary["resumed_from_generation"] >= 3
+    # the resumed process's own evaluations: what its workers were busy with, and all its utilisation counts
+    assert summary["evaluated_this_run"] == sum(g not in done_before for g in finished) < 24
+    assert 0 < summary["worker_utilization"] <= 1.0 + 1e-6
 
 
 # ----------------------------------------------------------------------------- lost workers
