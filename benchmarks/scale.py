@@ -154,7 +154,7 @@ def table_front(err: np.ndarray, cost: np.ndarray) -> list[int]:
 
 
 def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0.0, elitist: bool = False,
-                  thompson_pending: bool = False):
+                  thompson_pending: bool = False, thompson_options: dict | None = None):
     from nas.spaces.nb201 import NB201Space
     from nas.strategies import AgingEvolutionStrategy, RandomStrategy
 
@@ -171,7 +171,7 @@ def make_strategy(name: str, seed: int, workers: int, duration_weight: float = 0
     if name == "thompson":
         from nas.strategies import ThompsonStrategy
 
-        return ThompsonStrategy(space, obj, {}, seed, pending_in_front=thompson_pending)
+        return ThompsonStrategy(space, obj, {}, seed, **{"pending_in_front": thompson_pending, **(thompson_options or {})})
     raise SystemExit(f"unknown strategy {name!r}: one of {', '.join(STRATEGIES)}")
 
 
@@ -206,7 +206,8 @@ def run_one(job: dict) -> dict:
         inner = NSGA2Strategy(NB201Space(), ["val_accuracy", job["cost"]], {}, W, seed, steady_state=mode == "async")
     else:
         inner = make_strategy(name, seed, W, job.get("aging_duration_weight", 0.0) if mode == "async" else 0.0,
-                              job.get("aging_elitist", False), job.get("thompson_pending", False))
+                              job.get("aging_elitist", False), job.get("thompson_pending", False),
+                              job.get("thompson_options"))
     strat = TimedStrategy(inner)
     budget = job["budget_per_worker"] * W
     t0 = time.perf_counter()
@@ -456,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="Thompson's candidates still in flight count as part of the front at their sampled values "
                          "(ThompsonStrategy(pending_in_front=True)); by default they are only kept from being "
                          "proposed again")
+    ap.add_argument("--thompson-options", default="{}",
+                    help='more ThompsonStrategy keywords as JSON, e.g. \'{"noise": 0.2, "primary_every": 0}\' (both modes)')
     ap.add_argument("--drain", choices=("cancel", "finish"), default="cancel",
                     help="async runs at the budget: cancel what is still in flight (default), or never submit more "
                          "than the budget and let the last candidates finish (AsyncRunner(drain='finish'))")
@@ -475,6 +478,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--workers takes integers, --km pairs K/W:M/W")
     if not workers or min(workers) < 1 or a.seeds < 1 or a.budget_per_worker < 2 or a.first_seed < 0:
         ap.error("need workers >= 1, --seeds >= 1, --first-seed >= 0 and --budget-per-worker >= 2")
+    try:
+        thompson_options = json.loads(a.thompson_options)
+        assert isinstance(thompson_options, dict)
+    except (ValueError, AssertionError):
+        ap.error(f"--thompson-options takes a JSON object, got {a.thompson_options!r}")
+    if thompson_options:
+        import inspect
+
+        from nas.strategies import ThompsonStrategy
+
+        known = set(inspect.signature(ThompsonStrategy).parameters) - {"space", "objectives", "constraints", "seed"}
+        if unknown_keys := sorted(set(thompson_options) - known):
+            ap.error(f"--thompson-options: ThompsonStrategy takes no {', '.join(unknown_keys)} "
+                     f"(it takes {', '.join(sorted(known))})")
     if a.aging_duration_weight < 0:
         ap.error(f"--aging-duration-weight must be >= 0, got {a.aging_duration_weight}")
     strategies = [s for s in a.strategies.split(",") if s]
@@ -485,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             "failure_rate": a.failure_rate, "restart_s": a.restart_s, "budget_per_worker": a.budget_per_worker,
             "async_factor": a.async_factor, "aging_duration_weight": a.aging_duration_weight,
             "aging_elitist": a.aging_elitist, "thompson_pending": a.thompson_pending_in_front,
+            "thompson_options": thompson_options,
             "drain": a.drain}
     jobs = []
     for W in workers:

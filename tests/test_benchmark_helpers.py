@@ -93,6 +93,9 @@ def test_the_scale_benchmark_runs_every_strategy_in_both_modes_and_refuses_unkno
                                         "driver_overhead_fraction", "util_async_held", "util_async_useful"}
     bad = subprocess.run(cmd + ["--strategies", "aging,tompson"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "tompson" in bad.stderr
+    bad = subprocess.run(cmd + ["--strategies", "thompson", "--thompson-options", '{"nois": 0.2}'], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "takes no nois" in bad.stderr
 
 
 def test_the_tables_front_keeps_exact_ties_and_drops_dominated_rows():
