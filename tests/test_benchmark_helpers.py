@@ -98,6 +98,26 @@ def test_the_scale_benchmark_runs_every_strategy_in_both_modes_and_refuses_unkno
     assert bad.returncode == 2 and "takes no nois" in bad.stderr
 
 
+@pytest.mark.skipif(not NB201_CSV.is_file(), reason="needs ../shared/benchdata/nb201_cifar10.csv")
+def test_the_simulated_clock_replays_a_real_clusters_generational_search(tmp_path):
+    """sim_fidelity.py on a real two-worker LocalCluster: a generational search proposes the same
+    architectures on the simulated clock as on the real workers (each generation is told in the
+    order it was asked), and the two wall times and utilisations are of the same size."""
+    out = tmp_path / "fidelity.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sim_fidelity.py"), "--table", str(NB201_CSV),
+                          "--workers", "2", "--strategies", "aging", "--seeds", "1", "--budget", "8",
+                          "--d-min", "0.05", "--d-max", "0.3", "--json", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    runs = {r["mode"]: r for r in json.loads(out.read_text())["runs"]}
+    gen, asy = runs["generational"], runs["async"]
+    assert gen["identical"] and gen["shared"] == 1.0 and gen["hv_real"] == gen["hv_sim"]
+    assert gen["evaluations_real"] == gen["evaluations_sim"] == asy["evaluations_real"] == 8
+    for r in (gen, asy):
+        assert 0 < r["utilisation_real"] <= 1.0 + 1e-6 and 0 < r["utilisation_sim"] <= 1.0 + 1e-9
+        assert 0.5 < r["wall_ratio"] < 3 and r["driver_per_eval_s"] >= 0
+
+
 def test_the_tables_front_keeps_exact_ties_and_drops_dominated_rows():
     scale = _load("scale")
     err = np.array([0.3, 0.1, 0.2, 0.1, 0.4, 0.2, 0.1])
