@@ -20,13 +20,20 @@ final hypervolume fraction both ways, the worker-seconds left idle per evaluatio
 seconds (ask and tell) per evaluation, and how much longer than its duration a real evaluation held its
 worker (``sleep_overshoot_s``).
 
+With ``--adaptive`` the cluster is an adaptive LocalCluster of W workers, which retires idle workers
+once nothing more will be submitted (a generational search's last generation; with ``--drain finish``
+an async search's drain); the worker time it held is read off the scheduler's own worker events and
+printed beside ``SimulatedPool``'s ``held_seconds`` (``utilisation_held_{real,sim}``: results' seconds
+over the worker time held). Without it the real cluster is fixed and holds every worker throughout.
+
 The simulation leaves out what the real cluster adds: the scheduler's round trips and the driver's
 own time. Where the wall times differ, that is the measure of it; where the archives differ, the
 order in which near-simultaneous results arrived differed (a real cluster's jitter), and the runs
 then went their own ways.
 
 Usage: python benchmarks/sim_fidelity.py [--workers 4,8] [--strategies aging,thompson] [--seeds 2]
-         [--budget 160] [--json benchmarks/results/sim_fidelity.json]
+         [--budget 160] [--modes generational,async] [--drain cancel|finish] [--adaptive]
+         [--json benchmarks/results/sim_fidelity.json]
 """
 
 from __future__ import annotations
@@ -54,21 +61,53 @@ def make_strategy(name: str, objectives: list[str], seed: int, population: int):
     raise SystemExit(f"unknown strategy {name!r}: aging or thompson")
 
 
-def run_one(mode: str, pool, evaluator, strategy, args) -> tuple[list, float, float]:
-    """The results, the real seconds of the run, and the real seconds of its driver (ask and tell)."""
+def run_one(mode: str, pool, evaluator, strategy, args) -> tuple[list, float, float, tuple[float, float]]:
+    """The results, the real seconds of the run, the real seconds of its driver (ask and tell), and
+    when the run began and ended (``time.time()``)."""
     from scale import TimedStrategy
 
     from nas.runners import AsyncRunner, GenerationalRunner
 
     strategy = TimedStrategy(strategy)
-    t0 = time.perf_counter()
+    began, t0 = time.time(), time.perf_counter()
     if mode == "async":
-        runner = AsyncRunner(strategy, pool, evaluator, args.budget, args.in_flight, args.batch, None)
+        runner = AsyncRunner(strategy, pool, evaluator, args.budget, args.in_flight, args.batch, None, drain=args.drain)
     else:
         generations = int(np.ceil(args.budget / args.in_flight)) - 1
         runner = GenerationalRunner(strategy, pool, evaluator, args.in_flight, generations, None)
     results = runner.run()
-    return results, time.perf_counter() - t0, strategy.seconds
+    return results, time.perf_counter() - t0, strategy.seconds, (began, time.time())
+
+
+def _scheduler_plugin():
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    return SchedulerPlugin
+
+
+class WorkerTimes(_scheduler_plugin()):
+    """A Dask scheduler plugin that records when each worker joined and left, so that the worker
+    time a run held can be read off a real cluster."""
+
+    name = "evonas-worker-times"
+
+    def __init__(self, scheduler):
+        now = time.time()
+        self.up = {w: now for w in scheduler.workers}  # worker -> when it joined (or when we started watching)
+        self.spans: list[tuple[float, float]] = []
+
+    def add_worker(self, scheduler=None, worker=None, **kwargs) -> None:
+        self.up[worker] = time.time()
+
+    def remove_worker(self, scheduler=None, worker=None, **kwargs) -> None:
+        t = self.up.pop(worker, None)
+        if t is not None:
+            self.spans.append((t, time.time()))
+
+    def held(self, start: float, end: float) -> float:
+        """Worker-seconds held between ``start`` and ``end`` (``time.time()``)."""
+        spans = self.spans + [(t, end) for t in list(self.up.values())]
+        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=float, default=0.25, help="async M, times W")
     ap.add_argument("--d-min", type=float, default=0.05, help="seconds of the fastest candidate")
     ap.add_argument("--d-max", type=float, default=1.0, help="seconds of the slowest candidate")
+    ap.add_argument("--modes", default="generational,async")
+    ap.add_argument("--drain", choices=("cancel", "finish"), default="cancel", help="async runs at the budget")
+    ap.add_argument("--adaptive", action="store_true",
+                    help="an adaptive LocalCluster of W workers (evaluation.adaptive: {minimum: W, maximum: W}): "
+                         "it retires idle workers once nothing more will be submitted; the worker time it held is "
+                         "measured from the scheduler's own events, against the simulation's")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
     if not a.table.is_file():
@@ -95,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error(f"--workers takes comma-separated integers, got {a.workers!r}")
     strategies = [s for s in a.strategies.split(",") if s]
+    modes = [s for s in a.modes.split(",") if s]
+    if not modes or set(modes) - {"generational", "async"}:
+        ap.error(f"--modes takes generational and/or async, got {a.modes!r}")
     if not workers or min(workers) < 1 or a.seeds < 1 or a.budget < 2 or not 0 < a.d_min <= a.d_max:
         ap.error("need workers >= 1, --seeds >= 1, --budget >= 2 and 0 < --d-min <= --d-max")
 
@@ -122,15 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     for W in workers:
         k, m = max(1, round(a.in_flight * W)), max(1, round(a.batch * W))
-        args = argparse.Namespace(budget=a.budget, in_flight=k, batch=m)
-        with DaskPool(workers=W) as dask_pool:
+        args = argparse.Namespace(budget=a.budget, in_flight=k, batch=m, drain=a.drain)
+        with DaskPool(workers=W, adaptive=(W, W) if a.adaptive else None) as dask_pool:
+            watch = WorkerTimes(dask_pool._cluster.scheduler)
+            dask_pool._cluster.scheduler.add_plugin(watch)
             for name in strategies:
                 for seed in range(a.first_seed, a.first_seed + a.seeds):
-                    for mode in ("generational", "async"):
-                        real, real_wall, driver = run_one(mode, dask_pool, sleeper,
-                                                          make_strategy(name, objectives, seed, k), args)
+                    for mode in modes:
+                        dask_pool.queue()  # the workers an earlier run's drain retired come back first
+                        dask_pool.client.wait_for_workers(W, timeout=120)
+                        real, real_wall, driver, window = run_one(mode, dask_pool, sleeper,
+                                                                  make_strategy(name, objectives, seed, k), args)
+                        held_real = watch.held(*window)
                         sim_pool = SimulatedPool(W, duration)
-                        sim, _, _ = run_one(mode, sim_pool, lookup, make_strategy(name, objectives, seed, k), args)
+                        sim, _, _, _ = run_one(mode, sim_pool, lookup, make_strategy(name, objectives, seed, k), args)
                         sim_wall = float(sim_pool.clock)
                         busy_real = sum(r.eval_seconds for r in real)
                         rows_real = [table.index[r.genome] for r in real if r.ok]
@@ -148,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
                             "idle_per_eval_sim_s": (W * sim_wall - sim_pool.busy_seconds + sim_pool.wasted_seconds)
                             / len(sim),
                             "driver_per_eval_s": driver / len(real),
+                            # the worker time held, over the run: a cluster that retires idle workers holds less
+                            "held_real_s": held_real, "held_sim_s": sim_pool.held_seconds,
+                            "utilisation_held_real": busy_real / held_real,
+                            "utilisation_held_sim": (sim_pool.busy_seconds - sim_pool.wasted_seconds)
+                            / sim_pool.held_seconds,
                             "shared": len(set(rows_real) & set(rows_sim)) / a.budget,
                             "identical": [r.genome for r in real] == [r.genome for r in sim],
                             "hv_real": hv_fraction(table, spec, rows_real, reference),
@@ -161,23 +219,29 @@ def main(argv: list[str] | None = None) -> int:
                               f"{sim_wall:6.2f} s simulated ({run['wall_ratio']:.3f}), utilisation "
                               f"{run['utilisation_real']:.3f} / {run['utilisation_sim']:.3f}, shared "
                               f"{run['shared']:.2f}{' (identical)' if run['identical'] else ''}, hv "
-                              f"{run['hv_real']:.4f} / {run['hv_sim']:.4f}", flush=True)
+                              f"{run['hv_real']:.4f} / {run['hv_sim']:.4f}"
+                              + (f", of the worker time held {run['utilisation_held_real']:.3f} / "
+                                 f"{run['utilisation_held_sim']:.3f} ({held_real:.1f} / {sim_pool.held_seconds:.1f} "
+                                 "worker-s)" if a.adaptive else ""), flush=True)
     summary = {}
     print(f"\n{'W':>5} {'mode':<13}{'wall real/sim':>14}{'util real':>11}{'util sim':>10}{'shared':>8}"
-          f"{'identical':>11}{'idle s/eval real':>18}{'sim':>7}{'driver s/eval':>15}{'sleep overshoot s':>19}")
+          f"{'identical':>11}{'idle s/eval real':>18}{'sim':>7}{'driver s/eval':>15}{'sleep overshoot s':>19}"
+          + (f"{'held util real':>16}{'sim':>7}" if a.adaptive else ""))
     for W in workers:
-        for mode in ("generational", "async"):
+        for mode in modes:
             rs = [r for r in runs if r["workers"] == W and r["mode"] == mode]
             s = {key: float(np.mean([r[key] for r in rs])) for key in
                  ("wall_ratio", "utilisation_real", "utilisation_sim", "shared", "idle_per_eval_real_s",
-                  "idle_per_eval_sim_s", "driver_per_eval_s", "sleep_overshoot_s", "hv_real", "hv_sim")}
+                  "idle_per_eval_sim_s", "driver_per_eval_s", "sleep_overshoot_s", "hv_real", "hv_sim",
+                  "utilisation_held_real", "utilisation_held_sim")}
             s["identical"] = sum(r["identical"] for r in rs)
             s["runs"] = len(rs)
             summary.setdefault(str(W), {})[mode] = s
             print(f"{W:>5} {mode:<13}{s['wall_ratio']:>14.3f}{s['utilisation_real']:>11.3f}"
                   f"{s['utilisation_sim']:>10.3f}{s['shared']:>8.2f}{s['identical']:>6d} of {s['runs']:<2d}"
                   f"{s['idle_per_eval_real_s']:>18.4f}{s['idle_per_eval_sim_s']:>7.4f}{s['driver_per_eval_s']:>15.4f}"
-                  f"{s['sleep_overshoot_s']:>19.4f}")
+                  f"{s['sleep_overshoot_s']:>19.4f}"
+                  + (f"{s['utilisation_held_real']:>16.3f}{s['utilisation_held_sim']:>7.3f}" if a.adaptive else ""))
     seconds = time.perf_counter() - t_all
     print(f"{seconds:.0f} s in all")
     if a.json:

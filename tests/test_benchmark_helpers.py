@@ -267,3 +267,21 @@ def test_wann_lineages_cli_reads_run_folders_and_fails_clearly(tmp_path):
     assert doc["kept"]["seed"] == 1 and not doc["one_split"] and len(doc["lineages"]) == 2
     bad = subprocess.run([sys.executable, script, runs[0], str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode != 0 and "expected one reports/*/metrics.json" in bad.stderr
+
+
+def test_worker_times_count_only_the_worker_time_inside_the_window():
+    """sim_fidelity.py's reading of the worker time a real cluster held: each worker from when it
+    joined (or watching began) to when it left (or the window's end), clipped to the window."""
+    import types
+
+    fid = _load("sim_fidelity")
+    watch = fid.WorkerTimes(types.SimpleNamespace(workers={"a": None, "b": None}))
+    t0 = watch.up["a"]
+    watch.up.update(a=t0 - 10, b=t0)  # a joined before the window opens at t0
+    watch.remove_worker(worker="b")
+    watch.spans[-1] = (t0, t0 + 2)  # b held 2 s, then left
+    watch.add_worker(worker="c")
+    watch.up["c"] = t0 + 3  # c joined at t0 + 3 and is still up at the end
+    assert watch.held(t0, t0 + 5) == pytest.approx(5 + 2 + 2)
+    watch.remove_worker(worker="ghost")  # never seen joining: nothing to count
+    assert len(watch.spans) == 1
