@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         ap.error(f"--workers takes comma-separated integers, got {a.workers!r}")
     strategies = [s for s in a.strategies.split(",") if s]
+    if not strategies or set(strategies) - {"aging", "thompson"}:
+        ap.error(f"--strategies takes aging and/or thompson, got {a.strategies!r}")
     modes = [s for s in a.modes.split(",") if s]
     if not modes or set(modes) - {"generational", "async"}:
         ap.error(f"--modes takes generational and/or async, got {a.modes!r}")
@@ -172,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         k, m = max(1, round(a.in_flight * W)), max(1, round(a.batch * W))
         args = argparse.Namespace(budget=a.budget, in_flight=k, batch=m, drain=a.drain)
         with DaskPool(workers=W, adaptive=(W, W) if a.adaptive else None) as dask_pool:
-            watch = WorkerTimes(dask_pool._cluster.scheduler)
-            dask_pool._cluster.scheduler.add_plugin(watch)
+            # the LocalCluster's scheduler runs in this process: a plugin added to it directly can be read
+            # back here (one sent with Client.register_plugin would be a copy)
+            scheduler = dask_pool._cluster.scheduler
+            watch = WorkerTimes(scheduler)
+            scheduler.add_plugin(watch)
             for name in strategies:
                 for seed in range(a.first_seed, a.first_seed + a.seeds):
                     for mode in modes:

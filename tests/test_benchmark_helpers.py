@@ -116,6 +116,9 @@ def test_the_simulated_clock_replays_a_real_clusters_generational_search(tmp_pat
     for r in (gen, asy):
         assert 0 < r["utilisation_real"] <= 1.0 + 1e-6 and 0 < r["utilisation_sim"] <= 1.0 + 1e-9
         assert 0.5 < r["wall_ratio"] < 3 and r["driver_per_eval_s"] >= 0
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sim_fidelity.py"), "--table", str(NB201_CSV),
+                          "--strategies", "nsga2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "aging and/or thompson" in bad.stderr
 
 
 def test_the_tables_front_keeps_exact_ties_and_drops_dominated_rows():
