@@ -49,16 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def make_strategy(name: str, objectives: list[str], seed: int, population: int):
-    from nas.spaces.nb201 import NB201Space
-    from nas.strategies import AgingEvolutionStrategy, ThompsonStrategy
-
-    if name == "aging":
-        return AgingEvolutionStrategy(NB201Space(), objectives, {}, seed, population=max(20, population), tournament=5)
-    if name == "thompson":
-        return ThompsonStrategy(NB201Space(), objectives, {}, seed)
-    raise SystemExit(f"unknown strategy {name!r}: aging or thompson")
+from async_vs_generational import make_strategy  # noqa: E402  aging (population 20) and Thompson, as there
 
 
 def run_one(mode: str, pool, evaluator, strategy, args) -> tuple[list, float, float, tuple[float, float]]:
@@ -185,10 +176,10 @@ def main(argv: list[str] | None = None) -> int:
                         dask_pool.queue()  # the workers an earlier run's drain retired come back first
                         dask_pool.client.wait_for_workers(W, timeout=120)
                         real, real_wall, driver, window = run_one(mode, dask_pool, sleeper,
-                                                                  make_strategy(name, objectives, seed, k), args)
+                                                                  make_strategy(name, objectives, seed), args)
                         held_real = watch.held(*window)
                         sim_pool = SimulatedPool(W, duration)
-                        sim, _, _, _ = run_one(mode, sim_pool, lookup, make_strategy(name, objectives, seed, k), args)
+                        sim, _, _, _ = run_one(mode, sim_pool, lookup, make_strategy(name, objectives, seed), args)
                         sim_wall = float(sim_pool.clock)
                         busy_real = sum(r.eval_seconds for r in real)
                         rows_real = [table.index[r.genome] for r in real if r.ok]
