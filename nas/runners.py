@@ -258,6 +258,9 @@ class AsyncRunner(_SnapshotRunner):
         self.cancelled: list[Genome] = []
         self.submitted = 0
         self.max_in_flight = 0
+        # on resume: results from the journal for candidates asked again (a replayed strategy proposes
+        # what it proposed before the crash), taken in place of evaluating them again
+        self._ready: list[EvaluationResult] = []
 
     def _state(self) -> dict:
         return {"submitted": self.submitted, "max_in_flight": self.max_in_flight}
@@ -268,19 +271,26 @@ class AsyncRunner(_SnapshotRunner):
 
     def _submit_genomes(self, genomes: list[Genome], queue, meta: dict) -> None:
         for g in genomes:
+            if (done := self._journaled.pop(g.key(), None)) is not None:  # finished before a crash
+                self._ready.append(done)
+                continue
             submitted_at = time.time()
             meta[queue.submit(self.evaluator, g)] = (g, submitted_at)
             self.submitted += 1
         self.max_in_flight = max(self.max_in_flight, queue.count())
 
+    def _outstanding(self, queue) -> int:
+        """Candidates asked and not yet returned: in the queue, or ready from the journal."""
+        return queue.count() + len(self._ready)
+
     def _submit(self, n: int, queue, meta: dict) -> float:
         if self.drain == "finish":  # never more in flight than the budget still needs
-            n = min(n, self.budget - len(self.results) - queue.count())
+            n = min(n, self.budget - len(self.results) - self._outstanding(queue))
         t = time.perf_counter()
         genomes = self.strategy.ask(n) if n > 0 else []
         ask_s = time.perf_counter() - t
         self._submit_genomes(genomes, queue, meta)
-        if self.drain == "finish" and len(self.results) + queue.count() >= self.budget:
+        if self.drain == "finish" and len(self.results) + self._outstanding(queue) >= self.budget:
             self.pool.release_idle()  # the last candidates are in flight: workers may go as they fall idle
         return ask_s
 
@@ -313,29 +323,35 @@ class AsyncRunner(_SnapshotRunner):
                 elif r is None and len(self.results) < self.budget:
                     self._submit_genomes([g], queue, meta)
             if len(self.results) < self.budget:
-                ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
-            if pending and (len(pending) >= self.batch or len(self.results) >= self.budget or queue.is_empty()):
+                ask_s = self._submit(self.in_flight - self._outstanding(queue), queue, meta)
+            if pending and (len(pending) >= self.batch or len(self.results) >= self.budget
+                            or not self._outstanding(queue)):
                 self._close_generation(gen, pending, 0.0, 0.0)
                 gen, pending = gen + 1, []
         while len(self.results) < self.budget:
-            try:
-                key, r = next(queue)
-            except StopIteration:
-                break
-            g, submitted_at = meta.pop(key)
-            r.extra.update(submitted_at=submitted_at, generation=gen)
+            if self._ready:  # asked again after a resume, and finished before the crash: from the journal
+                r = self._ready.pop(0)
+                self.reused += 1
+                self._record(r, journal=False)
+            else:
+                try:
+                    key, r = next(queue)
+                except StopIteration:
+                    break
+                g, submitted_at = meta.pop(key)
+                r.extra.update(submitted_at=submitted_at, generation=gen)
+                self._record(r)
             self.results.append(r)
             pending.append(r)
-            self._record(r)
             done = len(self.results) >= self.budget
-            if len(pending) >= self.batch or done or (queue.is_empty() and pending):
+            if len(pending) >= self.batch or done or (not self._outstanding(queue) and pending):
                 self._close_generation(gen, pending, ask_s, time.perf_counter() - t_gen)
                 gen, pending, t_gen = gen + 1, [], time.perf_counter()
                 if done:
                     break
                 # top the queue back up to K (what is still running at the budget is drained)
-                ask_s = self._submit(self.in_flight - queue.count(), queue, meta)
-                if queue.is_empty():
+                ask_s = self._submit(self.in_flight - self._outstanding(queue), queue, meta)
+                if not self._outstanding(queue):
                     break  # the strategy has nothing new to propose
         if self.drain == "await" and meta:
             self.pool.release_idle()

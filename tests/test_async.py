@@ -212,3 +212,33 @@ def test_async_runs_on_the_local_pool_through_the_same_contract(synthetic, tmp_p
     assert all(g["evaluated"] <= 2 for g in runner.generation_log)
     _, again = run(tmp_path / "b")
     assert [r.genome for r in again] == [r.genome for r in results]
+
+
+def test_a_candidate_asked_again_after_a_resume_is_taken_from_the_journal(synthetic, tmp_path):
+    """A resumed strategy replays to its checkpoint and then proposes again what it proposed
+    before the crash; a candidate that had finished then (its result is in the journal) is not
+    evaluated again (seen in a fresh-clone run: one genome evaluated twice). The journal's
+    contents are given directly here, as `_begin` reads them on a resume."""
+    import dataclasses
+
+    from nas.evaluators import LocalPool
+    from nas.evaluators.base import evaluate
+
+    ev = _evaluator(synthetic)
+    first = _strategy("random").ask(1)[0]  # what the strategy will propose first
+    done = dataclasses.replace(evaluate(ev, first), eval_seconds=123.0)  # an earlier process's result
+
+    class Counting(LocalPool):
+        seen: list = []
+
+        def queue(self):
+            q = super().queue()
+            submit = q.submit
+            q.submit = lambda evaluator, g: (Counting.seen.append(g), submit(evaluator, g))[1]
+            return q
+
+    runner = AsyncRunner(_strategy("random"), Counting(), ev, budget=6, in_flight=3, batch=1, out_dir=tmp_path)
+    runner._journaled = {first.key(): done}
+    results = runner.run()
+    assert first not in Counting.seen and runner.reused == 1 and len(results) == 6
+    assert [r for r in results if r.genome == first] == [done] and len(runner.evaluated_now) == 5
