@@ -212,7 +212,9 @@ class DaskPool:
 
     @property
     def n_workers(self) -> int:
-        return len(self.client.scheduler_info().get("workers", {}))
+        # asked of the scheduler each time: Client.scheduler_info() returns a cache that the client's own
+        # periodic refresh overwrites with one that lists no workers (seen: 0 workers of 3 in a test)
+        return len(self.client.nthreads())
 
     def evaluate(self, evaluator: Evaluator, genomes: list[Genome],
                  on_result: Callable[[EvaluationResult], None] | None = None) -> list[EvaluationResult]:
