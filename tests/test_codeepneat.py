@@ -388,11 +388,21 @@ def test_a_search_with_sep_replays_identically_while_the_cores_are_loaded():
 
 
 def test_async_keeps_the_members_of_networks_in_flight_so_their_credit_lands():
-    """Issue 17: an update while networks are in flight must not replace the modules and
-    blueprints they use; when they return, their fitness is credited to those members."""
+    """Issue 17: an update while networks are in flight must not lose the modules and blueprints
+    they use; when they return, their fitness is credited to those members. A member replaced
+    while it is in flight is retired (out of the population, no longer assembled) until then."""
     ev = AnalyticGraphEvaluator()
     s = CoDeepNEATStrategy(SPACE, ["val_accuracy", "params"], {}, 5, CoDeepNEATConfig(module_population=8,
                                                                                         blueprint_population=4), 8)
+    credit = s._credit
+    landed: list[float | None] = []
+
+    def credit_and_look():  # the fitness retired members of the returning networks get
+        credit()
+        landed.extend(s.blueprints.retired[bp].fitness for bp in returning_bps if bp in s.blueprints.retired)
+
+    s._credit = credit_and_look
+    returning_bps: set[int] = set()
     in_flight = s.ask(8)
     credited = 0
     for _ in range(12):
@@ -400,12 +410,39 @@ def test_async_keeps_the_members_of_networks_in_flight_so_their_credit_lands():
         s.tell(LocalPool().evaluate(ev, done))
         for g in in_flight:  # still out: every member it was assembled from is still there
             for bp, mods in s.uses[g]:
-                assert bp in s.blueprints.members and all(m in s.modules.members for m in mods)
+                assert bp in s.blueprints.members or bp in s.blueprints.retired
+                assert all(m in s.modules.members or m in s.modules.retired for m in mods)
+        assert not set(s.blueprints.retired) & set(s.blueprints.members)
         returning = in_flight[:2]
         members = [(bp, mods) for g in returning for bp, mods in s.uses[g]]
+        returning_bps = {bp for bp, _ in members}
         s_before = len(s.history)
         s.tell(LocalPool().evaluate(ev, returning))
         in_flight = in_flight[2:] + s.ask(4)
         assert len(s.history) == s_before + 1
         credited += len(members)
+        # new networks are assembled from the population only, never from retired members
+        for g in in_flight[-4:]:
+            for bp, mods in s.uses[g][-1:]:
+                assert bp in s.blueprints.members and all(m in s.modules.members for m in mods)
     assert credited > 0
+    assert landed and all(f is not None for f in landed)  # retired members were credited on return
+
+
+def test_async_with_more_networks_in_flight_than_members_still_evolves():
+    """Least-used assembly keeps every member in flight once K reaches the population size; the
+    populations must still be replaced by offspring (they froze when in-flight members were kept
+    in the population), and stay bounded."""
+    ev = AnalyticGraphEvaluator()
+    cfg = CoDeepNEATConfig(module_population=8, blueprint_population=4)
+    s = CoDeepNEATStrategy(SPACE, ["val_accuracy", "params"], {}, 1, cfg, 16)
+    in_flight = s.ask(24)
+    for _ in range(30):
+        done, in_flight = in_flight[:3], in_flight[3:]
+        s.tell(LocalPool().evaluate(ev, done))
+        in_flight += s.ask(3)
+        assert len(s.blueprints.members) <= cfg.blueprint_population + 1
+        assert len(s.modules.members) <= cfg.module_population + len(in_flight)  # the rest wait for a result
+        assert len(s.blueprints.retired) <= len(in_flight)
+    assert s.blueprints._next_member >= 4 + 8  # blueprints born beyond the first four (none before the mend)
+    assert s.modules._next_member >= 8 + 32

@@ -37,7 +37,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_dis
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nas.genome import EvaluationResult, Genome
-from nas.strategies.base import Archive, feasibility_first, fresh_samples
+from nas.strategies.base import Archive, fresh_samples
 
 
 class AgingEvolutionStrategy:
@@ -65,7 +65,7 @@ class AgingEvolutionStrategy:
 
     def _fitness(self, g: Genome) -> np.ndarray:
         # infeasible members lose to every feasible one, and to those that violate the limits less
-        return feasibility_first(self.archive.F(g), self.archive.G(g))
+        return self.archive.ranked_point(g)
 
     def _winner(self) -> Genome:
         if self.elitist:

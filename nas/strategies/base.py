@@ -48,6 +48,7 @@ class Archive:
         self.objectives = list(objectives)
         self.constraints = dict(constraints)
         self.results: dict[Genome, EvaluationResult] = {}
+        self._ranked_point: dict[Genome, np.ndarray] = {}  # a told result never changes: computed once
 
     def __contains__(self, g: Genome) -> bool:
         return g in self.results
@@ -76,6 +77,13 @@ class Archive:
             return np.full(len(self.constraints), PENALTY)
         return constraint_violations(r.metrics, self.constraints)
 
+    def ranked_point(self, g: Genome) -> np.ndarray:
+        """``feasibility_first`` of a told genome's objectives and constraints (cached)."""
+        point = self._ranked_point.get(g)
+        if point is None:
+            point = self._ranked_point[g] = feasibility_first(self.F(g), self.G(g))
+        return point
+
     def ranked(self) -> list[Genome]:
         """Every told genome, best first: feasible before infeasible (those by total violation,
         ``feasibility_first``), then by non-domination rank, then (several objectives) by crowding
@@ -83,7 +91,7 @@ class Archive:
         gs = list(self.results)
         if not gs:
             return []
-        F = np.array([feasibility_first(self.F(g), self.G(g)) for g in gs])
+        F = np.array([self.ranked_point(g) for g in gs])
         order: list[int] = []
         for front in NonDominatedSorting().do(F):
             if F.shape[1] > 1 and len(front) > 2:

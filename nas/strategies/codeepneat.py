@@ -24,9 +24,13 @@ ordered by feasibility, non-domination rank and crowding distance (1 best, 0 wor
 
 In generational mode ``tell`` receives a whole generation; in asynchronous mode it receives
 the ``M`` results that just returned, and the populations evolve then (elites kept, members
-still waiting for an evaluation kept, members used by networks still in flight kept so that
-those networks' fitness reaches them when they return, the rest replaced by offspring), so new
-networks are assembled from the updated populations while the other ``K - M`` are in flight.
+still waiting for an evaluation kept, the rest replaced by offspring), so new networks are
+assembled from the updated populations while the other ``K - M`` are in flight. A replaced member
+that networks still in flight use is *retired*, not deleted: it is no longer assembled into new
+networks and no longer counts towards the population, but it stays until those networks return,
+so that their fitness is credited to it. (Keeping such members in the population instead froze it
+once ``K`` reached the population size: least-used assembly then keeps every member in flight, so
+no member was ever free to be replaced.)
 All randomness comes from one seeded generator; nothing here touches torch, Dask or Prefect.
 """
 
@@ -69,6 +73,7 @@ class NEATPopulation:
     def __init__(self, kind: str, size: int, target_species: int, distance):
         self.kind, self.size, self.target_species, self.distance = kind, size, target_species, distance
         self.members: dict[int, Member] = {}
+        self.retired: dict[int, Member] = {}  # replaced, kept while networks in flight use them
         self.species: dict[int, Species] = {}
         self.threshold = 0.5
         self._next_member = 0
@@ -110,8 +115,16 @@ class NEATPopulation:
     def reproduce(self, rng: np.random.Generator, generation: int, elitism: int, survival: float,
                   stagnation: int, make_child, busy: frozenset[int] = frozenset()) -> None:
         """Replace every evaluated non-elite member by offspring. Members not yet evaluated
-        wait, and so do ``busy`` members (used by networks still in flight), so that those
-        networks' fitness is credited to them when they return."""
+        wait. A replaced member that is ``busy`` (used by networks still in flight) is retired:
+        out of the population, but kept in :attr:`retired` until those networks return, so that
+        their fitness is credited to it; retired members nothing in flight uses are dropped."""
+        self.retired = {i: m for i, m in self.retired.items() if i in busy}
+
+        def remove(i: int) -> None:
+            m = self.members.pop(i)
+            if i in busy:
+                self.retired[i] = m
+
         evaluated = {sid: sorted((self.members[i] for i in sp.members if self.members[i].fitness is not None),
                                  key=lambda m: (-m.fitness, m.id)) for sid, sp in self.species.items()}
         for sid, sp in self.species.items():
@@ -121,13 +134,13 @@ class NEATPopulation:
         for sp in ranked[1:]:  # the best species is never culled
             if generation - sp.last_improved >= stagnation and evaluated[sp.id]:
                 for i in sp.members:
-                    del self.members[i]
+                    remove(i)
                 del self.species[sp.id]
                 del evaluated[sp.id]
         keep: set[int] = set()
         for sid, sp in self.species.items():
             keep.update(m.id for m in evaluated[sid][:elitism])
-            keep.update(i for i in sp.members if self.members[i].fitness is None or i in busy)
+            keep.update(i for i in sp.members if self.members[i].fitness is None)
         sids = [sid for sid in sorted(self.species) if evaluated[sid]]
         n_children = max(0, self.size - len(keep))
         if not sids or not n_children:
@@ -143,7 +156,7 @@ class NEATPopulation:
             for _ in range(int(count)):
                 children.append(make_child(pool, rng))
         for i in [i for i in self.members if i not in keep]:
-            del self.members[i]
+            remove(i)
         for graph, parents in children:
             self.add(graph, parents, generation + 1)
 
@@ -152,7 +165,9 @@ class NEATPopulation:
                 "species": [{"id": s.id, "members": s.members, "best_fitness": None if s.best == -math.inf else s.best,
                              "last_improved": s.last_improved} for s in self.species.values()],
                 "members": [{"id": m.id, "species": m.species, "fitness": m.fitness, "parents": list(m.parents),
-                             "born": m.born, "graph": to_dict(m.graph)} for m in self.members.values()]}
+                             "born": m.born, "graph": to_dict(m.graph)} for m in self.members.values()],
+                "retired": [{"id": m.id, "species": m.species, "fitness": m.fitness}
+                            for m in self.retired.values()]}
 
 
 class CoDeepNEATStrategy:
@@ -179,6 +194,10 @@ class CoDeepNEATStrategy:
         self.blueprints.speciate()
         self.uses: dict[Genome, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
         self.use_count: Counter = Counter()  # ("m" | "b", member id) -> networks assembled with it
+        # ("m" | "b", member id) -> (network's place in ``uses``, use's place in its list, network): the
+        # networks to credit a member with, so an update visits only the living members' networks
+        self._used_by: dict[tuple[str, int], list[tuple[int, int, Genome]]] = defaultdict(list)
+        self._place: dict[Genome, int] = {}
         self._asked: set[Genome] = set()
         self._told = 0
         self.generation = 0
@@ -223,6 +242,10 @@ class CoDeepNEATStrategy:
             self.use_count[("b", bp)] += 1
             for m in mods:
                 self.use_count[("m", m)] += 1
+            use = (self._place.setdefault(g, len(self._place)), len(self.uses[g]), g)
+            self._used_by[("b", bp)].append(use)
+            for m in mods:
+                self._used_by[("m", m)].append(use)
             self.uses[g].append((bp, mods))
             if g in self.archive or g in self._asked or g in out:
                 continue
@@ -269,17 +292,17 @@ class CoDeepNEATStrategy:
         for g in ranked:
             if not self.archive.results[g].ok:
                 fit[g] = 0.0
-        scores: dict[tuple[str, int], list[float]] = defaultdict(list)
-        for g, uses in self.uses.items():
-            if g in fit:
-                for bp, mods in uses:
-                    scores[("b", bp)].append(fit[g])
-                    for m in mods:
-                        scores[("m", m)].append(fit[g])
+        alive = set()
         for kind, pop in (("m", self.modules), ("b", self.blueprints)):
-            for m in pop.members.values():
-                s = scores.get((kind, m.id))
+            for m in [*pop.members.values(), *pop.retired.values()]:
+                alive.add((kind, m.id))
+                # in the order the networks were first assembled (the same sum, to the last bit, as
+                # visiting every network)
+                s = [fit[g] for _, _, g in sorted(self._used_by.get((kind, m.id), ()), key=lambda u: u[:2])
+                     if g in fit]
                 m.fitness = float(np.mean(s)) if s else None
+        for key in [k for k in self._used_by if k not in alive]:  # member ids are never reused
+            del self._used_by[key]
 
     def _child(self, pool: list[Member], rng: np.random.Generator, mutate, cross):
         a = pool[int(rng.integers(len(pool)))]

@@ -24,7 +24,7 @@ from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
 from nas.genome import EvaluationResult, Genome
-from nas.strategies.base import Archive, feasibility_first, fresh_samples
+from nas.strategies.base import Archive, fresh_samples
 
 
 def integer_nsga2(pop_size: int, sampling=None) -> NSGA2:
@@ -142,7 +142,7 @@ class NSGA2Strategy:
         cand = list(dict.fromkeys([*self._front, *(r.genome for r in results)]))
         if not cand:
             return
-        F = np.array([feasibility_first(self.archive.F(g), self.archive.G(g)) for g in cand])
+        F = np.array([self.archive.ranked_point(g) for g in cand])
         self._front = [cand[i] for i in sorted(NonDominatedSorting().do(F, only_non_dominated_front=True))]
 
     def tell(self, results: list[EvaluationResult]) -> None:
