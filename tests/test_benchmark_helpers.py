@@ -98,6 +98,26 @@ def test_the_scale_benchmark_runs_every_strategy_in_both_modes_and_refuses_unkno
     assert bad.returncode == 2 and "takes no nois" in bad.stderr
 
 
+
+def test_codeepneat_at_scale_keeps_evolving_with_more_networks_in_flight_than_members(tmp_path):
+    """K = 16 networks in flight against 10 blueprints and 20 modules: the async run's populations are
+    replaced by offspring (before the retiring of in-flight members, no blueprint was born after the
+    first ten), and bad arguments exit 2 naming what is wrong."""
+    out = tmp_path / "cdn.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "scale_codeepneat.py"), "--workers", "16", "--seeds", "1",
+           "--budget-per-worker", "3"]
+    run = subprocess.run(cmd + ["--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rec = json.loads(out.read_text())
+    runs = {r["mode"]: r for r in rec["per_run"]}
+    assert runs["generational"]["evaluations"] == 48 and runs["async"]["evaluations"] == 72
+    assert runs["async"]["blueprints_born"] >= 10 + 16 and runs["async"]["retired_max"] > 0
+    assert runs["generational"]["retired_max"] == 0  # nothing is in flight when a generation is told
+    s = rec["summary"]["16"]
+    assert s["util_async"] > s["util_gen"] and 0 < s["hv_gen"] < 1 and s["driver_overhead_fraction"] < 0.05
+    bad = subprocess.run(cmd + ["--sigma", "-1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--sigma" in bad.stderr
+
 @pytest.mark.skipif(not NB201_CSV.is_file(), reason="needs ../shared/benchdata/nb201_cifar10.csv")
 def test_the_simulated_clock_replays_a_real_clusters_generational_search(tmp_path):
     """sim_fidelity.py on a real two-worker LocalCluster: a generational search proposes the same
