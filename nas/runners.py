@@ -241,7 +241,9 @@ class AsyncRunner(_SnapshotRunner):
     Dask retires them, the simulated pool stops counting them as held).
     Every result records when it was submitted, started and finished, on which worker, and
     the generation (update) it joined. On resume, the candidates that were in flight are
-    taken from the journal when they had finished, and submitted again otherwise.
+    taken from the journal when they had finished, and submitted again otherwise; a candidate
+    the replayed strategy proposes anew whose result is in the journal is taken from there too,
+    never evaluated twice.
     """
 
     def __init__(self, strategy, pool, evaluator, budget: int, in_flight: int, batch: int, out_dir: str | Path | None,
