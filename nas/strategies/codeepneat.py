@@ -36,6 +36,7 @@ All randomness comes from one seeded generator; nothing here touches torch, Dask
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -194,8 +195,8 @@ class CoDeepNEATStrategy:
         self.blueprints.speciate()
         self.uses: dict[Genome, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
         self.use_count: Counter = Counter()  # ("m" | "b", member id) -> networks assembled with it
-        # ("m" | "b", member id) -> (network's place in ``uses``, use's place in its list, network): the
-        # networks to credit a member with, so an update visits only the living members' networks
+        # ("m" | "b", member id) -> (network's place in ``uses``, use's place in its list, network), sorted:
+        # the networks to credit a member with, so an update visits only the living members' networks
         self._used_by: dict[tuple[str, int], list[tuple[int, int, Genome]]] = defaultdict(list)
         self._place: dict[Genome, int] = {}
         self._asked: set[Genome] = set()
@@ -243,9 +244,8 @@ class CoDeepNEATStrategy:
             for m in mods:
                 self.use_count[("m", m)] += 1
             use = (self._place.setdefault(g, len(self._place)), len(self.uses[g]), g)
-            self._used_by[("b", bp)].append(use)
-            for m in mods:
-                self._used_by[("m", m)].append(use)
+            for key in (("b", bp), *(("m", m) for m in mods)):  # kept in that order (a repeated
+                bisect.insort(self._used_by[key], use)        # network's place is an early one)
             self.uses[g].append((bp, mods))
             if g in self.archive or g in self._asked or g in out:
                 continue
@@ -298,8 +298,7 @@ class CoDeepNEATStrategy:
                 alive.add((kind, m.id))
                 # in the order the networks were first assembled (the same sum, to the last bit, as
                 # visiting every network)
-                s = [fit[g] for _, _, g in sorted(self._used_by.get((kind, m.id), ()), key=lambda u: u[:2])
-                     if g in fit]
+                s = [fit[g] for _, _, g in self._used_by.get((kind, m.id), ()) if g in fit]
                 m.fitness = float(np.mean(s)) if s else None
         for key in [k for k in self._used_by if k not in alive]:  # member ids are never reused
             del self._used_by[key]
